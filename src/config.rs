@@ -1,0 +1,501 @@
+//! Configuration: built-in defaults, then a TOML file, validated before anything binds.
+//!
+//! Every secret may be given inline (`secret_hash = "..."`) or as a file
+//! (`secret_hash_file = "/run/credentials/payhook.service/zengapay"`, for systemd
+//! `LoadCredential=`), never both. Secret files must not be readable by others, and a
+//! trailing newline is trimmed. Secrets live in [`Secret`], whose `Debug` and `Serialize`
+//! print `[redacted]`, so they cannot reach a log line or `check-config` output.
+//!
+//! [`Config::from_toml`] takes the file's text as an argument, so tests never touch the
+//! process environment or the working directory.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize, Serializer};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default callback body limit: 64 KiB is ten times the largest documented callback.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Default listen address: loopback, behind the reverse proxy.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default database file, relative to the working directory.
+pub const DEFAULT_STORE_PATH: &str = "payhook.db";
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a key of the wrong type or unknown.
+    #[error("{0}")]
+    Toml(String),
+    /// A key's value is not acceptable.
+    #[error("{key}: {why}")]
+    Invalid {
+        /// Dotted key, e.g. `providers.bitpesa.api_secret`.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+fn invalid(key: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        why: why.into(),
+    }
+}
+
+/// A secret string. `Debug` and `Serialize` print `[redacted]`; there is no `Display`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The secret itself, for computing a MAC or comparing a credential.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `key=value` text, for a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for journald/log shippers.
+    Json,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Address the callback listener binds.
+    pub listen: SocketAddr,
+    /// The public URL providers call (scheme and host, no trailing slash), as signed by
+    /// BitPesa/TransferZero; never taken from the request's Host header.
+    pub public_base_url: Option<String>,
+    /// Largest callback body accepted; larger gets 413.
+    pub max_body_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed (the reverse proxy).
+    #[serde(serialize_with = "ser_display_vec")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Log settings.
+    pub log: LogConfig,
+    /// Store settings.
+    pub store: StoreConfig,
+    /// Provider sections; a provider is enabled when its section is present.
+    pub providers: ProvidersConfig,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Line format.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// `tracing` filter, e.g. `info` or `payhook=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::default(),
+            level: default_log_level(),
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreConfig {
+    /// SQLite database file.
+    pub path: PathBuf,
+    /// Refuse writes (503) once the database would exceed this many bytes.
+    pub max_size_bytes: Option<u64>,
+}
+
+/// `[providers.*]` sections.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProvidersConfig {
+    /// `[providers.zengapay]`
+    pub zengapay: Option<ZengaPayConfig>,
+    /// `[providers.bitpesa]`
+    pub bitpesa: Option<BitPesaConfig>,
+}
+
+/// `[providers.zengapay]`
+#[derive(Debug, Clone, Serialize)]
+pub struct ZengaPayConfig {
+    /// The account's "Secret Hash" (dashboard → Developer Settings), the HMAC key.
+    pub secret_hash: Secret,
+}
+
+/// `[providers.bitpesa]`
+#[derive(Debug, Clone, Serialize)]
+pub struct BitPesaConfig {
+    /// Our API key; webhooks carry it in `Authorization-Key`.
+    pub api_key: Secret,
+    /// Our API secret, the HMAC-SHA512 key.
+    pub api_secret: Secret,
+    /// The exact URL registered with TransferZero, if it differs from
+    /// `public_base_url` + request path (e.g. the proxy rewrites paths).
+    pub webhook_url: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// The file's shape. Unknown keys are errors, so a typo cannot silently disable a check.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    public_base_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
+    #[serde(default)]
+    log: LogConfig,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    providers: RawProviders,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<PathBuf>,
+    max_size_mb: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProviders {
+    zengapay: Option<RawZengaPay>,
+    bitpesa: Option<RawBitPesa>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZengaPay {
+    secret_hash: Option<Secret>,
+    secret_hash_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBitPesa {
+    api_key: Option<Secret>,
+    api_key_file: Option<PathBuf>,
+    api_secret: Option<Secret>,
+    api_secret_file: Option<PathBuf>,
+    webhook_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The built-in defaults are exactly an empty file.
+        Config::from_raw(RawConfig::default(), Path::new("."))
+            .unwrap_or_else(|e| unreachable!("built-in defaults are valid: {e}"))
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Relative `*_file` and store paths are
+    /// taken relative to the working directory, as systemd and shells expect.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, Path::new("."))
+    }
+
+    /// Parses and validates configuration text; relative paths resolve against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        Config::from_raw(raw, base)
+    }
+
+    fn from_raw(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen_text
+            .parse()
+            .map_err(|e| invalid("listen", format!("{listen_text:?} is not ip:port ({e})")))?;
+        let public_base_url = match raw.public_base_url {
+            Some(u) => Some(
+                validate_url("public_base_url", &u)?
+                    .trim_end_matches('/')
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(invalid(
+                "max_body_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        let trusted_proxies = raw
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|s| parse_net("trusted_proxies", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if raw.log.level.trim().is_empty() {
+            return Err(invalid("log.level", "must not be empty"));
+        }
+        let store = StoreConfig {
+            path: base.join(raw.store.path.unwrap_or_else(|| DEFAULT_STORE_PATH.into())),
+            max_size_bytes: match raw.store.max_size_mb {
+                Some(0) => return Err(invalid("store.max_size_mb", "must be at least 1")),
+                Some(mb) => Some(mb * 1024 * 1024),
+                None => None,
+            },
+        };
+        let mut providers = ProvidersConfig::default();
+        if let Some(z) = raw.providers.zengapay {
+            let key = "providers.zengapay.secret_hash";
+            providers.zengapay = Some(ZengaPayConfig {
+                secret_hash: required_secret(key, z.secret_hash, z.secret_hash_file, base)?,
+            });
+        }
+        if let Some(b) = raw.providers.bitpesa {
+            let webhook_url = match b.webhook_url {
+                Some(u) => Some(validate_url("providers.bitpesa.webhook_url", &u)?),
+                None => None,
+            };
+            if webhook_url.is_none() && public_base_url.is_none() {
+                return Err(invalid(
+                    "public_base_url",
+                    "required when [providers.bitpesa] is enabled: TransferZero signs the \
+                     public URL it calls (or set providers.bitpesa.webhook_url)",
+                ));
+            }
+            providers.bitpesa = Some(BitPesaConfig {
+                api_key: required_secret(
+                    "providers.bitpesa.api_key",
+                    b.api_key,
+                    b.api_key_file,
+                    base,
+                )?,
+                api_secret: required_secret(
+                    "providers.bitpesa.api_secret",
+                    b.api_secret,
+                    b.api_secret_file,
+                    base,
+                )?,
+                webhook_url,
+            });
+        }
+        Ok(Config {
+            listen,
+            public_base_url,
+            max_body_bytes,
+            trusted_proxies,
+            log: raw.log,
+            store,
+            providers,
+        })
+    }
+
+    /// The effective configuration as TOML, secrets redacted (`check-config`).
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+fn validate_url(key: &str, url: &str) -> Result<String, ConfigError> {
+    let url = url.trim();
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+        return Err(invalid(key, format!("{url:?} is not an http(s) URL")));
+    }
+    Ok(url.to_string())
+}
+
+/// Parses `10.0.0.0/8` or a bare address (a /32 or /128).
+pub(crate) fn parse_net(key: &str, s: &str) -> Result<IpNet, ConfigError> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| invalid(key, format!("{s:?} is not an IP address or CIDR network")))
+}
+
+/// Resolves a secret given inline or as `<key>_file`, exactly one of them.
+pub(crate) fn required_secret(
+    key: &str,
+    inline: Option<Secret>,
+    file: Option<PathBuf>,
+    base: &Path,
+) -> Result<Secret, ConfigError> {
+    optional_secret(key, inline, file, base)?
+        .ok_or_else(|| invalid(key, format!("required (or {key}_file)")))
+}
+
+/// Like [`required_secret`] but absent is allowed.
+pub(crate) fn optional_secret(
+    key: &str,
+    inline: Option<Secret>,
+    file: Option<PathBuf>,
+    base: &Path,
+) -> Result<Option<Secret>, ConfigError> {
+    let secret = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(key, format!("give {key} or {key}_file, not both")))
+        }
+        (Some(s), None) => s,
+        (None, Some(path)) => read_secret_file(key, &base.join(path))?,
+        (None, None) => return Ok(None),
+    };
+    if secret.expose().is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    Ok(Some(secret))
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
+    let file_key = format!("{key}_file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| invalid(&file_key, format!("cannot read {}: {e}", path.display())))?;
+        // Refuse a secret others can read: it is probably not the file the operator
+        // meant to protect (garage's rule). systemd credentials are 0400.
+        if meta.permissions().mode() & 0o007 != 0 {
+            return Err(invalid(
+                &file_key,
+                format!(
+                    "{} is accessible to other users; chmod o-rwx it",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(&file_key, format!("cannot read {}: {e}", path.display())))?;
+    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+}
+
+fn ser_display_vec<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|x| x.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_built_in_defaults() {
+        let c = Config::from_toml("", Path::new("/tmp")).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.max_body_bytes, 65536);
+        assert_eq!(c.store.path, Path::new("/tmp/payhook.db"));
+        assert!(c.providers.zengapay.is_none() && c.providers.bitpesa.is_none());
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_matches_the_defaults() {
+        let c = Config::from_toml(include_str!("../payhook.example.toml"), Path::new(".")).unwrap();
+        let d = Config::default();
+        assert_eq!((c.listen, c.max_body_bytes), (d.listen, d.max_body_bytes));
+        assert_eq!(c.store.path, d.store.path);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = Config::from_toml(
+            r#"public_base_url = "https://hooks.example.com"
+               [providers.zengapay]
+               secret_hash = "zp-very-secret"
+               [providers.bitpesa]
+               api_key = "bp-key-secret"
+               api_secret = "bp-api-secret""#,
+            Path::new("."),
+        )
+        .unwrap();
+        let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+        for s in ["zp-very-secret", "bp-key-secret", "bp-api-secret"] {
+            assert!(!shown.contains(s), "{s} leaked in:\n{shown}");
+        }
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("listen = \"nope\"", "listen"),
+            ("[providers.zengapay]\n", "providers.zengapay.secret_hash"),
+            (
+                "[providers.bitpesa]\napi_key=\"k\"\napi_secret=\"s\"",
+                "public_base_url",
+            ),
+            ("lisen = \"127.0.0.1:1\"", "lisen"),
+            ("trusted_proxies = [\"10.0.0.300\"]", "trusted_proxies"),
+            (
+                "[providers.zengapay]\nsecret_hash=\"a\"\nsecret_hash_file=\"/x\"",
+                "not both",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = Config::from_toml(text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(needle),
+                "{text:?} gave {err:?}, expected {needle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_files_are_read_trimmed_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("zp");
+        std::fs::write(&f, "from-file\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = "[providers.zengapay]\nsecret_hash_file = \"zp\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        assert_eq!(
+            c.providers.zengapay.unwrap().secret_hash.expose(),
+            "from-file"
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("other users"), "{err}");
+    }
+}

@@ -1,0 +1,206 @@
+//! The callback path: resolve the client, read the body under a limit, verify the raw
+//! bytes, parse, store durably, and only then acknowledge.
+//!
+//! Nothing a provider authenticated is dropped: a body that verifies but cannot be
+//! parsed is stored raw, flagged for review, and acknowledged.
+
+use super::client_ip;
+use super::error::{json, Body, HttpError};
+use crate::clock::now_ms;
+use crate::providers::{ProviderId, RawCallback};
+use crate::store::callbacks::{self, IngestOutcome, NewCallback};
+use crate::store::StoreError;
+use crate::Ctx;
+use bytes::Bytes;
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Header values never stored or logged: they carry credentials.
+const REDACTED_HEADERS: &[&str] = &[
+    "authorization",
+    "authorization-key",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
+
+/// Handles `POST /callbacks/{provider}[/{rest}]`.
+pub async fn handle(
+    ctx: &Ctx,
+    provider: ProviderId,
+    rest: Option<String>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, HttpError> {
+    let started = Instant::now();
+    let count = |outcome: &str| {
+        ctx.metrics.inc(
+            "payhook_callbacks_total",
+            &[("provider", provider.as_str()), ("outcome", outcome)],
+        )
+    };
+    // A provider that is not configured has no route: 404, as for any unknown path.
+    let Some(p) = ctx.registry.get(provider) else {
+        return Err(HttpError::NotFound);
+    };
+    let client = client_ip::resolve(peer.ip(), req.headers(), &ctx.config.trusted_proxies);
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, &parts.headers, ctx.config.max_body_bytes)
+        .await
+        .inspect_err(|e| {
+            count(if *e == HttpError::PayloadTooLarge { "too_large" } else { "bad_body" });
+            tracing::info!(provider = %provider, client_ip = %client, error = %e, "callback body refused");
+        })?;
+    let raw = RawCallback {
+        path_rest: rest.as_deref(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let verified = p.verify(&raw).map_err(|e| {
+        count("unauthorized");
+        ctx.metrics.inc(
+            "payhook_auth_failures_total",
+            &[("provider", provider.as_str()), ("reason", e.label())],
+        );
+        tracing::info!(provider = %provider, client_ip = %client, reason = e.label(), "callback refused: bad credential");
+        HttpError::Unauthorized(e.label())
+    })?;
+    let parsed = p.parse_callback(&verified);
+    if let Err(e) = &parsed {
+        tracing::warn!(provider = %provider, error = %e, "authenticated callback could not be parsed; storing it raw for review");
+    }
+    let received_at_ms = now_ms();
+    let schedule = crate::schedule::first_poll(provider, received_at_ms);
+    let new = NewCallback {
+        verified,
+        parsed,
+        headers_json: headers_json(&parts.headers),
+        client_ip: Some(client.to_string()),
+        received_at_ms,
+        confirm_unsigned: true,
+        schedule,
+    };
+    let parsed_event = new.parsed.as_ref().ok().cloned();
+    let outcome = ctx
+        .store
+        .write(move |conn| callbacks::ingest(conn, &new))
+        .await
+        .map_err(|e| match e {
+            StoreError::NonceReplay => {
+                count("replay");
+                tracing::warn!(provider = %provider, client_ip = %client, "nonce replayed with a different body; refused");
+                HttpError::Unauthorized("nonce_replayed")
+            }
+            e if e.is_unavailable() => {
+                count("unavailable");
+                tracing::warn!(provider = %provider, error = %e, "store unavailable; answered 503 so the provider retries");
+                HttpError::Unavailable
+            }
+            e => {
+                count("error");
+                tracing::error!(provider = %provider, error = %e, "storing callback failed");
+                HttpError::Internal
+            }
+        })?;
+    let (label, txn_ref) = match &outcome {
+        IngestOutcome::Stored { .. } => (
+            "stored",
+            parsed_event
+                .as_ref()
+                .and_then(|e| e.report.as_ref())
+                .map(|r| r.provider_ref.as_str()),
+        ),
+        IngestOutcome::Duplicate { .. } => ("duplicate", None),
+        IngestOutcome::Flagged { .. } => ("flagged", None),
+    };
+    count(label);
+    if let IngestOutcome::Stored {
+        applied: Some(a), ..
+    } = &outcome
+    {
+        if a.outcome == crate::store::transactions::Outcome::Conflict {
+            ctx.metrics.inc(
+                "payhook_conflicts_total",
+                &[("provider", provider.as_str())],
+            );
+        }
+        if a.event_id.is_some() {
+            ctx.wake_forwarder.notify_one();
+        }
+        if a.outcome == crate::store::transactions::Outcome::Unconfirmed {
+            ctx.wake_reconciler.notify_one();
+        }
+    }
+    ctx.metrics.observe_ack(started.elapsed());
+    tracing::info!(provider = %provider, outcome = label, txn_ref = txn_ref.unwrap_or("-"), "callback stored");
+    let ack = p.ack(parsed_event.as_ref());
+    Ok(json(
+        StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),
+        &ack.body,
+    ))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (413) and slow senders (408).
+async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, HttpError> {
+    // Refuse early when the client announces too much, without reading a byte of it.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(HttpError::PayloadTooLarge);
+    }
+    let collect = Limited::new(body, limit).collect();
+    match tokio::time::timeout(super::BODY_READ_TIMEOUT, collect).await {
+        Err(_) => Err(HttpError::Timeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(HttpError::PayloadTooLarge),
+        Ok(Err(_)) => Err(HttpError::BadRequest),
+    }
+}
+
+/// Request headers as a JSON object for `callbacks.headers`, credential values redacted.
+fn headers_json(headers: &HeaderMap) -> String {
+    let mut map = serde_json::Map::new();
+    for name in headers.keys() {
+        let values: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        let value = if REDACTED_HEADERS.contains(&name.as_str()) {
+            "[redacted]".to_string()
+        } else {
+            values.join(", ")
+        };
+        map.insert(name.as_str().to_string(), serde_json::Value::String(value));
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_headers_are_redacted() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            "Basic aXBudXNlcjppcG5wYXNz".parse().unwrap(),
+        );
+        h.insert("authorization-key", "YOUR_API_KEY".parse().unwrap());
+        h.insert("x-zengapay-signature", "abcd".parse().unwrap());
+        let j = headers_json(&h);
+        assert!(
+            !j.contains("aXBudXNlcjppcG5wYXNz") && !j.contains("YOUR_API_KEY"),
+            "{j}"
+        );
+        assert!(j.contains("abcd"));
+    }
+}

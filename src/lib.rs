@@ -1,0 +1,133 @@
+//! payhook: reliable ingest, reconciliation and forwarding of payment-provider callbacks.
+//!
+//! # Layout
+//! The code follows the pipeline (shared/design.md):
+//!
+//! - [`http`]: the hyper listener. [`http::route`] maps requests to endpoints,
+//!   [`http::ingest`] verifies → parses → stores → acknowledges, [`http::client_ip`]
+//!   resolves the client address behind trusted proxies, [`http::error`] is the one
+//!   failure → status mapping.
+//! - [`providers`]: one file per provider behind the [`providers::Provider`] trait.
+//!   Providers do no I/O.
+//! - [`store`]: SQLite. Only this module writes SQL. One writer thread group-commits;
+//!   [`store::transactions::apply`] is the one write path for state changes.
+//! - [`state`]: the state machine, pure.
+//! - [`money`], [`clock`]: exact amounts and epoch-millisecond time.
+//! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
+//!
+//! # Invariants
+//! 1. A 2xx to a provider means the callback row is committed and fsynced.
+//! 2. A callback delivered n times is stored once and applied once.
+//! 3. A terminal status never changes except SUCCEEDED → REVERSED.
+//! 4. Every settled transition has exactly one event, created in the same commit.
+//! 5. No failed poll changes a status.
+//! 6. No secret reaches a log line, the stored headers, or `Debug` output.
+//!
+//! # Errors
+//! Modules return typed `thiserror` enums shaped by what their caller decides
+//! (`StoreError::Unavailable` → 503, `VerifyError` → 401, ...). `anyhow` is used only in
+//! [`cli`] and `main.rs`, for start-up glue, with "while ..." context. Loops never die of
+//! an error: they record it, reschedule and continue.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod money;
+pub mod providers;
+pub mod schedule;
+pub mod shutdown;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Everything a request handler or background loop needs; cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    /// Validated configuration (read-only).
+    pub config: Arc<config::Config>,
+    /// The store handle.
+    pub store: store::Store,
+    /// Enabled providers.
+    pub registry: Arc<providers::Registry>,
+    /// Metrics registry.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Poked when a transaction needs polling now (an unconfirmed success).
+    pub wake_reconciler: Arc<Notify>,
+    /// Poked when an event was written to the outbox.
+    pub wake_forwarder: Arc<Notify>,
+}
+
+/// Why the daemon could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store could not be opened or migrated.
+    #[error("while opening the store {path}: {source}")]
+    Store {
+        /// Database file.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: store::StoreError,
+    },
+}
+
+impl Ctx {
+    /// Opens the store and builds the providers for `config`.
+    pub fn new(config: config::Config) -> Result<Ctx, RunError> {
+        let opts = store::StoreOptions {
+            path: config.store.path.clone(),
+            max_size_bytes: config.store.max_size_bytes,
+        };
+        let store = store::Store::open(&opts).map_err(|source| RunError::Store {
+            path: opts.path.clone(),
+            source,
+        })?;
+        Ok(Ctx {
+            registry: Arc::new(providers::Registry::from_config(&config)),
+            config: Arc::new(config),
+            store,
+            metrics: Arc::new(metrics::Metrics::default()),
+            wake_reconciler: Arc::new(Notify::new()),
+            wake_forwarder: Arc::new(Notify::new()),
+        })
+    }
+}
+
+/// Runs the daemon on an already-bound `listener` until `shutdown` completes, then drains
+/// and returns. Tests pass a listener on `127.0.0.1:0` and a oneshot; `main` passes the
+/// configured address and SIGTERM/SIGINT.
+pub async fn run(
+    config: config::Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let ctx = tokio::task::block_in_place(|| Ctx::new(config))?;
+    serve(ctx, listener, shutdown).await;
+    Ok(())
+}
+
+/// Runs the daemon with a prepared [`Ctx`] (tests use this to keep a handle on it).
+pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let enabled: Vec<&str> = ctx.registry.ids().map(|p| p.as_str()).collect();
+    tracing::info!(listen = %addr, store = %ctx.store.path().display(), providers = ?enabled, "payhook started");
+    if ctx.store.is_read_only() {
+        tracing::error!(store = %ctx.store.path().display(), "the store is read-only: every callback will be answered 503 until it is writable");
+    }
+    if enabled.is_empty() {
+        tracing::warn!("no provider is enabled: every callback route answers 404 until a [providers.*] section is configured");
+    }
+    http::serve(listener, ctx.clone(), shutdown).await;
+    tracing::info!("payhook stopped");
+}

@@ -1,0 +1,395 @@
+//! Providers: each one's wire format and authentication, behind the [`Provider`] trait.
+//!
+//! Providers do no I/O. `verify` checks the credential on the raw request bytes before
+//! anything is parsed; `parse_callback` turns a verified body into a [`CallbackEvent`].
+//! The HTTP layer owns sockets, the store owns SQL. A new provider is one file here plus
+//! one [`ProviderId`] variant.
+
+pub mod bitpesa;
+pub mod zengapay;
+
+use crate::money::Money;
+use crate::state::Status;
+use bytes::Bytes;
+use hmac::Mac;
+use http::HeaderMap;
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The providers payhook speaks to. The lowercase spelling ([`ProviderId::as_str`]) is the
+/// route name, config key, SQL value, log field and metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProviderId {
+    /// ZengaPay (Uganda mobile money), providers.md §1.
+    ZengaPay,
+    /// BitPesa / TransferZero, providers.md §2.
+    BitPesa,
+    /// Safaricom M-Pesa Daraja, providers.md §3.
+    Daraja,
+    /// Equity Jenga, providers.md §4.
+    Jenga,
+    /// Tujenge, providers.md §5.
+    Tujenge,
+}
+
+impl ProviderId {
+    /// Every provider, in a fixed order (metrics index by it).
+    pub const ALL: [ProviderId; 5] = [
+        ProviderId::ZengaPay,
+        ProviderId::BitPesa,
+        ProviderId::Daraja,
+        ProviderId::Jenga,
+        ProviderId::Tujenge,
+    ];
+
+    /// The one spelling used everywhere.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderId::ZengaPay => "zengapay",
+            ProviderId::BitPesa => "bitpesa",
+            ProviderId::Daraja => "daraja",
+            ProviderId::Jenga => "jenga",
+            ProviderId::Tujenge => "tujenge",
+        }
+    }
+
+    /// Position in [`ProviderId::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provider name that payhook does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider {0:?} (expected zengapay, bitpesa, daraja, jenga or tujenge)")]
+pub struct UnknownProvider(pub String);
+
+impl FromStr for ProviderId {
+    type Err = UnknownProvider;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProviderId::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownProvider(s.to_string()))
+    }
+}
+
+/// What kind of payment a transaction is (`transactions.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnKind {
+    /// Money collected from a payer (ZengaPay collection).
+    Collection,
+    /// Money sent out (ZengaPay transfer, TransferZero payout).
+    Transfer,
+    /// Daraja STK push.
+    Stk,
+    /// Daraja C2B paybill/till payment.
+    C2b,
+    /// Daraja B2C payout.
+    B2c,
+    /// Jenga instant payment notification.
+    Ipn,
+    /// Not known (e.g. a Tujenge callback of unknown shape).
+    Unknown,
+}
+
+impl TxnKind {
+    /// The SQL spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxnKind::Collection => "collection",
+            TxnKind::Transfer => "transfer",
+            TxnKind::Stk => "stk",
+            TxnKind::C2b => "c2b",
+            TxnKind::B2c => "b2c",
+            TxnKind::Ipn => "ipn",
+            TxnKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl FromStr for TxnKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "collection" => TxnKind::Collection,
+            "transfer" => TxnKind::Transfer,
+            "stk" => TxnKind::Stk,
+            "c2b" => TxnKind::C2b,
+            "b2c" => TxnKind::B2c,
+            "ipn" => TxnKind::Ipn,
+            "unknown" => TxnKind::Unknown,
+            other => return Err(format!("unknown transaction kind {other:?}")),
+        })
+    }
+}
+
+/// What one source (a callback or a status poll) says about one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    /// The provider's id of the transaction (`transactions.provider_ref`).
+    pub provider_ref: String,
+    /// Payment kind, if the source tells.
+    pub kind: TxnKind,
+    /// Normalised status (providers.md §6.2).
+    pub status: Status,
+    /// Normalised reason for FAILED/INDETERMINATE (e.g. `CANCELLED_BY_USER`).
+    pub reason: Option<String>,
+    /// The provider's own status word or result code, verbatim.
+    pub provider_status: Option<String>,
+    /// Amount the provider reported, exact.
+    pub money: Option<Money>,
+    /// The merchant's reference the provider echoed back.
+    pub merchant_ref: Option<String>,
+    /// Phone number, as given (possibly masked).
+    pub msisdn: Option<String>,
+    /// Network receipt (M-Pesa receipt, MNO id).
+    pub receipt: Option<String>,
+}
+
+impl StatusReport {
+    /// A report with only the reference, kind and status set.
+    pub fn new(provider_ref: impl Into<String>, kind: TxnKind, status: Status) -> Self {
+        StatusReport {
+            provider_ref: provider_ref.into(),
+            kind,
+            status,
+            reason: None,
+            provider_status: None,
+            money: None,
+            merchant_ref: None,
+            msisdn: None,
+            receipt: None,
+        }
+    }
+}
+
+/// A parsed callback: how to deduplicate it and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackEvent {
+    /// Callback kind (`callbacks.kind`), e.g. `collection.success`.
+    pub kind: String,
+    /// Idempotency key unique per provider (`callbacks.dedup_key`).
+    pub dedup_key: String,
+    /// The transaction status it reports; `None` for callbacks about something else
+    /// (a TransferZero `sender.approved`, say), which are stored but change nothing.
+    pub report: Option<StatusReport>,
+}
+
+/// A request as received, before anything has been checked.
+#[derive(Debug, Clone, Copy)]
+pub struct RawCallback<'a> {
+    /// Path after `/callbacks/{provider}/` (a secret token, maybe a sub-route), if any.
+    pub path_rest: Option<&'a str>,
+    /// Request path as received, e.g. `/callbacks/bitpesa`.
+    pub path: &'a str,
+    /// Query string without `?`, if any.
+    pub query: Option<&'a str>,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// Raw body bytes.
+    pub body: &'a Bytes,
+}
+
+/// A callback whose credential checked out. Only a provider's `verify` can make one
+/// (`#[non_exhaustive]` forbids struct literals outside the crate), and the store only accepts this type: unverified input cannot be stored
+/// as accepted.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifiedCallback {
+    /// Which provider verified it.
+    pub provider: ProviderId,
+    /// Which check passed (`callbacks.auth`), e.g. `hmac-sha512`.
+    pub auth: String,
+    /// True when a signature or credential proved the body; false for path token / IP only.
+    pub signed: bool,
+    /// A request nonce to check for replay (BitPesa).
+    pub nonce: Option<String>,
+    /// The path token it came with, if any (Tujenge correlates on it).
+    pub path_token: Option<String>,
+    /// The body exactly as received.
+    pub body: Bytes,
+}
+
+impl VerifiedCallback {
+    /// For providers' `verify` implementations only.
+    pub(crate) fn new(
+        provider: ProviderId,
+        auth: impl Into<String>,
+        signed: bool,
+        body: Bytes,
+    ) -> Self {
+        VerifiedCallback {
+            provider,
+            auth: auth.into(),
+            signed,
+            nonce: None,
+            path_token: None,
+            body,
+        }
+    }
+}
+
+/// Why a request's credential was refused (all answer 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// A required header is absent.
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    /// A header is present but not of the expected form (e.g. not hex).
+    #[error("malformed header {0}")]
+    MalformedHeader(&'static str),
+    /// The signature does not match the body under our secret.
+    #[error("signature mismatch")]
+    SignatureMismatch,
+    /// The API key presented is not ours.
+    #[error("unknown API key")]
+    WrongKey,
+    /// The path token is missing or not one of the configured tokens.
+    #[error("unknown callback token")]
+    UnknownToken,
+    /// Username/password (or other credential) wrong or missing.
+    #[error("bad credentials")]
+    BadCredentials,
+}
+
+impl VerifyError {
+    /// Short stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            VerifyError::MissingHeader(_) => "missing_header",
+            VerifyError::MalformedHeader(_) => "malformed_header",
+            VerifyError::SignatureMismatch => "signature_mismatch",
+            VerifyError::WrongKey => "wrong_key",
+            VerifyError::UnknownToken => "unknown_token",
+            VerifyError::BadCredentials => "bad_credentials",
+        }
+    }
+}
+
+/// Why an authenticated body could not be understood. The callback is kept raw and
+/// flagged for review; the provider still gets its acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON of the expected shape.
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    /// A required field is absent or empty.
+    #[error("missing field {0}")]
+    Missing(&'static str),
+    /// A field has a value payhook cannot interpret.
+    #[error("invalid {field}: {why}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+impl From<serde_json::Error> for ParseError {
+    fn from(e: serde_json::Error) -> Self {
+        ParseError::Json(e.to_string())
+    }
+}
+
+/// The acknowledgement a provider expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// HTTP status (200 unless a provider wants otherwise).
+    pub status: u16,
+    /// JSON body.
+    pub body: String,
+}
+
+impl Default for Ack {
+    fn default() -> Self {
+        Ack {
+            status: 200,
+            body: r#"{"status":"accepted"}"#.to_string(),
+        }
+    }
+}
+
+/// One provider's wire format and authentication. Implementations do no I/O.
+pub trait Provider: Send + Sync {
+    /// Which provider this is.
+    fn id(&self) -> ProviderId;
+    /// Checks the credential on the raw request, before anything is parsed.
+    fn verify(&self, req: &RawCallback<'_>) -> Result<VerifiedCallback, VerifyError>;
+    /// Reads a verified body.
+    fn parse_callback(&self, cb: &VerifiedCallback) -> Result<CallbackEvent, ParseError>;
+    /// What to answer once the callback is durably stored (`event` is `None` when the
+    /// body could not be parsed).
+    fn ack(&self, _event: Option<&CallbackEvent>) -> Ack {
+        Ack::default()
+    }
+}
+
+/// The enabled providers, built once from configuration.
+#[derive(Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
+}
+
+impl Registry {
+    /// Builds the providers that have a configuration section.
+    pub fn from_config(cfg: &crate::config::Config) -> Registry {
+        let mut providers: BTreeMap<ProviderId, Arc<dyn Provider>> = BTreeMap::new();
+        if let Some(c) = &cfg.providers.zengapay {
+            providers.insert(ProviderId::ZengaPay, Arc::new(zengapay::ZengaPay::new(c)));
+        }
+        if let Some(c) = &cfg.providers.bitpesa {
+            providers.insert(
+                ProviderId::BitPesa,
+                Arc::new(bitpesa::BitPesa::new(c, cfg.public_base_url.as_deref())),
+            );
+        }
+        Registry { providers }
+    }
+
+    /// The provider, if enabled.
+    pub fn get(&self, id: ProviderId) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(&id)
+    }
+
+    /// Enabled providers, in [`ProviderId`] order.
+    pub fn ids(&self) -> impl Iterator<Item = ProviderId> + '_ {
+        self.providers.keys().copied()
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes` (body hashes, fallback dedup keys).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Verifies a hex-encoded MAC (either case) against `mac` in constant time
+/// (`Mac::verify_slice`), refusing truncated values.
+pub(crate) fn verify_hex_mac<M: Mac>(mac: M, signature_hex: &str) -> bool {
+    match hex::decode(signature_hex.trim()) {
+        Ok(sig) => mac.verify_slice(&sig).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Constant-time equality of two byte strings (credentials, tokens).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    // Length is not secret for our credentials; ct_eq on slices is false on length mismatch.
+    a.ct_eq(b).into()
+}
+
+/// A header's value as UTF-8, if present and valid.
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}

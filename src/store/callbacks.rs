@@ -1,0 +1,149 @@
+//! Storing an authenticated callback: deduplicate, check the nonce, keep the raw body,
+//! and apply what it reports, all inside one writer job (so one SQL transaction).
+
+use super::transactions::{self, Applied, Schedule, Source};
+use super::StoreError;
+use crate::providers::{sha256_hex, CallbackEvent, ParseError, VerifiedCallback};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// An authenticated callback ready to store.
+#[derive(Debug)]
+pub struct NewCallback {
+    /// The verified request.
+    pub verified: VerifiedCallback,
+    /// What parsing made of it; an error keeps the body raw and flags it for review.
+    pub parsed: Result<CallbackEvent, ParseError>,
+    /// Request headers as a JSON object, credentials already redacted.
+    pub headers_json: String,
+    /// Resolved client address.
+    pub client_ip: Option<String>,
+    /// When it arrived.
+    pub received_at_ms: i64,
+    /// Hold an unsigned success until a poll confirms it (`confirm_unsigned`).
+    pub confirm_unsigned: bool,
+    /// Polling plan if it creates a transaction.
+    pub schedule: Schedule,
+}
+
+/// What storing a callback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// First delivery; its report (if any) was applied.
+    Stored {
+        /// `callbacks.id`.
+        callback_id: i64,
+        /// What the report did to its transaction.
+        applied: Option<Applied>,
+    },
+    /// Seen before: only the delivery count changed.
+    Duplicate {
+        /// `callbacks.id` of the original.
+        callback_id: i64,
+        /// Deliveries so far, this one included.
+        deliveries: i64,
+    },
+    /// Stored raw, flagged for review: authenticated but not understood.
+    Flagged {
+        /// `callbacks.id`.
+        callback_id: i64,
+    },
+}
+
+/// Stores one callback. Runs on the writer, inside the batch transaction.
+pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, StoreError> {
+    let v = &cb.verified;
+    let provider = v.provider.as_str();
+    let body_sha = sha256_hex(&v.body);
+    if let Some(nonce) = &v.nonce {
+        let seen: Option<String> = conn
+            .prepare_cached("SELECT body_sha256 FROM nonces WHERE provider = ?1 AND nonce = ?2")?
+            .query_row(params![provider, nonce], |r| r.get(0))
+            .optional()?;
+        if seen.is_some_and(|h| h != body_sha) {
+            return Err(StoreError::NonceReplay);
+        }
+    }
+    let (kind, dedup_key, report, parse_error) = match &cb.parsed {
+        Ok(ev) => (
+            ev.kind.as_str(),
+            ev.dedup_key.clone(),
+            ev.report.as_ref(),
+            None,
+        ),
+        Err(e) => (
+            "unparsed",
+            format!("sha256:{body_sha}"),
+            None,
+            Some(e.to_string()),
+        ),
+    };
+    let (callback_id, deliveries): (i64, i64) = conn
+        .prepare_cached(
+            "INSERT INTO callbacks (provider, kind, dedup_key, auth, signed, body, body_sha256,
+                 headers, client_ip, provider_ref, parse_error, deliveries, first_seen_at_ms, last_seen_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12)
+             ON CONFLICT (provider, dedup_key) DO UPDATE
+                SET deliveries = deliveries + 1, last_seen_at_ms = excluded.last_seen_at_ms
+             RETURNING id, deliveries",
+        )?
+        .query_row(
+            params![
+                provider,
+                kind,
+                dedup_key,
+                v.auth,
+                v.signed,
+                &v.body[..],
+                body_sha,
+                cb.headers_json,
+                cb.client_ip,
+                report.map(|r| r.provider_ref.as_str()),
+                parse_error,
+                cb.received_at_ms
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    if let Some(nonce) = &v.nonce {
+        conn.prepare_cached(
+            "INSERT INTO nonces (provider, nonce, body_sha256, callback_id, seen_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            provider,
+            nonce,
+            body_sha,
+            callback_id,
+            cb.received_at_ms
+        ])?;
+    }
+    if deliveries > 1 {
+        return Ok(IngestOutcome::Duplicate {
+            callback_id,
+            deliveries,
+        });
+    }
+    if parse_error.is_some() {
+        return Ok(IngestOutcome::Flagged { callback_id });
+    }
+    let applied = match report {
+        Some(report) => {
+            let applied = transactions::apply(
+                conn,
+                v.provider,
+                report,
+                cb.confirm_unsigned && !v.signed,
+                Source::Callback(callback_id),
+                cb.schedule,
+                cb.received_at_ms,
+            )?;
+            conn.prepare_cached("UPDATE callbacks SET transaction_id = ?2 WHERE id = ?1")?
+                .execute(params![callback_id, applied.transaction_id])?;
+            Some(applied)
+        }
+        None => None,
+    };
+    Ok(IngestOutcome::Stored {
+        callback_id,
+        applied,
+    })
+}

@@ -1,0 +1,191 @@
+-- payhook store schema: the documented query interface.
+--
+-- This file is documentation and a test oracle: tests/it/schema.rs proves that applying
+-- every migration in src/store/migrations/ to an empty database yields exactly this
+-- schema. Edit both together (a new migration plus this file), never one alone.
+--
+-- Conventions
+--   * Times are UTC milliseconds since the Unix epoch, in INTEGER columns ending in at_ms.
+--   * Money is never a float: amount_minor is an integer count of the currency's minor
+--     unit (UGX has none, so 126600 UGX is 126600; KES has cents, so 1.00 KES is 100),
+--     and currency is the ISO-4217 code beside it.
+--   * provider is the route name, spelled as in config, logs and metrics:
+--     zengapay | bitpesa | daraja | jenga | tujenge.
+--   * status is one of PENDING, INDETERMINATE, SUCCEEDED, FAILED, REVERSED, NEEDS_REVIEW
+--     (shared/providers.md §6.1). SUCCEEDED, FAILED and REVERSED are terminal.
+--   * Only payhook's single writer changes rows, except that a merchant application may
+--     INSERT new transactions to have them tracked (see README "Tracking a payment").
+
+-- Every distinct callback a provider sent and payhook authenticated, kept verbatim.
+CREATE TABLE callbacks (
+    id               INTEGER PRIMARY KEY,       -- referenced by transitions.callback_id
+    provider         TEXT    NOT NULL
+                     CHECK (provider IN ('zengapay','bitpesa','daraja','jenga','tujenge')),
+    kind             TEXT    NOT NULL,          -- callback kind, e.g. collection.success, stk, c2b_confirmation
+    dedup_key        TEXT    NOT NULL,          -- provider's idempotency key, or sha256:<hex> of the body
+    auth             TEXT    NOT NULL,          -- which check passed, e.g. hmac-sha256:fields-amount-2dp, basic, token+ip
+    signed           INTEGER NOT NULL CHECK (signed IN (0, 1)), -- 1: a signature or credential proved the body; 0: path token / IP only
+    body             BLOB    NOT NULL,          -- request body exactly as received
+    body_sha256      TEXT    NOT NULL,          -- lowercase hex SHA-256 of body
+    headers          TEXT    NOT NULL,          -- JSON object of request headers; credential values replaced by "[redacted]"
+    client_ip        TEXT,                      -- resolved client address (TCP peer, or X-Forwarded-For via a trusted proxy)
+    provider_ref     TEXT,                      -- transaction reference read from the body; NULL when not parsed
+    transaction_id   INTEGER REFERENCES transactions(id), -- the transaction it reported on, if any
+    parse_error      TEXT,                      -- NULL when parsed; otherwise why not: the callback awaits review
+    deliveries       INTEGER NOT NULL DEFAULT 1, -- how many times the provider delivered it
+    first_seen_at_ms INTEGER NOT NULL,
+    last_seen_at_ms  INTEGER NOT NULL,
+    UNIQUE (provider, dedup_key)
+);
+
+-- Request nonces seen on signed callbacks (BitPesa/TransferZero), to refuse replays.
+-- The same nonce with the same body is a retry; with another body, a replay.
+CREATE TABLE nonces (
+    provider    TEXT    NOT NULL,
+    nonce       TEXT    NOT NULL,               -- Authorization-Nonce as received
+    body_sha256 TEXT    NOT NULL,               -- hash of the body first seen with this nonce
+    callback_id INTEGER NOT NULL REFERENCES callbacks(id), -- the callback it first came with
+    seen_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (provider, nonce)
+) WITHOUT ROWID;
+
+-- One row per payment at a provider: payhook's current truth about it.
+CREATE TABLE transactions (
+    id                    INTEGER PRIMARY KEY,  -- referenced by transitions, polls, events
+    provider              TEXT    NOT NULL
+                          CHECK (provider IN ('zengapay','bitpesa','daraja','jenga','tujenge')),
+    provider_ref          TEXT    NOT NULL,     -- the provider's id: ZengaPay transactionReference, TransferZero transaction id, Daraja CheckoutRequestID/TransID/OriginatorConversationID, Jenga reference, Tujenge token
+    kind                  TEXT    NOT NULL DEFAULT 'unknown' -- payment kind: collection, transfer (payout), stk, c2b, b2c, ipn
+                          CHECK (kind IN ('collection','transfer','stk','c2b','b2c','ipn','unknown')),
+    status                TEXT    NOT NULL DEFAULT 'PENDING' -- normalised status (see Conventions)
+                          CHECK (status IN ('PENDING','INDETERMINATE','SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW')),
+    reason                TEXT,                 -- normalised why: CANCELLED_BY_USER, INSUFFICIENT_FUNDS, AMOUNT_MISMATCH, DEADLINE_PASSED, ...
+    provider_status       TEXT,                 -- the provider's own last status word or code, verbatim
+    unconfirmed_status    TEXT CHECK (unconfirmed_status IN ('SUCCEEDED')), -- reported only by an unsigned callback; waits for a status poll to confirm
+    amount_minor          INTEGER,              -- amount the provider reported, in minor units
+    currency              TEXT,                 -- ISO-4217 code of amount_minor
+    expected_amount_minor INTEGER,              -- amount the merchant registered (track); a different reported amount goes to review
+    expected_currency     TEXT,                 -- ISO-4217 code of expected_amount_minor
+    merchant_ref          TEXT,                 -- the merchant's own reference (external id, AccountReference, ...)
+    msisdn                TEXT,                 -- payer or payee phone number as the provider gave it (may be masked)
+    receipt               TEXT,                 -- network receipt (M-Pesa receipt, MNO transaction id)
+    created_at_ms         INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+    updated_at_ms         INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+    settled_at_ms         INTEGER,              -- when status first became terminal or NEEDS_REVIEW
+    next_poll_at_ms       INTEGER,              -- when the reconciler asks the provider next; NULL on an open row means "now"
+    poll_attempts         INTEGER NOT NULL DEFAULT 0, -- status queries made so far
+    deadline_at_ms        INTEGER,              -- still open by then: escalate to NEEDS_REVIEW (never auto-FAILED)
+    UNIQUE (provider, provider_ref)
+);
+-- The reconciler's work queue: open transactions by due time.
+CREATE INDEX transactions_due ON transactions (next_poll_at_ms)
+    WHERE status IN ('PENDING','INDETERMINATE');
+CREATE INDEX transactions_merchant_ref ON transactions (merchant_ref)
+    WHERE merchant_ref IS NOT NULL;
+
+-- Append-only history: every status reported about a transaction, applied or not.
+CREATE TABLE transitions (
+    id             INTEGER PRIMARY KEY,         -- referenced by events.transition_id
+    transaction_id INTEGER NOT NULL REFERENCES transactions(id), -- the transaction reported on
+    seq            INTEGER NOT NULL,            -- 1, 2, 3, ... within the transaction
+    outcome        TEXT    NOT NULL
+                   CHECK (outcome IN ('applied','conflict','stale','unconfirmed')),
+                   -- applied: status changed; conflict: contradicted a terminal status, not applied;
+                   -- stale: an older non-terminal report after the outcome, not applied;
+                   -- unconfirmed: an unsigned success, held until a poll confirms it
+    from_status    TEXT,                        -- status before; NULL when this row created the transaction
+    to_status      TEXT    NOT NULL,            -- status reported or requested
+    reason         TEXT,                        -- normalised reason given with the report
+    source         TEXT    NOT NULL CHECK (source IN ('callback','poll','operator','merchant','reconciler')), -- who reported it
+    callback_id    INTEGER REFERENCES callbacks(id), -- set when source = 'callback'
+    poll_id        INTEGER REFERENCES polls(id),     -- set when source = 'poll'
+    note           TEXT,                        -- operator's note, or detail of a conflict
+    at_ms          INTEGER NOT NULL,
+    UNIQUE (transaction_id, seq)
+);
+
+-- Every status query the reconciler made, successful or not.
+CREATE TABLE polls (
+    id              INTEGER PRIMARY KEY,        -- referenced by transitions.poll_id
+    transaction_id  INTEGER NOT NULL REFERENCES transactions(id), -- the transaction asked about
+    attempt         INTEGER NOT NULL,           -- transactions.poll_attempts after this poll
+    at_ms           INTEGER NOT NULL,
+    latency_ms      INTEGER,                    -- time to the answer (or the failure)
+    http_status     INTEGER,                    -- NULL when no HTTP answer came (timeout, connection error)
+    outcome         TEXT    NOT NULL CHECK (outcome IN ('status','failed')),
+                    -- status: the provider stated a status; failed: no usable answer (never changes state)
+    reported_status TEXT,                       -- normalised status from the answer
+    provider_status TEXT,                       -- the provider's own word or code
+    error           TEXT                        -- why the poll failed
+);
+CREATE INDEX polls_transaction ON polls (transaction_id);
+
+-- Outbox: one event per settled transition, written in the same SQL transaction.
+CREATE TABLE events (
+    id                 TEXT    PRIMARY KEY,     -- evt_<hex>: derived from (provider, provider_ref, transition seq), stable across replays
+    transaction_id     INTEGER NOT NULL REFERENCES transactions(id), -- the transaction it is about
+    transition_id      INTEGER NOT NULL UNIQUE REFERENCES transitions(id), -- the transition it announces: one event each
+    type               TEXT    NOT NULL,        -- transaction.succeeded | .failed | .reversed | .needs_review | .conflict
+    payload            TEXT    NOT NULL,        -- the JSON body delivered to the merchant, fixed at creation
+    status             TEXT    NOT NULL DEFAULT 'pending' -- pending: to deliver; delivered: acknowledged (2xx); dead: gave up, replayable
+                       CHECK (status IN ('pending','delivered','dead')),
+    attempts           INTEGER NOT NULL DEFAULT 0, -- delivery attempts so far
+    next_attempt_at_ms INTEGER,                 -- when to try next; NULL once delivered or dead
+    created_at_ms      INTEGER NOT NULL,
+    delivered_at_ms    INTEGER,
+    last_error         TEXT                     -- why the last attempt failed
+);
+CREATE INDEX events_due ON events (next_attempt_at_ms) WHERE status = 'pending';
+CREATE INDEX events_transaction ON events (transaction_id, transition_id);
+
+-- Every delivery attempt of an event to the merchant.
+CREATE TABLE attempts (
+    id            INTEGER PRIMARY KEY,          -- attempt number, global
+    event_id      TEXT    NOT NULL REFERENCES events(id), -- the event delivered
+    destination   TEXT    NOT NULL,             -- URL posted to
+    at_ms         INTEGER NOT NULL,
+    latency_ms    INTEGER NOT NULL,             -- time to the answer, or to the failure
+    http_status   INTEGER,                      -- NULL when no HTTP answer came
+    error         TEXT,                         -- timeout, connection refused, ...
+    response_head TEXT                          -- first bytes of the answer body
+);
+CREATE INDEX attempts_event ON attempts (event_id);
+
+-- The readiness probe's proof that the store accepts writes.
+CREATE TABLE heartbeat (
+    id          INTEGER PRIMARY KEY CHECK (id = 1), -- a single row
+    written_at_ms INTEGER NOT NULL
+);
+
+-- Open transactions, oldest first.
+CREATE VIEW pending_by_age AS
+    SELECT provider, provider_ref, status, merchant_ref, amount_minor, currency,
+           created_at_ms, next_poll_at_ms, poll_attempts
+    FROM transactions
+    WHERE status IN ('PENDING','INDETERMINATE')
+    ORDER BY created_at_ms;
+
+-- What a human must look at: NEEDS_REVIEW transactions, conflicts and unparsed callbacks.
+CREATE VIEW review_queue AS
+    SELECT 'transaction' AS item, t.provider, t.provider_ref, t.status, t.reason AS detail, t.updated_at_ms AS at_ms
+    FROM transactions t WHERE t.status = 'NEEDS_REVIEW'
+    UNION ALL
+    SELECT 'conflict', t.provider, t.provider_ref, r.to_status, r.note, r.at_ms
+    FROM transitions r JOIN transactions t ON t.id = r.transaction_id WHERE r.outcome = 'conflict'
+    UNION ALL
+    SELECT 'callback', c.provider, c.provider_ref, NULL, c.parse_error, c.first_seen_at_ms
+    FROM callbacks c WHERE c.parse_error IS NOT NULL;
+
+-- Events the merchant never acknowledged.
+CREATE VIEW dead_letters AS
+    SELECT e.id, e.type, t.provider, t.provider_ref, e.attempts, e.last_error, e.created_at_ms
+    FROM events e JOIN transactions t ON t.id = e.transaction_id
+    WHERE e.status = 'dead';
+
+-- Settled money per UTC day, provider, status and currency.
+CREATE VIEW daily_totals AS
+    SELECT date(settled_at_ms / 1000, 'unixepoch') AS day, provider, status, currency,
+           count(*) AS transactions, sum(amount_minor) AS amount_minor
+    FROM transactions
+    WHERE settled_at_ms IS NOT NULL
+    GROUP BY day, provider, status, currency;

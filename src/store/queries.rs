@@ -1,0 +1,81 @@
+//! Read-side queries shared by the CLI, the ops endpoints and tests.
+
+use super::StoreError;
+use crate::providers::ProviderId;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+/// A transaction as stored (the columns an operator looks at).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TxnRow {
+    /// `transactions.id`.
+    pub id: i64,
+    /// Provider route name.
+    pub provider: String,
+    /// Provider's reference.
+    pub provider_ref: String,
+    /// Payment kind.
+    pub kind: String,
+    /// Normalised status.
+    pub status: String,
+    /// Normalised reason.
+    pub reason: Option<String>,
+    /// Success awaiting confirmation, if any.
+    pub unconfirmed_status: Option<String>,
+    /// Reported amount, minor units.
+    pub amount_minor: Option<i64>,
+    /// Currency of `amount_minor`.
+    pub currency: Option<String>,
+    /// Merchant's reference.
+    pub merchant_ref: Option<String>,
+    /// Next status query.
+    pub next_poll_at_ms: Option<i64>,
+    /// Status queries so far.
+    pub poll_attempts: i64,
+}
+
+const TXN_COLUMNS: &str = "id, provider, provider_ref, kind, status, reason, unconfirmed_status,
+    amount_minor, currency, merchant_ref, next_poll_at_ms, poll_attempts";
+
+fn txn_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxnRow> {
+    Ok(TxnRow {
+        id: r.get(0)?,
+        provider: r.get(1)?,
+        provider_ref: r.get(2)?,
+        kind: r.get(3)?,
+        status: r.get(4)?,
+        reason: r.get(5)?,
+        unconfirmed_status: r.get(6)?,
+        amount_minor: r.get(7)?,
+        currency: r.get(8)?,
+        merchant_ref: r.get(9)?,
+        next_poll_at_ms: r.get(10)?,
+        poll_attempts: r.get(11)?,
+    })
+}
+
+/// The transaction with this provider reference, if known.
+pub fn transaction(
+    conn: &Connection,
+    provider: ProviderId,
+    provider_ref: &str,
+) -> Result<Option<TxnRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {TXN_COLUMNS} FROM transactions WHERE provider = ?1 AND provider_ref = ?2"
+        ))?
+        .query_row(params![provider.as_str(), provider_ref], txn_row)
+        .optional()?)
+}
+
+/// Transactions whose provider reference or merchant reference is `reference`.
+pub fn transactions_by_any_ref(
+    conn: &Connection,
+    reference: &str,
+) -> Result<Vec<TxnRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TXN_COLUMNS} FROM transactions WHERE provider_ref = ?1 OR merchant_ref = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([reference], txn_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

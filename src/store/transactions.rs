@@ -1,0 +1,552 @@
+//! The one write path for transaction state. Callbacks, polls and operators all call
+//! [`apply`], which consults [`crate::state::decide`], updates `transactions`, appends to
+//! `transitions`, and writes the outbox `events` row in the same SQL transaction
+//! (design.md invariants 3 and 4).
+
+use super::StoreError;
+use crate::clock::rfc3339;
+use crate::providers::{ProviderId, StatusReport};
+use crate::state::{decide, Decision, Status};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Where a report came from (`transitions.source` and its reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// A provider callback (`callbacks.id`).
+    Callback(i64),
+    /// A status poll (`polls.id`).
+    Poll(i64),
+    /// A human, with the note they gave.
+    Operator(&'a str),
+    /// The merchant's application registering a payment.
+    Merchant,
+    /// payhook's reconciler deciding on its own (deadline escalation).
+    Reconciler(&'a str),
+}
+
+impl Source<'_> {
+    fn label(&self) -> &'static str {
+        match self {
+            Source::Callback(_) => "callback",
+            Source::Poll(_) => "poll",
+            Source::Operator(_) => "operator",
+            Source::Merchant => "merchant",
+            Source::Reconciler(_) => "reconciler",
+        }
+    }
+}
+
+/// Polling plan for a transaction this report creates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// First status query (NULL: due at once).
+    pub next_poll_at_ms: Option<i64>,
+    /// Escalate to NEEDS_REVIEW if still open by then.
+    pub deadline_at_ms: Option<i64>,
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The report created the transaction.
+    Created,
+    /// The status changed from the given one.
+    Applied(Status),
+    /// Same status again.
+    NoOp,
+    /// An older report after the outcome: recorded, not applied.
+    Stale,
+    /// A contradiction of a terminal status: recorded, not applied, surfaced as an event.
+    Conflict,
+    /// An unsigned success, held until a poll confirms it.
+    Unconfirmed,
+}
+
+/// The result of [`apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// `transactions.id`.
+    pub transaction_id: i64,
+    /// What happened.
+    pub outcome: Outcome,
+    /// The transaction's status afterwards.
+    pub status: Status,
+    /// The outbox event written, if any.
+    pub event_id: Option<String>,
+}
+
+struct Current {
+    id: i64,
+    status: Status,
+    unconfirmed: bool,
+    expected_amount_minor: Option<i64>,
+    expected_currency: Option<String>,
+}
+
+/// Applies what a source says about a transaction. `needs_confirmation` marks a success
+/// reported by an unauthenticated channel (a token-only callback): it is recorded and the
+/// transaction made due for polling, but not settled.
+pub fn apply(
+    conn: &Connection,
+    provider: ProviderId,
+    report: &StatusReport,
+    needs_confirmation: bool,
+    source: Source<'_>,
+    schedule: Schedule,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    let current = load(conn, provider, &report.provider_ref)?;
+    let (mut target, mut reason) = (report.status, report.reason.clone());
+    if let (Status::Succeeded, Some(cur)) = (target, &current) {
+        if let Some(why) = amount_mismatch(cur, report) {
+            target = Status::NeedsReview;
+            reason = Some(why);
+        }
+    }
+    let hold = needs_confirmation && target == Status::Succeeded;
+
+    let Some(cur) = current else {
+        let status = if hold { Status::Pending } else { target };
+        let next_poll = if status.is_open() {
+            schedule.next_poll_at_ms.or(Some(now_ms))
+        } else {
+            None
+        };
+        let id = insert(
+            conn,
+            provider,
+            report,
+            status,
+            reason.as_deref(),
+            hold,
+            next_poll,
+            schedule,
+            now_ms,
+        )?;
+        let outcome = if hold { "unconfirmed" } else { "applied" };
+        let t = record(
+            conn,
+            id,
+            outcome,
+            None,
+            target,
+            reason.as_deref(),
+            source,
+            now_ms,
+        )?;
+        let event_id = if !hold && status.is_settled() {
+            Some(emit(conn, id, t, now_ms, None, None)?)
+        } else {
+            None
+        };
+        let outcome = if hold {
+            Outcome::Unconfirmed
+        } else {
+            Outcome::Created
+        };
+        return Ok(Applied {
+            transaction_id: id,
+            outcome,
+            status,
+            event_id,
+        });
+    };
+
+    let decision = decide(cur.status, target);
+    let done = |outcome, event_id| Applied {
+        transaction_id: cur.id,
+        outcome,
+        status: cur.status,
+        event_id,
+    };
+    match decision {
+        Decision::NoOp => {
+            refresh_details(conn, cur.id, report, now_ms)?;
+            Ok(done(Outcome::NoOp, None))
+        }
+        Decision::Apply if hold => {
+            if cur.unconfirmed {
+                return Ok(done(Outcome::NoOp, None));
+            }
+            conn.execute(
+                "UPDATE transactions SET unconfirmed_status = 'SUCCEEDED', next_poll_at_ms = ?2,
+                        updated_at_ms = ?2 WHERE id = ?1",
+                params![cur.id, now_ms],
+            )?;
+            refresh_details(conn, cur.id, report, now_ms)?;
+            record(
+                conn,
+                cur.id,
+                "unconfirmed",
+                Some(cur.status),
+                target,
+                reason.as_deref(),
+                source,
+                now_ms,
+            )?;
+            Ok(done(Outcome::Unconfirmed, None))
+        }
+        Decision::Apply => {
+            let changed = conn.execute(
+                "UPDATE transactions
+                    SET status = ?2, reason = ?3, unconfirmed_status = NULL, updated_at_ms = ?4,
+                        settled_at_ms = CASE WHEN ?5 THEN COALESCE(settled_at_ms, ?4) END,
+                        next_poll_at_ms = CASE WHEN ?6 THEN next_poll_at_ms END
+                  WHERE id = ?1 AND status = ?7",
+                params![
+                    cur.id,
+                    target.as_str(),
+                    reason,
+                    now_ms,
+                    target.is_settled(),
+                    target.is_open(),
+                    cur.status.as_str()
+                ],
+            )?;
+            if changed != 1 {
+                return Err(StoreError::Refused(format!(
+                    "transaction {} changed under the writer",
+                    cur.id
+                )));
+            }
+            refresh_details(conn, cur.id, report, now_ms)?;
+            let t = record(
+                conn,
+                cur.id,
+                "applied",
+                Some(cur.status),
+                target,
+                reason.as_deref(),
+                source,
+                now_ms,
+            )?;
+            let event_id = if target.is_settled() {
+                Some(emit(conn, cur.id, t, now_ms, Some(cur.status), None)?)
+            } else {
+                None
+            };
+            Ok(Applied {
+                transaction_id: cur.id,
+                outcome: Outcome::Applied(cur.status),
+                status: target,
+                event_id,
+            })
+        }
+        Decision::Stale => {
+            record(
+                conn,
+                cur.id,
+                "stale",
+                Some(cur.status),
+                target,
+                reason.as_deref(),
+                source,
+                now_ms,
+            )?;
+            Ok(done(Outcome::Stale, None))
+        }
+        Decision::Conflict => {
+            let t = record(
+                conn,
+                cur.id,
+                "conflict",
+                Some(cur.status),
+                target,
+                reason.as_deref(),
+                source,
+                now_ms,
+            )?;
+            tracing::warn!(
+                provider = %provider,
+                txn_ref = %report.provider_ref,
+                status = %cur.status,
+                reported = %target,
+                source = source.label(),
+                "conflicting status reported; kept the current one"
+            );
+            let event_id = emit(conn, cur.id, t, now_ms, Some(cur.status), Some(target))?;
+            Ok(done(Outcome::Conflict, Some(event_id)))
+        }
+    }
+}
+
+fn load(
+    conn: &Connection,
+    provider: ProviderId,
+    provider_ref: &str,
+) -> Result<Option<Current>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT id, status, unconfirmed_status IS NOT NULL, expected_amount_minor, expected_currency
+               FROM transactions WHERE provider = ?1 AND provider_ref = ?2",
+        )?
+        .query_row(params![provider.as_str(), provider_ref], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    row.map(
+        |(id, status, unconfirmed, expected_amount_minor, expected_currency)| {
+            let status = status
+                .parse()
+                .map_err(|e: crate::state::UnknownStatus| StoreError::Refused(e.to_string()))?;
+            Ok(Current {
+                id,
+                status,
+                unconfirmed,
+                expected_amount_minor,
+                expected_currency,
+            })
+        },
+    )
+    .transpose()
+}
+
+/// A reported amount that differs from the one the merchant registered.
+fn amount_mismatch(cur: &Current, report: &StatusReport) -> Option<String> {
+    let reported = report.money.as_ref()?;
+    let expected = cur.expected_amount_minor?;
+    let currency_ok = cur
+        .expected_currency
+        .as_deref()
+        .is_none_or(|c| c.eq_ignore_ascii_case(&reported.currency));
+    (expected != reported.minor || !currency_ok).then(|| {
+        format!(
+            "AMOUNT_MISMATCH: registered {expected} {}, provider reported {} {}",
+            cur.expected_currency.as_deref().unwrap_or("?"),
+            reported.minor,
+            reported.currency
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert(
+    conn: &Connection,
+    provider: ProviderId,
+    r: &StatusReport,
+    status: Status,
+    reason: Option<&str>,
+    hold: bool,
+    next_poll_at_ms: Option<i64>,
+    schedule: Schedule,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO transactions (provider, provider_ref, kind, status, reason, provider_status,
+                 unconfirmed_status, amount_minor, currency, merchant_ref, msisdn, receipt,
+                 created_at_ms, updated_at_ms, settled_at_ms, next_poll_at_ms, deadline_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                provider.as_str(),
+                r.provider_ref,
+                r.kind.as_str(),
+                status.as_str(),
+                reason,
+                r.provider_status,
+                hold.then_some("SUCCEEDED"),
+                r.money.as_ref().map(|m| m.minor),
+                r.money.as_ref().map(|m| m.currency.as_str()),
+                r.merchant_ref,
+                r.msisdn,
+                r.receipt,
+                now_ms,
+                status.is_settled().then_some(now_ms),
+                next_poll_at_ms,
+                if status.is_open() { schedule.deadline_at_ms } else { None },
+            ],
+            |row| row.get(0),
+        )?;
+    Ok(id)
+}
+
+/// Fills in details a later report knows and an earlier one did not; never erases.
+fn refresh_details(
+    conn: &Connection,
+    id: i64,
+    r: &StatusReport,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE transactions SET
+             provider_status = COALESCE(?2, provider_status),
+             amount_minor = COALESCE(amount_minor, ?3),
+             currency = COALESCE(currency, ?4),
+             merchant_ref = COALESCE(merchant_ref, ?5),
+             msisdn = COALESCE(msisdn, ?6),
+             receipt = COALESCE(receipt, ?7),
+             kind = CASE WHEN kind = 'unknown' THEN ?8 ELSE kind END,
+             updated_at_ms = ?9
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        r.provider_status,
+        r.money.as_ref().map(|m| m.minor),
+        r.money.as_ref().map(|m| m.currency.as_str()),
+        r.merchant_ref,
+        r.msisdn,
+        r.receipt,
+        r.kind.as_str(),
+        now_ms
+    ])?;
+    Ok(())
+}
+
+/// A written transition: its row id and per-transaction sequence number.
+#[derive(Debug, Clone, Copy)]
+struct Transition {
+    id: i64,
+    seq: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    conn: &Connection,
+    txn: i64,
+    outcome: &str,
+    from: Option<Status>,
+    to: Status,
+    reason: Option<&str>,
+    source: Source<'_>,
+    now_ms: i64,
+) -> Result<Transition, StoreError> {
+    let (callback_id, poll_id, note) = match source {
+        Source::Callback(id) => (Some(id), None, None),
+        Source::Poll(id) => (None, Some(id), None),
+        Source::Operator(note) | Source::Reconciler(note) => (None, None, Some(note)),
+        Source::Merchant => (None, None, None),
+    };
+    let (id, seq) = conn
+        .prepare_cached(
+            "INSERT INTO transitions (transaction_id, seq, outcome, from_status, to_status, reason,
+                 source, callback_id, poll_id, note, at_ms)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transitions WHERE transaction_id = ?1),
+                     ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             RETURNING id, seq",
+        )?
+        .query_row(
+            params![
+                txn,
+                outcome,
+                from.map(Status::as_str),
+                to.as_str(),
+                reason,
+                source.label(),
+                callback_id,
+                poll_id,
+                note,
+                now_ms
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    Ok(Transition { id, seq })
+}
+
+/// The stable event id of a transition: the same settlement always has the same id.
+///
+/// ```
+/// use payhook::providers::ProviderId;
+/// let a = payhook::store::transactions::event_id(ProviderId::ZengaPay, "ref-1", 2);
+/// assert_eq!(a, payhook::store::transactions::event_id(ProviderId::ZengaPay, "ref-1", 2));
+/// assert!(a.starts_with("evt_") && a.len() == 36);
+/// ```
+pub fn event_id(provider: ProviderId, provider_ref: &str, seq: i64) -> String {
+    let digest = crate::providers::sha256_hex(
+        format!("{provider}\u{1f}{provider_ref}\u{1f}{seq}").as_bytes(),
+    );
+    format!("evt_{}", &digest[..32])
+}
+
+/// Writes the outbox row for a settled transition (or a conflict, when `reported` is set).
+fn emit(
+    conn: &Connection,
+    txn: i64,
+    t: Transition,
+    now_ms: i64,
+    previous: Option<Status>,
+    reported: Option<Status>,
+) -> Result<String, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT provider, provider_ref, kind, status, reason, amount_minor, currency,
+                    merchant_ref, msisdn, receipt
+               FROM transactions WHERE id = ?1",
+        )?
+        .query_row([txn], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
+            ))
+        })?;
+    let (
+        provider,
+        provider_ref,
+        kind,
+        status,
+        reason,
+        amount_minor,
+        currency,
+        merchant_ref,
+        msisdn,
+        receipt,
+    ) = row;
+    let provider_id: ProviderId = provider
+        .parse()
+        .map_err(|e: crate::providers::UnknownProvider| StoreError::Refused(e.to_string()))?;
+    let id = event_id(provider_id, &provider_ref, t.seq);
+    let event_type = match reported {
+        Some(_) => "transaction.conflict".to_string(),
+        None => format!("transaction.{}", status.to_ascii_lowercase()),
+    };
+    let amount = match (amount_minor, currency.as_deref()) {
+        (Some(minor), Some(cur)) => Some(
+            crate::money::Money {
+                minor,
+                currency: cur.to_string(),
+            }
+            .decimal(),
+        ),
+        _ => None,
+    };
+    let payload = serde_json::json!({
+        "id": id,
+        "type": event_type,
+        "timestamp": rfc3339(now_ms),
+        "data": {
+            "provider": provider,
+            "provider_ref": provider_ref,
+            "merchant_ref": merchant_ref,
+            "kind": kind,
+            "status": status,
+            "previous_status": previous.map(Status::as_str),
+            "reported_status": reported.map(Status::as_str),
+            "reason": reason,
+            "amount": amount,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "msisdn": msisdn,
+            "receipt": receipt,
+            "transition_seq": t.seq,
+        }
+    })
+    .to_string();
+    conn.prepare_cached(
+        "INSERT INTO events (id, transaction_id, transition_id, type, payload, status, attempts,
+                             next_attempt_at_ms, created_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
+    )?
+    .execute(params![id, txn, t.id, event_type, payload, now_ms])?;
+    Ok(id)
+}

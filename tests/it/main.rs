@@ -1,0 +1,14 @@
+//! payhook's integration tests: one binary, one module per area. Every test runs the real
+//! daemon on 127.0.0.1:0 against a real SQLite file in a temporary directory; fake
+//! provider and merchant endpoints are small HTTP servers on 127.0.0.1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+/// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
+mod ingest;
+/// The binary as a process: CLI, signals, logs (issue 2).
+mod process;
+/// schema.sql equals the migrations (issue 2).
+mod schema;

@@ -1,0 +1,271 @@
+//! The `payhook` binary as an operator runs it: CLI answers, start-up, SIGTERM drain, and
+//! logs that never contain a secret.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_payhook");
+
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("payhook.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "public_base_url = \"https://hooks.example.com\"\n[providers.zengapay]\nsecret_hash = \"zp-SECRET-1\"\n[providers.bitpesa]\napi_key = \"bp-KEY-2\"\napi_secret = \"bp-SECRET-3\"\n",
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[redacted]") && text.contains("max_body_bytes = 65536"),
+        "{text}"
+    );
+    for secret in ["zp-SECRET-1", "bp-KEY-2", "bp-SECRET-3"] {
+        assert!(!text.contains(secret), "{secret} printed");
+    }
+}
+
+#[test]
+fn check_config_without_a_file_shows_the_built_in_defaults() {
+    let out = Command::new(BIN).arg("check-config").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
+    assert!(text.contains("payhook.db"), "{text}");
+}
+
+#[test]
+fn a_bad_config_names_the_key_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        ("max_body_bytes = \"big\"\n", "max_body_bytes"),
+        (
+            "[providers.bitpesa]\napi_key = \"k\"\napi_secret = \"s\"\n",
+            "public_base_url",
+        ),
+        (
+            "[providers.zengapay]\nsecret_hash_file = \"missing\"\n",
+            "providers.zengapay.secret_hash_file",
+        ),
+    ] {
+        let cfg = write_config(dir.path(), text);
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn serve_answers_drains_on_sigterm_and_never_logs_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\npublic_base_url = \"https://hooks.example.com\"\n[log]\nlevel = \"debug\"\n[store]\npath = \"{}\"\n[providers.zengapay]\nsecret_hash = \"zp-SECRET-1\"\n[providers.bitpesa]\napi_key = \"bp-KEY-2\"\napi_secret = \"bp-SECRET-3\"\n",
+            dir.path().join("p.db").display()
+        ),
+    );
+    let log = std::fs::File::create(dir.path().join("payhook.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Wait for readiness with the binary's own healthcheck, bounded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = Command::new(BIN)
+            .args(["healthcheck", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "payhook did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    rt.block_on(async {
+        use crate::support::http::post;
+        // Bad credentials carrying secrets of their own, and a good callback.
+        let r = post(
+            addr,
+            "/callbacks/bitpesa",
+            &[
+                ("Authorization-Key", "bp-KEY-2"),
+                ("Authorization-Nonce", "n"),
+                ("Authorization-Signature", "00"),
+            ],
+            b"{}",
+        )
+        .await;
+        assert_eq!(r.status, 401);
+        let r = post(
+            addr,
+            "/callbacks/zengapay",
+            &[("X-ZENGAPAY-SIGNATURE", "zp-SECRET-1")],
+            b"{}",
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = wait_with_deadline(&mut child, Duration::from_secs(20));
+    assert!(exit.success(), "exit status {exit:?}");
+    let logs = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
+    assert!(
+        logs.contains("payhook started") && logs.contains("payhook stopped"),
+        "{logs}"
+    );
+    assert!(logs.contains("callback refused"), "{logs}");
+    for secret in ["zp-SECRET-1", "bp-KEY-2", "bp-SECRET-3"] {
+        assert!(!logs.contains(secret), "{secret} logged:\n{logs}");
+    }
+    let stored: String = rusqlite::Connection::open(dir.path().join("p.db"))
+        .unwrap()
+        .query_row("SELECT group_concat(headers) FROM callbacks", [], |r| {
+            r.get::<_, Option<String>>(0)
+        })
+        .unwrap()
+        .unwrap_or_default();
+    assert!(!stored.contains("bp-KEY-2"));
+}
+
+fn wait_with_deadline(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("payhook did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the binary as an unprivileged user when the tests run as root, so that file
+/// permissions apply to it as they would to the `payhook` service account.
+fn unprivileged(cmd: &mut Command) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
+    if !root {
+        return std::mem::replace(cmd, Command::new(BIN));
+    }
+    let mut wrapped = Command::new("setpriv");
+    wrapped.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+    wrapped.args(cmd.get_args());
+    wrapped
+}
+
+#[test]
+fn a_read_only_database_answers_503_and_readyz_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // The service user may create files beside the database (WAL, shared memory), but the
+    // database file itself is read-only, as after a restore by root.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let port = free_port();
+    let db = dir.path().join("ro.db");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n[providers.zengapay]\nsecret_hash = \"s\"\n",
+            db.display()
+        ),
+    );
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let migrated = Command::new(BIN)
+        .args(["migrate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let log = std::fs::File::create(dir.path().join("ro.log")).unwrap();
+    let mut serve = Command::new(BIN);
+    serve.args(["serve", "--config"]).arg(&cfg);
+    let mut child = unprivileged(&mut serve)
+        .stderr(log)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "payhook did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rt.block_on(async {
+        use crate::support::http::{get, post};
+        let body = br#"{"event":"collection.success","data":{"transactionStatus":"SUCCEEDED","transactionReference":"r1","amount":"1","currencyCode":"UGX","msisdn":"1"}}"#;
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s").unwrap();
+        mac.update(body);
+        let sig = hex::encode(mac.finalize().into_bytes());
+        let reply = post(addr, "/callbacks/zengapay", &[("X-ZENGAPAY-SIGNATURE", &sig)], body).await;
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert_eq!(get(addr, "/readyz").await.status, 503);
+        assert_eq!(get(addr, "/healthz").await.status, 200);
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = wait_with_deadline(&mut child, Duration::from_secs(20));
+    assert!(exit.success());
+    let logs = std::fs::read_to_string(dir.path().join("ro.log")).unwrap();
+    assert!(logs.contains("the store is read-only"), "{logs}");
+    let n: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM callbacks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}

@@ -1,0 +1,78 @@
+//! `TestDaemon`: the real daemon (`payhook::serve`) on 127.0.0.1:0 with a fresh SQLite file.
+
+use payhook::config::Config;
+use payhook::Ctx;
+use rusqlite::Connection;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestDaemon {
+    pub addr: SocketAddr,
+    pub ctx: Ctx,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestDaemon {
+    /// Starts a daemon with `config` (TOML; its top-level keys first). The store path is
+    /// appended, in a new temporary directory.
+    pub async fn start(config: &str) -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, config).await
+    }
+
+    /// Starts a daemon whose files live in `dir` (to restart on the same database).
+    pub async fn start_in(dir: tempfile::TempDir, config: &str) -> TestDaemon {
+        let text = format!("{config}\n[store]\npath = \"payhook.db\"\n");
+        let cfg = Config::from_toml(&text, dir.path()).expect("test config is valid");
+        Self::start_with(dir, cfg).await
+    }
+
+    pub async fn start_with(dir: tempfile::TempDir, cfg: Config) -> TestDaemon {
+        let ctx = Ctx::new(cfg).expect("store opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(payhook::serve(ctx.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        TestDaemon {
+            addr,
+            ctx,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("payhook.db")
+    }
+
+    /// A separate read connection to the daemon's database, for assertions.
+    pub fn db(&self) -> Connection {
+        let c = Connection::open(self.db_path()).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        c
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Stops the daemon and waits for it to drain; returns the directory for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        let TestDaemon { dir, ctx, .. } = self;
+        drop(ctx);
+        dir
+    }
+}
