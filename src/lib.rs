@@ -13,6 +13,7 @@
 //!   [`store::transactions::apply`] is the one write path for state changes.
 //! - [`state`]: the state machine, pure.
 //! - [`money`], [`clock`]: exact amounts and epoch-millisecond time.
+//! - [`retry`]: pure retry schedules; [`outbound`]: the one outbound HTTP client.
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
 //!
 //! # Invariants
@@ -37,7 +38,9 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod money;
+pub mod outbound;
 pub mod providers;
+pub mod retry;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;

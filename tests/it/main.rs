@@ -8,6 +8,8 @@ mod support;
 
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
 mod ingest;
+/// The shared outbound HTTP client's bounds.
+mod outbound;
 /// The binary as a process: CLI, signals, logs (issue 2).
 mod process;
 /// schema.sql equals the migrations (issue 2).
