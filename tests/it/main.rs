@@ -6,11 +6,17 @@
 
 mod support;
 
+/// Hostile input against the running daemon: truncated, stalled, oversized, invalid
+/// UTF-8, thousands of idle connections (issue 6).
+mod hostile;
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
 mod ingest;
 /// The shared outbound HTTP client's bounds.
 mod outbound;
 /// The binary as a process: CLI, signals, logs (issue 2).
 mod process;
+/// Property tests: providers' verify/parse and client-IP resolution on arbitrary input
+/// (issue 6).
+mod props;
 /// schema.sql equals the migrations (issue 2).
 mod schema;

@@ -1,6 +1,8 @@
-//! Test support: the in-process daemon and a minimal HTTP/1.1 client on raw sockets.
+//! Test support: the in-process daemon, a minimal HTTP/1.1 client on raw sockets, and
+//! provider signatures.
 
 pub mod daemon;
 pub mod http;
+pub mod sign;
 
 pub use daemon::TestDaemon;

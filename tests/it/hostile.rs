@@ -1,0 +1,457 @@
+//! Issue 6, hostile input against the running daemon: truncated, stalled and oversized
+//! requests, invalid UTF-8, and thousands of idle connections. Each bad request must get a
+//! 4xx or a closed connection (never a 2xx, a 5xx or a hang), nothing unauthenticated is
+//! stored, and the daemon keeps answering a well-behaved client throughout.
+//!
+//! Requests are written byte by byte on raw sockets (hyper's client would refuse to send
+//! most of them). Every read is bounded in time, so a daemon that hangs fails the test
+//! instead of stalling the suite.
+
+use crate::support::http::{parse_reply, Reply};
+use crate::support::sign::{both_config, bp_sign, zp_body, zp_headers, BP_KEY, BP_SECRET, BP_URL};
+use crate::support::TestDaemon;
+use payhook::http::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Slack on top of the daemon's own timeouts before a test calls it a hang (2 shared cores).
+const SLACK: Duration = Duration::from_secs(5);
+
+/// What a hostile request ended in.
+#[derive(Debug)]
+enum End {
+    /// The daemon answered (possibly then closed).
+    Answered(Reply),
+    /// The daemon closed (or reset) the connection without an answer.
+    Closed,
+}
+
+impl End {
+    fn status(&self) -> Option<u16> {
+        match self {
+            End::Answered(r) => Some(r.status),
+            End::Closed => None,
+        }
+    }
+
+    /// A 4xx or a closed connection: what every bad request must end in.
+    fn assert_refused(&self, what: &str) {
+        match self {
+            End::Closed => {}
+            End::Answered(r) => assert!(
+                (400..500).contains(&r.status),
+                "{what}: expected a 4xx or a closed connection, got {} {}",
+                r.status,
+                r.body
+            ),
+        }
+    }
+}
+
+/// Reads until the daemon closes the connection or `limit` passes; a daemon that does
+/// neither fails the test. A reset after a partial answer still yields the answer.
+async fn read_end(s: &mut TcpStream, limit: Duration, what: &str) -> End {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => panic!("{what}: the daemon neither answered nor closed within {limit:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    if raw.is_empty() {
+        End::Closed
+    } else {
+        End::Answered(parse_reply(&raw))
+    }
+}
+
+/// A unique reference for every well-behaved request in this module.
+fn fresh_ref(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{tag}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A complete, correctly signed ZengaPay request for a new transaction, asking the daemon
+/// to close after answering (tests read until close). Tests never half-close a request
+/// they want answered: hyper drops a connection whose read side ends before it answers.
+fn good_request(tag: &str) -> (String, Vec<u8>) {
+    let body = zp_body(&fresh_ref(tag), "SUCCEEDED", "5000");
+    let head = format!(
+        "POST /callbacks/zengapay HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        zp_headers(body.as_bytes())
+    );
+    (head, body.into_bytes())
+}
+
+/// A well-behaved client is answered 200, promptly, and its callback is stored.
+async fn assert_still_serves(d: &TestDaemon, during: &str) {
+    let (head, body) = good_request("good");
+    let ask = async {
+        let mut s = TcpStream::connect(d.addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&body).await.unwrap();
+        // Read just the answer's head: enough to know it was answered.
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{during}: connection closed before an answer");
+            raw.extend_from_slice(&buf[..n]);
+        }
+        parse_reply(&raw)
+    };
+    let reply = tokio::time::timeout(SLACK, ask)
+        .await
+        .unwrap_or_else(|_| panic!("{during}: a good client got no answer within {SLACK:?}"));
+    assert_eq!(reply.status, 200, "{during}: {}", reply.body);
+}
+
+fn stored(d: &TestDaemon) -> i64 {
+    d.count("SELECT count(*) FROM callbacks")
+}
+
+/// Resident memory of this test process (daemon and clients), from /proc/self/status.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Soft limit on open files, from /proc/self/limits.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_body_or_one_that_stops_mid_chunk_is_refused_and_not_stored() {
+    let d = TestDaemon::start(&both_config()).await;
+    // Content-Length announces the whole (correctly signed) body; half is sent, then the
+    // client closes its side.
+    let (head, body) = good_request("truncated");
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..body.len() / 2]).await.unwrap();
+    s.shutdown().await.unwrap();
+    let end = read_end(&mut s, SLACK, "truncated body").await;
+    end.assert_refused("truncated body");
+
+    // Chunked: one chunk announced at 0x100 bytes, 40 sent, then the client closes.
+    let body = zp_body(&fresh_ref("midchunk"), "SUCCEEDED", "5000");
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    let head = format!(
+        "POST /callbacks/zengapay HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n{}\r\n",
+        zp_headers(body.as_bytes())
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(b"100\r\n").await.unwrap();
+    s.write_all(&body.as_bytes()[..40]).await.unwrap();
+    s.shutdown().await.unwrap();
+    let end = read_end(&mut s, SLACK, "chunked body stopping mid-way").await;
+    end.assert_refused("chunked body stopping mid-way");
+
+    // Chunked framing that is not hex: a protocol error, not a panic.
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(b"zz\r\nhello\r\n0\r\n\r\n").await.unwrap();
+    read_end(&mut s, SLACK, "bad chunk size")
+        .await
+        .assert_refused("bad chunk size");
+
+    assert_eq!(stored(&d), 0, "an incomplete body was stored");
+    assert_still_serves(&d, "after truncated bodies").await;
+    assert_eq!(stored(&d), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_steady_body_is_accepted() {
+    let d = TestDaemon::start(&both_config()).await;
+    let (head, body) = good_request("trickle");
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    // ≈ 600 bytes in 24 pieces, 40 ms apart: about a second, well inside the body timeout.
+    for piece in body.chunks(body.len().div_ceil(24)) {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let end = read_end(&mut s, SLACK, "trickled body").await;
+    assert_eq!(end.status(), Some(200), "{end:?}");
+    assert_eq!(stored(&d), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_headers_and_stalled_bodies_are_cut_off_while_others_are_served() {
+    let d = TestDaemon::start(&both_config()).await;
+    let started = Instant::now();
+    // Slowloris on the header section: a request line and one header, then nothing.
+    let mut stalled_head = TcpStream::connect(d.addr).await.unwrap();
+    stalled_head
+        .write_all(b"POST /callbacks/zengapay HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Complete headers, a signed body announced, a third of it sent, then nothing.
+    let (head, body) = good_request("stalled");
+    let mut stalled_body = TcpStream::connect(d.addr).await.unwrap();
+    stalled_body.write_all(head.as_bytes()).await.unwrap();
+    stalled_body
+        .write_all(&body[..body.len() / 3])
+        .await
+        .unwrap();
+
+    // Meanwhile everyone else is served.
+    for _ in 0..5 {
+        assert_still_serves(&d, "while two clients stall").await;
+    }
+
+    let head_end = read_end(
+        &mut stalled_head,
+        HEADER_READ_TIMEOUT + SLACK,
+        "stalled header section",
+    )
+    .await;
+    head_end.assert_refused("stalled header section");
+    let body_end = read_end(&mut stalled_body, BODY_READ_TIMEOUT + SLACK, "stalled body").await;
+    // The body timeout is payhook's own (not hyper's), so it answers 408.
+    assert_eq!(body_end.status(), Some(408), "{body_end:?}");
+    assert!(
+        started.elapsed() >= HEADER_READ_TIMEOUT.min(BODY_READ_TIMEOUT),
+        "cut off before the timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(stored(&d), 5, "only the five complete callbacks are stored");
+    assert_still_serves(&d, "after the stalls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_header_sections_get_431_or_a_closed_connection() {
+    let d = TestDaemon::start(&both_config()).await;
+    let (_, body) = good_request("huge-headers");
+    // Many headers of 1 KiB each (40 KiB in all), and one single 32 KiB header.
+    let many: String = (0..40)
+        .map(|i| format!("X-Filler-{i}: {}\r\n", "a".repeat(1024)))
+        .collect();
+    let one = format!("X-Filler: {}\r\n", "b".repeat(32 * 1024));
+    for (what, extra) in [("40 headers of 1 KiB", many), ("one 32 KiB header", one)] {
+        let mut s = TcpStream::connect(d.addr).await.unwrap();
+        let head = format!(
+            "POST /callbacks/zengapay HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{}{extra}\r\n",
+            body.len(),
+            zp_headers(&body)
+        );
+        // The daemon may refuse and close before the whole section is written.
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(&body).await;
+        let end = read_end(&mut s, SLACK, what).await;
+        end.assert_refused(what);
+        if let Some(status) = end.status() {
+            assert_eq!(status, 431, "{what}");
+        }
+    }
+    assert_eq!(stored(&d), 0);
+    assert_still_serves(&d, "after huge header sections").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_is_refused_unsigned_and_kept_raw_when_signed() {
+    let d = TestDaemon::start(&both_config()).await;
+    let mut invalid = br#"{"event":"collection.success","data":{"transactionReference":""#.to_vec();
+    invalid.extend_from_slice(&[0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80]);
+    invalid.extend_from_slice(br#""}}"#);
+
+    let addr = d.addr;
+    let send = |head: Vec<u8>, body: Vec<u8>| async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(&head).await;
+        let _ = s.write_all(&body).await;
+        read_end(&mut s, SLACK, "invalid UTF-8").await
+    };
+    let head_for = |sig: &[u8], body: &[u8], extra: &[u8]| {
+        let mut h = format!(
+            "POST /callbacks/zengapay HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\nX-ZENGAPAY-SIGNATURE: ",
+            body.len()
+        )
+        .into_bytes();
+        h.extend_from_slice(sig);
+        h.extend_from_slice(b"\r\n");
+        h.extend_from_slice(extra);
+        h.extend_from_slice(b"\r\n");
+        h
+    };
+
+    // Unsigned (a made-up signature): 401, nothing stored.
+    let end = send(head_for(&[b'a'; 64], &invalid, b""), invalid.clone()).await;
+    assert_eq!(end.status(), Some(401), "{end:?}");
+    // A signature header that is itself invalid UTF-8: 401.
+    let end = send(
+        head_for(&[0xff, 0xfe, 0x80, 0x81], &invalid, b""),
+        invalid.clone(),
+    )
+    .await;
+    assert_eq!(end.status(), Some(401), "{end:?}");
+    // BitPesa with an invalid UTF-8 nonce and a signature over it: 401.
+    let mut head = format!(
+        "POST /callbacks/bitpesa HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\nAuthorization-Key: {BP_KEY}\r\nAuthorization-Signature: {}\r\nAuthorization-Nonce: ",
+        invalid.len(),
+        bp_sign(BP_SECRET, "\u{fffd}", BP_URL, &invalid)
+    )
+    .into_bytes();
+    head.extend_from_slice(&[0xc3, 0x28, b'\r', b'\n', b'\r', b'\n']);
+    let end = send(head, invalid.clone()).await;
+    assert_eq!(end.status(), Some(401), "{end:?}");
+    assert_eq!(stored(&d), 0, "an unauthenticated body was stored");
+
+    // Correctly signed: acknowledged, kept byte for byte, flagged as unparseable.
+    let sig = crate::support::sign::zp_sign(crate::support::sign::ZP_SECRET, &invalid);
+    let end = send(
+        head_for(sig.as_bytes(), &invalid, b"X-Note: caf\xe9 \xff\r\n"),
+        invalid.clone(),
+    )
+    .await;
+    assert_eq!(end.status(), Some(200), "{end:?}");
+    let (body, parse_error): (Vec<u8>, Option<String>) = d
+        .db()
+        .query_row("SELECT body, parse_error FROM callbacks", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(body, invalid);
+    assert!(parse_error.is_some());
+
+    // Invalid UTF-8 in the request target: refused by routing or by the parser.
+    let end = send(
+        b"POST /callbacks/zeng\xffpay HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        Vec::new(),
+    )
+    .await;
+    end.assert_refused("invalid UTF-8 path");
+    assert_eq!(stored(&d), 1);
+    assert_still_serves(&d, "after invalid UTF-8").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_that_keeps_growing_is_cut_off_at_the_limit() {
+    let d = TestDaemon::start(&both_config()).await;
+    let (_, body) = good_request("growing");
+    let mut s = TcpStream::connect(d.addr).await.unwrap();
+    let head = format!(
+        "POST /callbacks/zengapay HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n{}\r\n",
+        zp_headers(&body)
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    // Up to 8 MiB in 8 KiB chunks (the limit is 64 KiB); stop as soon as the daemon stops
+    // reading. Each write is bounded so a daemon that stops reading without closing
+    // cannot hang the test either.
+    let chunk = vec![b'x'; 8 * 1024];
+    let mut sent = 0usize;
+    for _ in 0..1024 {
+        let write = async {
+            s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            s.write_all(&chunk).await?;
+            s.write_all(b"\r\n").await
+        };
+        match tokio::time::timeout(Duration::from_secs(2), write).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    assert!(
+        sent < 8 * 1024 * 1024,
+        "the daemon read 8 MiB of a body limited to 64 KiB"
+    );
+    let end = read_end(&mut s, SLACK, "growing chunked body").await;
+    end.assert_refused("growing chunked body");
+    if let Some(status) = end.status() {
+        assert_eq!(status, 413);
+    }
+    assert_eq!(stored(&d), 0);
+    assert_still_serves(&d, "after a growing body").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_idle_connections_do_not_block_others_and_the_cap_holds() {
+    let d = TestDaemon::start(&both_config()).await;
+    // Each connection costs two descriptors here (client and daemon share this process);
+    // stay well under the soft limit, leaving room for the tests running beside this one.
+    let limit = open_files_limit().unwrap_or(1024);
+    let budget = (limit.saturating_sub(2048) / 2) as usize;
+    let idle_target = 2000.min(budget);
+    assert!(
+        idle_target >= 500,
+        "open-files limit {limit} too low for this test; raise `ulimit -n`"
+    );
+    let before_kib = rss_kib();
+    let mut idle = Vec::with_capacity(idle_target);
+    for i in 0..idle_target {
+        let mut s = TcpStream::connect(d.addr).await.unwrap();
+        // Half send nothing at all; half start a request line and stop.
+        if i % 2 == 1 {
+            s.write_all(b"POST /callbacks/zengapay HTTP/1.1\r\n")
+                .await
+                .unwrap();
+        }
+        idle.push(s);
+    }
+    // Accepts are in order, so once this is answered every idle connection is held.
+    assert_still_serves(&d, "with thousands of idle connections").await;
+    let after_kib = rss_kib();
+    if let (Some(b), Some(a)) = (before_kib, after_kib) {
+        let per_conn = (a.saturating_sub(b) * 1024) / idle_target as u64;
+        eprintln!(
+            "hostile: {idle_target} idle connections: RSS {b} KiB -> {a} KiB (~{per_conn} bytes each, client and daemon)"
+        );
+        // Generous (other tests share the process), yet it catches a per-connection
+        // buffer of the body limit's size or an unbounded one.
+        assert!(per_conn < 48 * 1024, "{per_conn} bytes per idle connection");
+    }
+
+    // Past the cap, new connections are closed at once instead of queued.
+    let over = 32usize;
+    let fill = (MAX_CONNECTIONS + over).saturating_sub(idle.len() + 1);
+    if idle.len() + fill <= budget {
+        let mut extra = Vec::with_capacity(fill);
+        for _ in 0..fill {
+            extra.push(TcpStream::connect(d.addr).await.unwrap());
+        }
+        // The last ones were over the cap: closed without a byte.
+        for s in extra.iter_mut().rev().take(over / 2) {
+            assert!(matches!(
+                read_end(s, SLACK, "connection over the cap").await,
+                End::Closed
+            ));
+        }
+        let refused = d
+            .ctx
+            .metrics
+            .counter("payhook_connections_refused_total", &[]);
+        assert!(refused >= (over / 2) as u64, "refused {refused}");
+        drop(extra);
+    } else {
+        eprintln!("hostile: open-files budget {budget} too small to fill the {MAX_CONNECTIONS}-connection cap; cap not exercised");
+    }
+
+    // Released connections free their slots: a client is served again, promptly.
+    drop(idle);
+    let deadline = Instant::now() + SLACK;
+    loop {
+        let (head, body) = good_request("after-idle");
+        let mut s = TcpStream::connect(d.addr).await.unwrap();
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(&body).await;
+        if read_end(&mut s, SLACK, "after idle").await.status() == Some(200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slots were not released after the idle clients left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
