@@ -6,6 +6,8 @@
 
 mod support;
 
+/// Crash safety: SIGKILL mid-load, restart, check the store against the acks (issue 6).
+mod crash;
 /// Hostile input against the running daemon: truncated, stalled, oversized, invalid
 /// UTF-8, thousands of idle connections (issue 6).
 mod hostile;

@@ -37,10 +37,11 @@ pub fn bp_sign(secret: &str, nonce: &str, url: &str, body: &[u8]) -> String {
 
 /// A ZengaPay collection callback shaped like the documented one (≈ 470 bytes).
 pub fn zp_body(reference: &str, status: &str, amount: &str) -> String {
-    let event = if status == "FAILED" {
-        "collection.failed"
-    } else {
-        "collection.success"
+    // ZengaPay's dedup key is `event:reference`, so each status needs its own event name.
+    let event = match status {
+        "FAILED" => "collection.failed",
+        "PENDING" => "collection.pending",
+        _ => "collection.success",
     };
     serde_json::json!({"event": event, "data": {
         "transactionStatus": status, "transactionReference": reference,

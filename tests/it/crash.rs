@@ -1,0 +1,427 @@
+//! Issue 6, crash safety: the binary is loaded with signed callbacks from several
+//! keep-alive connections, killed with SIGKILL mid-load, restarted on the same database,
+//! and the store is checked against what was acknowledged:
+//!
+//! - every callback that got a 2xx is stored, with at least as many deliveries as acks
+//!   (design invariant 1);
+//! - no transaction's settled status changed again, except SUCCEEDED → REVERSED
+//!   (invariants 2 and 3), and each transaction's status is its last applied transition;
+//! - every settled transition and every conflict has exactly one event (invariant 4);
+//! - `PRAGMA integrity_check` and `foreign_key_check` pass, and the restarted daemon
+//!   accepts new callbacks.
+//!
+//! Trials kill at different moments (after a different number of acknowledgements each).
+//! `PAYHOOK_CRASH_TRIALS` sets how many (default 2, the CI smoke; the full mode is
+//! `PAYHOOK_CRASH_TRIALS=10` or more), and `PAYHOOK_BIN` the binary (default: the debug
+//! build Cargo made for this test; the full mode uses `target/release/payhook`).
+
+use crate::support::sign::{zp_body, zp_sign, ZP_SECRET};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Concurrent keep-alive connections loading the daemon.
+const CONNECTIONS: usize = 6;
+/// Upper bound on callbacks per connection per trial (the kill comes long before).
+const MAX_PER_CONNECTION: usize = 5_000;
+
+fn bin() -> PathBuf {
+    std::env::var_os("PAYHOOK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_payhook")))
+}
+
+fn trials() -> u64 {
+    std::env::var("PAYHOOK_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The daemon as a child process; SIGKILLed on drop if still running.
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(cfg: &Path, log: &Path) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("while starting {}: {e}", bin().display()));
+        let mut d = Daemon { child };
+        // Ready when the binary's own healthcheck says so; bounded.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = Command::new(bin())
+                .args(["healthcheck", "--config"])
+                .arg(cfg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success();
+            if ok {
+                return d;
+            }
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!("payhook exited during start-up: {status}");
+            }
+            assert!(Instant::now() < deadline, "payhook did not become ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no drain, no checkpoint, no destructor.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the load generator saw acknowledged.
+#[derive(Default)]
+struct Acked {
+    /// sha256(body) → how many deliveries of it were answered 2xx.
+    bodies: HashMap<String, u64>,
+    /// reference → the statuses whose callbacks were answered 2xx, in order.
+    statuses: HashMap<String, Vec<&'static str>>,
+}
+
+/// One connection's callbacks, for transaction `k{trial}-c{conn}-{i}`: mostly a success,
+/// sometimes PENDING first, sometimes delivered twice, sometimes contradicted by FAILED.
+fn script(trial: u64, conn: usize, i: usize) -> Vec<(String, &'static str, String)> {
+    let reference = format!("k{trial}-c{conn}-{i}");
+    let amount = format!("{}", 1000 + i);
+    let mut out = Vec::new();
+    let mut push = |status: &'static str| {
+        out.push((
+            reference.clone(),
+            status,
+            zp_body(&reference, status, &amount),
+        ));
+    };
+    if i % 5 == 0 {
+        push("PENDING");
+    }
+    push("SUCCEEDED");
+    if i % 4 == 1 {
+        push("SUCCEEDED"); // the same body again: a duplicate delivery
+    }
+    if i % 6 == 2 {
+        push("FAILED"); // contradicts a terminal status: a conflict, not applied
+    }
+    out
+}
+
+async fn load_connection(
+    port: u16,
+    trial: u64,
+    conn: usize,
+    acked: Arc<Mutex<Acked>>,
+    count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
+    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok((mut sender, connection)) = http1::handshake(TokioIo::new(stream)).await else {
+        return;
+    };
+    tokio::spawn(connection);
+    for i in 0..MAX_PER_CONNECTION {
+        for (reference, status, body) in script(trial, conn, i) {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let req = http::Request::post("/callbacks/zengapay")
+                .header("host", "127.0.0.1")
+                .header("content-type", "application/json")
+                .header("x-zengapay-signature", zp_sign(ZP_SECRET, body.as_bytes()))
+                .body(Full::new(Bytes::from(body.clone())))
+                .unwrap();
+            // The kill breaks the connection: the request in flight has no known outcome.
+            let Ok(resp) = sender.send_request(req).await else {
+                return;
+            };
+            let ok = resp.status().is_success();
+            if resp.into_body().collect().await.is_err() {
+                return;
+            }
+            assert!(ok, "a well-formed signed callback was refused");
+            let mut a = acked.lock().unwrap();
+            *a.bodies
+                .entry(payhook::providers::sha256_hex(body.as_bytes()))
+                .or_default() += 1;
+            a.statuses.entry(reference).or_default().push(status);
+            drop(a);
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs one trial: load, SIGKILL after `kill_after` acks, restart, check.
+fn trial(n: u64, kill_after: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = dir.path().join("payhook.db");
+    let cfg = dir.path().join("payhook.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n[store]\npath = \"{}\"\n[providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("payhook.log");
+    let daemon = Daemon::start(&cfg, &log);
+
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in 0..CONNECTIONS {
+            tasks.spawn(load_connection(
+                port,
+                n,
+                c,
+                acked.clone(),
+                count.clone(),
+                stop.clone(),
+            ));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count.load(Ordering::Relaxed) < kill_after {
+            assert!(
+                Instant::now() < deadline,
+                "trial {n}: only {} acks in 60 s",
+                count.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Mid-load: every connection has a request in flight or about to be.
+        daemon.kill();
+        stop.store(true, Ordering::Relaxed);
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+    });
+    let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
+    let total: u64 = acked.bodies.values().sum();
+    assert!(total >= kill_after, "trial {n}");
+
+    // Restart on the same database: recovery must succeed and the daemon must serve.
+    let daemon = Daemon::start(&cfg, &log);
+    let after = zp_body(&format!("k{n}-after-restart"), "SUCCEEDED", "1");
+    let status = rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        let req = http::Request::post("/callbacks/zengapay")
+            .header("host", "127.0.0.1")
+            .header("x-zengapay-signature", zp_sign(ZP_SECRET, after.as_bytes()))
+            .body(Full::new(Bytes::from(after.clone())))
+            .unwrap();
+        sender.send_request(req).await.unwrap().status()
+    });
+    assert_eq!(
+        status, 200,
+        "trial {n}: the restarted daemon refused a callback"
+    );
+
+    let c = Connection::open(&db).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    check_store(n, &c, &acked);
+    daemon.kill();
+    // And once more with the daemon gone: the file itself is sound.
+    let c = Connection::open(&db).unwrap();
+    let integrity: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok", "trial {n}");
+    eprintln!(
+        "crash trial {n}: killed after {kill_after} acks ({total} acknowledged deliveries, {} bodies) — store consistent",
+        acked.bodies.len()
+    );
+}
+
+fn check_store(n: u64, c: &Connection, acked: &Acked) {
+    let integrity: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok", "trial {n}");
+    let fk_violations: i64 = c
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fk_violations, 0, "trial {n}");
+
+    // Invariant 1: every acknowledged body is stored, counted at least as often as acked.
+    let mut stored: HashMap<String, i64> = HashMap::new();
+    let mut q = c
+        .prepare("SELECT body_sha256, deliveries FROM callbacks")
+        .unwrap();
+    for row in q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap()
+    {
+        let (sha, deliveries) = row.unwrap();
+        assert!(
+            stored.insert(sha, deliveries).is_none(),
+            "trial {n}: a body stored twice"
+        );
+    }
+    for (sha, acks) in &acked.bodies {
+        let deliveries = stored.get(sha).copied().unwrap_or(0);
+        assert!(
+            deliveries >= *acks as i64,
+            "trial {n}: body {sha} acknowledged {acks} times, stored with {deliveries} deliveries"
+        );
+    }
+
+    // Each transaction agrees with what was acknowledged: a success that was acked stays
+    // (a later FAILED is a conflict); a PENDING alone may have been overtaken by a
+    // SUCCEEDED that was committed but not yet acknowledged when the kill came.
+    let mut q = c
+        .prepare(
+            "SELECT status FROM transactions WHERE provider = 'zengapay' AND provider_ref = ?1",
+        )
+        .unwrap();
+    for (reference, statuses) in &acked.statuses {
+        let status: String = q
+            .query_row([reference], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("trial {n}: {reference} acknowledged but missing: {e}"));
+        if statuses.contains(&"SUCCEEDED") {
+            assert_eq!(status, "SUCCEEDED", "trial {n}: {reference} {statuses:?}");
+        } else {
+            assert!(
+                status == "PENDING" || status == "SUCCEEDED",
+                "trial {n}: {reference} {statuses:?} -> {status}"
+            );
+        }
+    }
+
+    // Invariants 2 and 3: once settled, no applied transition except SUCCEEDED → REVERSED.
+    let changed_after_settled: i64 = c
+        .query_row(
+            "SELECT count(*) FROM transitions
+              WHERE outcome = 'applied'
+                AND from_status IN ('SUCCEEDED', 'FAILED', 'REVERSED')
+                AND NOT (from_status = 'SUCCEEDED' AND to_status = 'REVERSED')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(changed_after_settled, 0, "trial {n}");
+    // In this workload (PENDING?, SUCCEEDED, duplicates, FAILED) at most two transitions
+    // apply per transaction: creation, then PENDING → SUCCEEDED.
+    let too_many: i64 = c
+        .query_row(
+            "SELECT count(*) FROM (SELECT transaction_id FROM transitions WHERE outcome = 'applied'
+              GROUP BY transaction_id HAVING count(*) > 2)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(too_many, 0, "trial {n}");
+    // The status is the last applied transition's.
+    let disagree: i64 = c
+        .query_row(
+            "SELECT count(*) FROM transactions t
+              WHERE t.status IS NOT (SELECT to_status FROM transitions r
+                                      WHERE r.transaction_id = t.id AND r.outcome = 'applied'
+                                      ORDER BY r.seq DESC LIMIT 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(disagree, 0, "trial {n}");
+    // seq is 1, 2, 3, ... per transaction: no transition lost in the middle.
+    let gaps: i64 = c
+        .query_row(
+            "SELECT count(*) FROM (SELECT transaction_id FROM transitions GROUP BY transaction_id
+              HAVING max(seq) != count(*) OR min(seq) != 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(gaps, 0, "trial {n}");
+
+    // Invariant 4: one event per settled transition and per conflict, none for others.
+    let wrong_events: i64 = c
+        .query_row(
+            "SELECT count(*) FROM transitions r
+              WHERE (SELECT count(*) FROM events e WHERE e.transition_id = r.id)
+                 != CASE WHEN r.outcome = 'conflict' THEN 1
+                         WHEN r.outcome = 'applied'
+                          AND r.to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW') THEN 1
+                         ELSE 0 END",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(wrong_events, 0, "trial {n}");
+    // Every applied transition of a callback points at a stored callback.
+    let orphans: i64 = c
+        .query_row(
+            "SELECT count(*) FROM transitions r WHERE r.source = 'callback'
+              AND NOT EXISTS (SELECT 1 FROM callbacks k WHERE k.id = r.callback_id)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphans, 0, "trial {n}");
+}
+
+#[test]
+fn acknowledged_callbacks_survive_sigkill_at_any_moment() {
+    let trials = trials();
+    assert!(trials >= 1);
+    for n in 0..trials {
+        // Kill moments spread over the run: early (the first group commits), mid-way, late.
+        let kill_after = 5 + (n * 137) % 600;
+        trial(n, kill_after);
+    }
+}
