@@ -35,6 +35,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod money;
