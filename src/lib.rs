@@ -14,6 +14,8 @@
 //! - [`state`]: the state machine, pure.
 //! - [`money`], [`clock`]: exact amounts and epoch-millisecond time.
 //! - [`retry`]: pure retry schedules; [`outbound`]: the one outbound HTTP client.
+//! - [`forward`]: the forwarder loop, delivering outbox events to the merchant signed
+//!   with [`forward::sign`] (Standard Webhooks).
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
 //!
 //! # Invariants
@@ -68,6 +70,8 @@ pub struct Ctx {
     pub wake_reconciler: Arc<Notify>,
     /// Poked when an event was written to the outbox.
     pub wake_forwarder: Arc<Notify>,
+    /// The one outbound HTTP client (connection pool shared by the background loops).
+    pub client: outbound::HttpClient,
 }
 
 /// Why the daemon could not start or stopped abnormally.
@@ -101,6 +105,7 @@ impl Ctx {
             metrics: Arc::new(metrics::Metrics::default()),
             wake_reconciler: Arc::new(Notify::new()),
             wake_forwarder: Arc::new(Notify::new()),
+            client: outbound::HttpClient::new(),
         })
     }
 }
@@ -132,6 +137,23 @@ pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output
     if enabled.is_empty() {
         tracing::warn!("no provider is enabled: every callback route answers 404 until a [providers.*] section is configured");
     }
+    // Background loops stop after the listener has drained, so that events written by
+    // the last acknowledged callbacks are still picked up by a delivery pass.
+    let (stop_loops, loops_stopped) = tokio::sync::oneshot::channel::<()>();
+    let forwarder = if ctx.config.forward.is_some() {
+        Some(tokio::spawn(forward::run(ctx.clone(), async move {
+            let _ = loops_stopped.await;
+        })))
+    } else {
+        tracing::info!("no [forward] section: events accumulate in the outbox undelivered");
+        None
+    };
     http::serve(listener, ctx.clone(), shutdown).await;
+    drop(stop_loops);
+    if let Some(task) = forwarder {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "the forwarder task failed");
+        }
+    }
     tracing::info!("payhook stopped");
 }

@@ -62,6 +62,27 @@ pub fn due(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DueEvent>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Claims up to `limit` due events for delivery: [`due`], and each one's next attempt
+/// moved to `lease_until_ms`, in one writer job. While the lease runs no other pass
+/// claims the event again; if payhook stops mid-delivery the lease simply expires and the
+/// event is delivered again (at least once, same id). The attempt's outcome then
+/// replaces the lease ([`record_attempt`]).
+pub fn claim(
+    conn: &Connection,
+    now_ms: i64,
+    limit: usize,
+    lease_until_ms: i64,
+) -> Result<Vec<DueEvent>, StoreError> {
+    let events = due(conn, now_ms, limit)?;
+    let mut lease = conn.prepare_cached(
+        "UPDATE events SET next_attempt_at_ms = ?2 WHERE id = ?1 AND status = 'pending'",
+    )?;
+    for e in &events {
+        lease.execute(params![e.id, lease_until_ms])?;
+    }
+    Ok(events)
+}
+
 /// The earliest time a pending event that is not held back by an earlier one becomes
 /// due; `None` when there is none. The forwarder sleeps until then when idle.
 pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {

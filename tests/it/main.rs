@@ -6,6 +6,8 @@
 
 mod support;
 
+/// The forwarder: signed delivery, retries, order, dead letters, replay (issue 5).
+mod forward;
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
 mod ingest;
 /// The shared outbound HTTP client's bounds.
