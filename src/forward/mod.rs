@@ -52,6 +52,11 @@ pub const IDLE_MAX: Duration = Duration::from_secs(5);
 pub const ON_ERROR: Duration = Duration::from_millis(200);
 /// Longest pause between two tries of a failing store.
 pub const ON_ERROR_MAX: Duration = Duration::from_secs(30);
+/// How long in-flight deliveries may take to finish after shutdown starts. Those still
+/// running then are dropped unrecorded; their lease brings them back after a restart (at
+/// least once, same id). With the listener's 10 s drain this stays under the unit's
+/// `TimeoutStopSec=30s`.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
 /// `User-Agent` of every delivery.
 pub const USER_AGENT: &str = concat!("payhook/", env!("CARGO_PKG_VERSION"));
 
@@ -410,7 +415,16 @@ pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()>) {
         in_flight = tasks.len(),
         "forwarder stopping; finishing in-flight deliveries"
     );
-    while tasks.join_next().await.is_some() {}
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            deadline = ?SHUTDOWN_DEADLINE,
+            "in-flight deliveries did not finish in time; they will be retried after the restart"
+        );
+    }
     tracing::info!("forwarder stopped");
 }
 
