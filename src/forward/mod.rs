@@ -382,6 +382,8 @@ pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()>) {
         horizon = ?fwd.cfg.retry_horizon,
         "forwarder started"
     );
+    // Present from the start, so an alert on it has a series to watch.
+    ctx.metrics.set("payhook_destination_disabled", &[], 0);
     let slots = Arc::new(Semaphore::new(fwd.cfg.max_in_flight));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut failing: Option<Duration> = None;
