@@ -32,6 +32,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use sign::Signer;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -120,6 +121,9 @@ struct Forwarder {
     cfg: ForwardConfig,
     signer: Signer,
     policy: RetryPolicy,
+    /// True after a failed delivery until the next success: the destination's trouble is
+    /// logged once at warn when it starts and once when it ends, not per attempt.
+    failing: AtomicBool,
 }
 
 impl Forwarder {
@@ -136,6 +140,7 @@ impl Forwarder {
             policy: cfg.retry_policy(),
             cfg,
             signer,
+            failing: AtomicBool::new(false),
         }))
     }
 
@@ -152,6 +157,16 @@ impl Forwarder {
     }
 
     async fn claim(&self, now_ms: i64, limit: usize) -> Result<Vec<DueEvent>, StoreError> {
+        // A read first, so that an idle pass does not queue a job for the writer.
+        if self
+            .ctx
+            .store
+            .read(move |c| events::due(c, now_ms, 1))
+            .await?
+            .is_empty()
+        {
+            return Ok(Vec::new());
+        }
         let lease = self.lease_until(now_ms);
         self.ctx
             .store
@@ -277,14 +292,27 @@ impl Forwarder {
         let status = attempt.http_status.unwrap_or(0);
         let error = attempt.error.as_deref().unwrap_or("");
         match delivery {
-            Delivery::Delivered => tracing::debug!(
-                event_id = %event.id, attempt = event.attempts + 1, status,
-                latency_ms = attempt.latency_ms, "event delivered"
-            ),
-            Delivery::Retry(at) => tracing::info!(
-                event_id = %event.id, attempt = event.attempts + 1, status, error,
-                next_attempt_in_ms = at - attempt.at_ms, "delivery failed; will retry"
-            ),
+            Delivery::Delivered => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the destination accepts deliveries again");
+                }
+                tracing::debug!(
+                    event_id = %event.id, attempt = event.attempts + 1, status,
+                    latency_ms = attempt.latency_ms, "event delivered"
+                );
+            }
+            Delivery::Retry(at) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        event_id = %event.id, status, error,
+                        "delivery failed; retrying on the schedule (further failures are logged at debug until one succeeds)"
+                    );
+                }
+                tracing::debug!(
+                    event_id = %event.id, attempt = event.attempts + 1, status, error,
+                    next_attempt_in_ms = at - attempt.at_ms, "delivery failed; will retry"
+                );
+            }
             Delivery::Dead => {
                 m.inc("payhook_events_dead_total", &[]);
                 tracing::error!(
