@@ -516,3 +516,92 @@ async fn a_wrong_or_missing_tujenge_token_is_401_and_nothing_is_stored() {
     }
     assert_eq!(d.count("SELECT count(*) FROM callbacks"), 0);
 }
+
+/// The binary as an operator runs it: a log-only miss is logged with the address, and
+/// neither that line nor any other carries the path token (it is in the path).
+#[test]
+fn log_only_misses_are_logged_with_the_address_and_never_the_token() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    const BIN: &str = env!("CARGO_BIN_EXE_payhook");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("payhook.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[log]\nlevel = \"debug\"\n[store]\npath = \"{}\"\n{}",
+            dir.path().join("p.db").display(),
+            daraja_section("ip_policy = \"log-only\"")
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("payhook.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !Command::new(BIN)
+        .args(["healthcheck", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "payhook did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let body = fixture("daraja/stk_success.json");
+        let ok = post(
+            addr,
+            &format!("/callbacks/daraja/{DARAJA_TOKEN}"),
+            &[],
+            &body,
+        )
+        .await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        let bad = post(addr, "/callbacks/daraja/wrong-token-secret-1", &[], &body).await;
+        assert_eq!(bad.status, 401);
+    });
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("payhook did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let logs = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("log-only"))
+        .unwrap_or_else(|| panic!("no log-only warning in:\n{logs}"));
+    assert!(
+        warning.contains("127.0.0.1") && warning.contains("WARN"),
+        "{warning}"
+    );
+    for secret in [DARAJA_TOKEN, "wrong-token-secret-1"] {
+        assert!(!logs.contains(secret), "{secret} logged:\n{logs}");
+    }
+}
