@@ -26,6 +26,17 @@ const REDACTED_HEADERS: &[&str] = &[
     "proxy-authorization",
     "cookie",
     "x-api-key",
+    // Reverse proxies copy the original request path into these; for Daraja and Tujenge
+    // the path holds the callback token (providers.md §3.6).
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-original-uri",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-request-uri",
+    "x-envoy-original-path",
+    "referer",
 ];
 
 /// Handles `POST /callbacks/{provider}[/{rest}]`.
@@ -240,9 +251,15 @@ mod tests {
         );
         h.insert("authorization-key", "YOUR_API_KEY".parse().unwrap());
         h.insert("x-zengapay-signature", "abcd".parse().unwrap());
+        h.insert(
+            "x-original-uri",
+            "/callbacks/daraja/t0k3n-daraja-aaaaaaaa".parse().unwrap(),
+        );
         let j = headers_json(&h);
         assert!(
-            !j.contains("aXBudXNlcjppcG5wYXNz") && !j.contains("YOUR_API_KEY"),
+            !j.contains("aXBudXNlcjppcG5wYXNz")
+                && !j.contains("YOUR_API_KEY")
+                && !j.contains("t0k3n"),
             "{j}"
         );
         assert!(j.contains("abcd"));

@@ -8,6 +8,10 @@
 //! Bodies drift between documentation versions (§4.1): references with a leading space,
 //! amounts as numbers or strings, `""` for absent. References are trimmed; amounts are
 //! read as exact decimal text, never through a float; `""` is null.
+//!
+//! IPN `status` SUCCESS | FAILED is terminal (§6.2). Account alerts (`callbackType`
+//! `ALT`) share the shape: a credit is read like an IPN, a debit is stored and changes
+//! nothing. Dedupe is on `callbackType`, the trimmed reference and `status` (§4.1).
 
 use super::{
     ct_eq, header_str, CallbackEvent, ParseError, Provider, ProviderId, RawCallback, StatusReport,
@@ -110,8 +114,10 @@ struct Transaction<'a> {
 }
 
 #[derive(Deserialize)]
+#[allow(non_snake_case)]
 struct Bank {
     reference: Option<String>,
+    transactionType: Option<String>,
 }
 
 fn trimmed(s: Option<String>) -> Option<String> {
@@ -135,9 +141,17 @@ pub fn parse_body(body: &[u8]) -> Result<CallbackEvent, ParseError> {
         .ok_or(ParseError::Missing("callbackType"))?;
     let t = ipn.transaction.ok_or(ParseError::Missing("transaction"))?;
     // §4.1: dedupe on the trimmed transaction reference, falling back to the bank's.
+    let (bank_reference, bank_type) = match ipn.bank {
+        Some(b) => (trimmed(b.reference), trimmed(b.transactionType)),
+        None => (None, None),
+    };
     let reference = trimmed(t.reference)
-        .or_else(|| trimmed(ipn.bank.and_then(|b| b.reference)))
+        .or(bank_reference)
         .ok_or(ParseError::Missing("transaction.reference"))?;
+    // An account alert (`ALT`) of a debit is money leaving the account, not a payment
+    // received: stored, changing nothing (§4.1: `Credit`/`Debit`, IPN uses `C`).
+    let debit_alert = callback_type == "ALT"
+        && bank_type.is_some_and(|t| t.to_ascii_uppercase().starts_with('D'));
     let status_word = trimmed(t.status);
     let status = match status_word.as_deref() {
         Some(s) => Some(ipn_status(s).ok_or_else(|| ParseError::Invalid {
@@ -175,7 +189,7 @@ pub fn parse_body(body: &[u8]) -> Result<CallbackEvent, ParseError> {
     );
     // An alert without a status says money moved on an account, not how a payment
     // ended: stored, changing nothing (no transaction is settled by a guess).
-    let report = status.map(|status| {
+    let report = status.filter(|_| !debit_alert).map(|status| {
         let mut r = StatusReport::new(reference.clone(), TxnKind::Ipn, status);
         r.reason = (status == Status::Failed).then(|| "PROVIDER_FAILED".to_string());
         r.provider_status = status_word.clone();
@@ -285,7 +299,16 @@ mod tests {
     #[test]
     fn alerts_and_odd_amounts() {
         let ev = parse_body(&fixture("alert_credit.json")).unwrap();
-        assert!(ev.kind.starts_with("alt."));
+        assert_eq!(ev.kind, "alt.success");
+        let r = ev.report.unwrap();
+        assert_eq!(
+            (r.status, r.provider_ref.as_str()),
+            (Status::Succeeded, "FT2328500001")
+        );
+        let debit = String::from_utf8(fixture("alert_credit.json"))
+            .unwrap()
+            .replace("\"Credit\"", "\"Debit\"");
+        assert!(parse_body(debit.as_bytes()).unwrap().report.is_none());
         let body = br#"{"callbackType":"IPN","transaction":{"reference":"R1","amount":"","currency":"KES","status":"SUCCESS"}}"#;
         assert!(parse_body(body).unwrap().report.unwrap().money.is_none());
         let body = br#"{"callbackType":"IPN","transaction":{"reference":"R1","amount":10.25,"currency":"KES","status":"SUCCESS"}}"#;
