@@ -150,8 +150,8 @@ async fn every_daraja_fixture_is_stored_and_parses_to_its_expected_state() {
         0
     );
     assert_eq!(
-        d.count("SELECT count(*) FROM transactions WHERE unconfirmed_status = 'SUCCEEDED' AND next_poll_at_ms > updated_at_ms"),
-        0
+        d.count("SELECT count(*) FROM transactions WHERE unconfirmed_status = 'SUCCEEDED' AND next_poll_at_ms = updated_at_ms"),
+        4
     );
     // Failures are terminal and produce their event.
     assert_eq!(
