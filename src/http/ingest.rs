@@ -117,20 +117,8 @@ pub async fn handle(
         tracing::warn!(provider = %provider, error = %e, "authenticated callback could not be parsed; storing it raw for review");
     }
     let received_at_ms = now_ms();
-    let mut schedule = crate::schedule::first_poll(provider, received_at_ms);
+    let schedule = crate::schedule::first_poll(provider, received_at_ms);
     let confirm_unsigned = ctx.config.providers.confirm_unsigned(provider);
-    let unsigned_success = !verified.signed
-        && parsed
-            .as_ref()
-            .ok()
-            .and_then(|e| e.report.as_ref())
-            .is_some_and(|r| r.status == crate::state::Status::Succeeded);
-    if confirm_unsigned && unsigned_success {
-        // A held success asks for its confirming status query now, not at the first
-        // routine poll (issue 3, "callback as a hint"); an existing row gets the same
-        // from `transactions::apply`.
-        schedule.next_poll_at_ms = Some(received_at_ms);
-    }
     let new = NewCallback {
         verified,
         parsed,
