@@ -105,6 +105,17 @@ async fn an_operator_lists_shows_and_replays_events_with_the_binary() {
     )
     .unwrap();
 
+    // check-config shows the [forward] section, its secret redacted.
+    let shown = stdout(&payhook(&config, &["check-config"]));
+    assert!(
+        shown.contains("[forward]") && shown.contains("retry_horizon = \"1m\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("[redacted]") && !shown.contains(&K1[6..]),
+        "{shown}"
+    );
+
     let all = stdout(&payhook(&config, &["events", "list"]));
     assert_eq!(all.lines().count(), 3, "{all}");
     assert!(all.contains(&ok) && all.contains(&dead), "{all}");
