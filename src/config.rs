@@ -9,10 +9,12 @@
 //! [`Config::from_toml`] takes the file's text as an argument, so tests never touch the
 //! process environment or the working directory.
 
+use crate::providers::ProviderId;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default callback body limit: 64 KiB is ten times the largest documented callback.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -20,6 +22,17 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default database file, relative to the working directory.
 pub const DEFAULT_STORE_PATH: &str = "payhook.db";
+/// Default bound on one delivery to the merchant (connect, headers and body).
+pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default delay after a first failed delivery.
+pub const DEFAULT_FORWARD_RETRY_FIRST_AFTER: Duration = Duration::from_secs(30);
+/// Default longest delay between two deliveries of one event.
+pub const DEFAULT_FORWARD_RETRY_MAX_INTERVAL: Duration = Duration::from_secs(3600);
+/// Default time after which an undeliverable event is dead-lettered: three days, so a
+/// merchant's weekend outage does not lose anything (issue 5).
+pub const DEFAULT_FORWARD_RETRY_HORIZON: Duration = Duration::from_secs(3 * 24 * 3600);
+/// Default number of deliveries in flight at once to the destination.
+pub const DEFAULT_FORWARD_MAX_IN_FLIGHT: usize = 8;
 
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +123,51 @@ pub struct Config {
     pub store: StoreConfig,
     /// Provider sections; a provider is enabled when its section is present.
     pub providers: ProvidersConfig,
+    /// `[forward]`: where events go. `None`: forwarding is off and events accumulate in
+    /// the outbox until it is configured.
+    pub forward: Option<ForwardConfig>,
+}
+
+/// `[forward]`: the merchant's application, and how deliveries to it are retried.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardConfig {
+    /// The URL every event is POSTed to (http or https).
+    pub url: String,
+    /// Active `whsec_` secrets; each one signs every request, so a secret can be rotated
+    /// by adding the new one, updating the receiver, then removing the old one.
+    pub secrets: Vec<Secret>,
+    /// Bound on one delivery: connect, send, and read the answer.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Delay after the first failure; each further failure doubles it.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_first_after: Duration,
+    /// Longest delay between two attempts.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_max_interval: Duration,
+    /// After this long since an event's schedule started (its creation, or its last
+    /// replay), it is dead-lettered instead of retried.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_horizon: Duration,
+    /// Deliveries in flight at once to the destination.
+    pub max_in_flight: usize,
+}
+
+/// Share of each retry delay that is randomised, so that a destination coming back is not
+/// hit by every event at once.
+pub const FORWARD_RETRY_JITTER: f64 = 0.2;
+
+impl ForwardConfig {
+    /// The retry schedule these settings describe (doubling, 20 % jitter).
+    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            first: self.retry_first_after,
+            max_interval: self.retry_max_interval,
+            factor: 2,
+            jitter: FORWARD_RETRY_JITTER,
+            horizon: self.retry_horizon,
+        }
+    }
 }
 
 /// `[log]`
@@ -153,6 +211,132 @@ pub struct ProvidersConfig {
     pub zengapay: Option<ZengaPayConfig>,
     /// `[providers.bitpesa]`
     pub bitpesa: Option<BitPesaConfig>,
+    /// `[providers.daraja]`
+    pub daraja: Option<DarajaConfig>,
+    /// `[providers.jenga]`
+    pub jenga: Option<JengaConfig>,
+    /// `[providers.tujenge]`
+    pub tujenge: Option<TujengeConfig>,
+}
+
+impl ProvidersConfig {
+    /// The source-address policy of `provider`'s callback route, if it has one.
+    pub fn access(&self, provider: ProviderId) -> Option<&AccessConfig> {
+        match provider {
+            ProviderId::Daraja => self.daraja.as_ref().map(|c| &c.access),
+            ProviderId::Jenga => self.jenga.as_ref().map(|c| &c.access),
+            ProviderId::Tujenge => self.tujenge.as_ref().map(|c| &c.access),
+            ProviderId::ZengaPay | ProviderId::BitPesa => None,
+        }
+    }
+
+    /// Whether a success reported by an unsigned callback of `provider` waits for a
+    /// status query before it counts (issue 3, "callback as a hint"). True unless the
+    /// provider's section says `confirm_unsigned = false`; signed callbacks are never held.
+    pub fn confirm_unsigned(&self, provider: ProviderId) -> bool {
+        match provider {
+            ProviderId::Daraja => self.daraja.as_ref().is_none_or(|c| c.confirm_unsigned),
+            ProviderId::Tujenge => self.tujenge.as_ref().is_none_or(|c| c.confirm_unsigned),
+            _ => true,
+        }
+    }
+}
+
+/// What to do with a callback from an address outside the allowlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum IpPolicy {
+    /// Refuse it (403) before reading the body.
+    #[default]
+    #[serde(rename = "enforce")]
+    Enforce,
+    /// Accept it and log a warning with the address (while an allowlist is being
+    /// collected, or when the published one is known to be incomplete).
+    #[serde(rename = "log-only")]
+    LogOnly,
+}
+
+/// A provider's source-address check (`allowed_ips`, `ip_policy`), see
+/// [`crate::http::allowlist`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessConfig {
+    /// Addresses and networks callbacks may come from; empty means no check.
+    #[serde(serialize_with = "ser_display_vec")]
+    pub allowed_ips: Vec<IpNet>,
+    /// What a miss gets.
+    pub ip_policy: IpPolicy,
+}
+
+/// The Daraja sender addresses circulated by practitioners (providers.md §3.6 item 2;
+/// not on an official Safaricom page): the default `providers.daraja.allowed_ips`.
+pub const DARAJA_SENDER_IPS: [&str; 12] = [
+    "196.201.214.200",
+    "196.201.214.206",
+    "196.201.213.114",
+    "196.201.214.207",
+    "196.201.214.208",
+    "196.201.213.44",
+    "196.201.212.127",
+    "196.201.212.138",
+    "196.201.212.129",
+    "196.201.212.136",
+    "196.201.212.74",
+    "196.201.212.69",
+];
+
+/// Shortest callback token accepted: the token is the only credential Daraja and
+/// Tujenge callbacks carry (providers.md §3.6, §5), so it must not be guessable.
+pub const MIN_CALLBACK_TOKEN_CHARS: usize = 16;
+
+/// Words Daraja refuses in callback URLs (providers.md §3.6 item 1), checked
+/// case-insensitively in Daraja tokens because the token is part of the URL.
+pub const DARAJA_BANNED_URL_WORDS: [&str; 8] = [
+    "m-pesa",
+    "mpesa",
+    "safaricom",
+    "exe",
+    "exec",
+    "cmd",
+    "sql",
+    "query",
+];
+
+/// `[providers.daraja]`
+#[derive(Debug, Clone, Serialize)]
+pub struct DarajaConfig {
+    /// Secrets accepted as `{token}` in `/callbacks/daraja/{token}`; several so that one
+    /// can be rotated (or one per shortcode).
+    pub callback_tokens: Vec<Secret>,
+    /// Source-address check; defaults to [`DARAJA_SENDER_IPS`], enforced.
+    #[serde(flatten)]
+    pub access: AccessConfig,
+    /// Hold a success until the status endpoint confirms it (default true).
+    pub confirm_unsigned: bool,
+}
+
+/// `[providers.jenga]`
+#[derive(Debug, Clone, Serialize)]
+pub struct JengaConfig {
+    /// IPN username registered in JengaHQ (sent with HTTP Basic).
+    pub ipn_username: Secret,
+    /// IPN password registered in JengaHQ.
+    pub ipn_password: Secret,
+    /// Source-address check; none by default (Jenga publishes no sender addresses).
+    #[serde(flatten)]
+    pub access: AccessConfig,
+}
+
+/// `[providers.tujenge]`
+#[derive(Debug, Clone, Serialize)]
+pub struct TujengeConfig {
+    /// Secrets accepted as `{token}` in `/callbacks/tujenge/{token}` (the one put in the
+    /// payment's `callBackUrl`); the matching token correlates the callback.
+    pub callback_tokens: Vec<Secret>,
+    /// Source-address check; none by default.
+    #[serde(flatten)]
+    pub access: AccessConfig,
+    /// Hold a success until confirmed (default true). Tujenge has no status endpoint
+    /// (providers.md §5), so a held success waits for its deadline and then review.
+    pub confirm_unsigned: bool,
 }
 
 /// `[providers.zengapay]`
@@ -191,6 +375,20 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     providers: RawProviders,
+    forward: Option<RawForward>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    url: Option<String>,
+    secrets: Option<Vec<Secret>>,
+    secrets_file: Option<PathBuf>,
+    timeout: Option<String>,
+    retry_first_after: Option<String>,
+    retry_max_interval: Option<String>,
+    retry_horizon: Option<String>,
+    max_in_flight: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -205,6 +403,40 @@ struct RawStore {
 struct RawProviders {
     zengapay: Option<RawZengaPay>,
     bitpesa: Option<RawBitPesa>,
+    daraja: Option<RawDaraja>,
+    jenga: Option<RawJenga>,
+    tujenge: Option<RawTujenge>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaraja {
+    callback_tokens: Option<Vec<Secret>>,
+    callback_tokens_file: Option<PathBuf>,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
+    confirm_unsigned: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJenga {
+    ipn_username: Option<Secret>,
+    ipn_username_file: Option<PathBuf>,
+    ipn_password: Option<Secret>,
+    ipn_password_file: Option<PathBuf>,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTujenge {
+    callback_tokens: Option<Vec<Secret>>,
+    callback_tokens_file: Option<PathBuf>,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
+    confirm_unsigned: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +553,56 @@ impl Config {
                 webhook_url,
             });
         }
+        if let Some(d) = raw.providers.daraja {
+            let key = "providers.daraja";
+            providers.daraja = Some(DarajaConfig {
+                callback_tokens: callback_tokens(
+                    key,
+                    d.callback_tokens,
+                    d.callback_tokens_file,
+                    base,
+                    &DARAJA_BANNED_URL_WORDS,
+                )?,
+                access: access(key, d.allowed_ips, d.ip_policy, &DARAJA_SENDER_IPS)?,
+                confirm_unsigned: d.confirm_unsigned.unwrap_or(true),
+            });
+        }
+        if let Some(j) = raw.providers.jenga {
+            let key = "providers.jenga";
+            providers.jenga = Some(JengaConfig {
+                ipn_username: required_secret(
+                    "providers.jenga.ipn_username",
+                    j.ipn_username,
+                    j.ipn_username_file,
+                    base,
+                )?,
+                ipn_password: required_secret(
+                    "providers.jenga.ipn_password",
+                    j.ipn_password,
+                    j.ipn_password_file,
+                    base,
+                )?,
+                access: access(key, j.allowed_ips, j.ip_policy, &[])?,
+            });
+        }
+        if let Some(t) = raw.providers.tujenge {
+            let key = "providers.tujenge";
+            providers.tujenge = Some(TujengeConfig {
+                callback_tokens: callback_tokens(
+                    key,
+                    t.callback_tokens,
+                    t.callback_tokens_file,
+                    base,
+                    &[],
+                )?,
+                access: access(key, t.allowed_ips, t.ip_policy, &[])?,
+                confirm_unsigned: t.confirm_unsigned.unwrap_or(true),
+            });
+        }
+        let forward = match raw.forward {
+            Some(f) => Some(forward_config(f, base)?),
+            None => None,
+        };
         Ok(Config {
             listen,
             public_base_url,
@@ -329,6 +611,7 @@ impl Config {
             log: raw.log,
             store,
             providers,
+            forward,
         })
     }
 
@@ -336,6 +619,162 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
+}
+
+fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig, ConfigError> {
+    let url = validate_url(
+        "forward.url",
+        f.url
+            .as_deref()
+            .ok_or_else(|| invalid("forward.url", "required in [forward]"))?,
+    )?;
+    if url_authority(&url).contains('@') {
+        // The URL is printed by check-config and stored with every attempt: credentials
+        // do not belong in it. The signature is the merchant's proof of origin.
+        return Err(invalid(
+            "forward.url",
+            "must not contain credentials (user:password@); receivers verify the signature",
+        ));
+    }
+    let secrets = match (f.secrets, f.secrets_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "forward.secrets",
+                "give forward.secrets or forward.secrets_file, not both",
+            ))
+        }
+        (Some(s), None) => s,
+        (None, Some(path)) => {
+            let text = read_private_file("forward.secrets_file", &base.join(path))?;
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(Secret::new)
+                .collect()
+        }
+        (None, None) => {
+            return Err(invalid(
+                "forward.secrets",
+                "required in [forward] (or forward.secrets_file)",
+            ))
+        }
+    };
+    let key = if secrets.is_empty() {
+        "forward.secrets"
+    } else {
+        "forward.secrets[i]"
+    };
+    crate::forward::sign::Signer::new(secrets.iter().map(Secret::expose)).map_err(|(i, e)| {
+        // Name the position, never the value.
+        invalid(&key.replace("[i]", &format!("[{i}]")), e.to_string())
+    })?;
+    let duration = |key: &str, value: Option<String>, default: Duration| match value {
+        Some(v) => parse_duration(&v).map_err(|why| invalid(key, why)),
+        None => Ok(default),
+    };
+    let timeout = duration("forward.timeout", f.timeout, DEFAULT_FORWARD_TIMEOUT)?;
+    let retry_first_after = duration(
+        "forward.retry_first_after",
+        f.retry_first_after,
+        DEFAULT_FORWARD_RETRY_FIRST_AFTER,
+    )?;
+    let retry_max_interval = duration(
+        "forward.retry_max_interval",
+        f.retry_max_interval,
+        DEFAULT_FORWARD_RETRY_MAX_INTERVAL,
+    )?;
+    let retry_horizon = duration(
+        "forward.retry_horizon",
+        f.retry_horizon,
+        DEFAULT_FORWARD_RETRY_HORIZON,
+    )?;
+    if timeout.is_zero() || timeout > Duration::from_secs(300) {
+        return Err(invalid("forward.timeout", "must be between 1ms and 5m"));
+    }
+    if retry_first_after.is_zero() {
+        return Err(invalid("forward.retry_first_after", "must be positive"));
+    }
+    if retry_max_interval < retry_first_after {
+        return Err(invalid(
+            "forward.retry_max_interval",
+            "must be at least forward.retry_first_after",
+        ));
+    }
+    if retry_horizon < retry_first_after {
+        return Err(invalid(
+            "forward.retry_horizon",
+            "must be at least forward.retry_first_after",
+        ));
+    }
+    let max_in_flight = f.max_in_flight.unwrap_or(DEFAULT_FORWARD_MAX_IN_FLIGHT);
+    if !(1..=1024).contains(&max_in_flight) {
+        return Err(invalid(
+            "forward.max_in_flight",
+            "must be between 1 and 1024",
+        ));
+    }
+    Ok(ForwardConfig {
+        url,
+        secrets,
+        timeout,
+        retry_first_after,
+        retry_max_interval,
+        retry_horizon,
+        max_in_flight,
+    })
+}
+
+/// The `user:pass@host:port` part of an http(s) URL.
+fn url_authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+/// Parses a duration written as an integer and a unit: `500ms`, `30s`, `15m`, `24h`, `3d`.
+/// Deliberately tiny (no fractions, no compound `1h30m`): every key that takes one says
+/// so in `payhook.example.toml`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 15m, 24h or 3d"))?;
+    let ms_per = match unit.trim() {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "{text:?} needs a unit: ms, s, m, h or d (e.g. 30s)"
+            ))
+        }
+    };
+    n.checked_mul(ms_per)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// The inverse of [`parse_duration`]: the largest unit that divides exactly.
+fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms > 0 && ms % per == 0 {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
 }
 
 fn validate_url(key: &str, url: &str) -> Result<String, ConfigError> {
@@ -352,6 +791,87 @@ pub(crate) fn parse_net(key: &str, s: &str) -> Result<IpNet, ConfigError> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| invalid(key, format!("{s:?} is not an IP address or CIDR network")))
+}
+
+/// A provider's `allowed_ips` (default `default`) and `ip_policy` (default enforce).
+fn access(
+    section: &str,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
+    default: &[&str],
+) -> Result<AccessConfig, ConfigError> {
+    let key = format!("{section}.allowed_ips");
+    let allowed_ips: Result<Vec<IpNet>, ConfigError> = match allowed_ips {
+        Some(list) => list.iter().map(|s| parse_net(&key, s)).collect(),
+        None => default.iter().map(|s| parse_net(&key, s)).collect(),
+    };
+    let allowed_ips = allowed_ips?;
+    Ok(AccessConfig {
+        allowed_ips,
+        ip_policy: ip_policy.unwrap_or_default(),
+    })
+}
+
+/// Resolves `callback_tokens` or `callback_tokens_file` (one token per line; blank lines
+/// and `#` comments skipped), exactly one of them, and checks every token: long enough,
+/// safe in a URL path segment, and free of `banned` words. Messages name the token by its
+/// position, never by its value.
+fn callback_tokens(
+    section: &str,
+    inline: Option<Vec<Secret>>,
+    file: Option<PathBuf>,
+    base: &Path,
+    banned: &[&str],
+) -> Result<Vec<Secret>, ConfigError> {
+    let key = format!("{section}.callback_tokens");
+    let tokens = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(&key, format!("give {key} or {key}_file, not both")))
+        }
+        (Some(list), None) => list,
+        (None, Some(path)) => read_secret_file(&key, &base.join(path))?
+            .expose()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(Secret::new)
+            .collect(),
+        (None, None) => return Err(invalid(&key, format!("required (or {key}_file)"))),
+    };
+    if tokens.is_empty() {
+        return Err(invalid(&key, "at least one token is required"));
+    }
+    for (i, token) in tokens.iter().enumerate() {
+        let t = token.expose();
+        let n = i + 1;
+        if t.chars().count() < MIN_CALLBACK_TOKEN_CHARS {
+            return Err(invalid(
+                &key,
+                format!("token #{n} is shorter than {MIN_CALLBACK_TOKEN_CHARS} characters"),
+            ));
+        }
+        if !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+        {
+            return Err(invalid(
+                &key,
+                format!(
+                    "token #{n} may only contain A-Z a-z 0-9 - _ . ~ (it is a URL path segment)"
+                ),
+            ));
+        }
+        let lower = t.to_ascii_lowercase();
+        if let Some(word) = banned.iter().find(|w| lower.contains(*w)) {
+            return Err(invalid(
+                &key,
+                format!(
+                    "token #{n} contains {word:?}, which the provider refuses in callback URLs"
+                ),
+            ));
+        }
+    }
+    Ok(tokens)
 }
 
 /// Resolves a secret given inline or as `<key>_file`, exactly one of them.
@@ -387,17 +907,22 @@ pub(crate) fn optional_secret(
 }
 
 fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
-    let file_key = format!("{key}_file");
+    let text = read_private_file(&format!("{key}_file"), path)?;
+    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+}
+
+/// Reads a file holding secrets, refusing one that other users can read.
+fn read_private_file(file_key: &str, path: &Path) -> Result<String, ConfigError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(path)
-            .map_err(|e| invalid(&file_key, format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| invalid(file_key, format!("cannot read {}: {e}", path.display())))?;
         // Refuse a secret others can read: it is probably not the file the operator
         // meant to protect (garage's rule). systemd credentials are 0400.
         if meta.permissions().mode() & 0o007 != 0 {
             return Err(invalid(
-                &file_key,
+                file_key,
                 format!(
                     "{} is accessible to other users; chmod o-rwx it",
                     path.display()
@@ -405,9 +930,8 @@ fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
             ));
         }
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid(&file_key, format!("cannot read {}: {e}", path.display())))?;
-    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+    std::fs::read_to_string(path)
+        .map_err(|e| invalid(file_key, format!("cannot read {}: {e}", path.display())))
 }
 
 fn ser_display_vec<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
@@ -482,6 +1006,142 @@ mod tests {
     }
 
     #[test]
+    fn daraja_defaults_to_the_published_senders_enforced_and_confirmed() {
+        let c = Config::from_toml(
+            "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]",
+            Path::new("."),
+        )
+        .unwrap();
+        let d = c.providers.daraja.as_ref().unwrap();
+        assert_eq!(d.access.allowed_ips.len(), 12);
+        assert_eq!(d.access.ip_policy, IpPolicy::Enforce);
+        assert!(d.confirm_unsigned);
+        assert!(c.providers.confirm_unsigned(ProviderId::Daraja));
+        assert!(c.providers.access(ProviderId::Jenga).is_none());
+        let c = Config::from_toml(
+            "[providers.tujenge]\ncallback_tokens = [\"tujenge-token-000001\"]\n\
+             confirm_unsigned = false\nip_policy = \"log-only\"\nallowed_ips = [\"10.0.0.0/8\", \"192.0.2.7\"]",
+            Path::new("."),
+        )
+        .unwrap();
+        let t = c.providers.access(ProviderId::Tujenge).unwrap();
+        assert_eq!(t.ip_policy, IpPolicy::LogOnly);
+        assert_eq!(t.allowed_ips[1].to_string(), "192.0.2.7/32");
+        assert!(!c.providers.confirm_unsigned(ProviderId::Tujenge));
+        // Jenga and Tujenge check no address unless told to.
+        let c = Config::from_toml(
+            "[providers.jenga]\nipn_username = \"u\"\nipn_password = \"p\"",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(c
+            .providers
+            .access(ProviderId::Jenga)
+            .unwrap()
+            .allowed_ips
+            .is_empty());
+    }
+
+    #[test]
+    fn callback_tokens_are_checked_without_printing_them() {
+        let cases = [
+            ("[]", "at least one token"),
+            ("[\"short-token\"]", "token #1 is shorter"),
+            (
+                "[\"d4r4j4-t0k3n-000001\", \"has/slash/inside-it\"]",
+                "token #2 may only contain",
+            ),
+            ("[\"my-MPESA-token-0001\"]", "\"mpesa\""),
+            ("[\"token-for-sqlite-001\"]", "\"sql\""),
+        ];
+        for (tokens, needle) in cases {
+            let text = format!("[providers.daraja]\ncallback_tokens = {tokens}");
+            let err = Config::from_toml(&text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{tokens}: {err}");
+            assert!(err.contains("providers.daraja.callback_tokens"), "{err}");
+            for t in ["short-token", "has/slash", "MPESA-token", "sqlite"] {
+                assert!(!err.contains(t), "{err} shows the token");
+            }
+        }
+        // Tujenge has no banned words (only Daraja refuses them).
+        let text = "[providers.tujenge]\ncallback_tokens = [\"token-for-sqlite-001\"]";
+        assert!(Config::from_toml(text, Path::new(".")).is_ok());
+        let both = "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]\ncallback_tokens_file = \"x\"";
+        let err = Config::from_toml(both, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
+        for unknown in ["ip_polcy = \"enforce\"", "ip_policy = \"warn\""] {
+            let text = format!(
+                "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]\n{unknown}"
+            );
+            assert!(
+                Config::from_toml(&text, Path::new(".")).is_err(),
+                "{unknown}"
+            );
+        }
+    }
+
+    #[test]
+    fn callback_tokens_file_holds_one_token_per_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tokens");
+        std::fs::write(
+            &f,
+            "# rotated 2026-11\nd4r4j4-t0k3n-000001\n\n  d4r4j4-t0k3n-000002  \n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = "[providers.daraja]\ncallback_tokens_file = \"tokens\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        let tokens: Vec<&str> = c
+            .providers
+            .daraja
+            .as_ref()
+            .unwrap()
+            .callback_tokens
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(tokens, ["d4r4j4-t0k3n-000001", "d4r4j4-t0k3n-000002"]);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("callback_tokens_file") && err.contains("other users"),
+            "{err}"
+        );
+        // Jenga credentials by file too.
+        let u = dir.path().join("user");
+        std::fs::write(&u, "ipnuser\n").unwrap();
+        std::fs::set_permissions(&u, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let text = "[providers.jenga]\nipn_username_file = \"user\"\nipn_password = \"ipnpass\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        assert_eq!(c.providers.jenga.unwrap().ipn_username.expose(), "ipnuser");
+    }
+
+    #[test]
+    fn issue_3_secrets_never_print() {
+        let c = Config::from_toml(
+            r#"[providers.daraja]
+               callback_tokens = ["d4r4j4-t0k3n-sekrit1", "d4r4j4-t0k3n-sekrit2"]
+               [providers.jenga]
+               ipn_username = "jenga-user-sekrit"
+               ipn_password = "jenga-pass-sekrit"
+               [providers.tujenge]
+               callback_tokens = ["tujenge-t0k3n-sekrit"]"#,
+            Path::new("."),
+        )
+        .unwrap();
+        let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+        assert!(!shown.contains("sekrit"), "a secret leaked in:\n{shown}");
+        assert!(shown.contains("196.201.214.200"), "{shown}");
+        assert!(shown.contains("ip_policy = \"enforce\""), "{shown}");
+    }
+
+    #[test]
     fn secret_files_are_read_trimmed_and_must_be_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -497,5 +1157,153 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
         assert!(err.contains("other users"), "{err}");
+    }
+
+    const K1: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const K2: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    #[test]
+    fn durations_parse_in_every_unit_and_print_back() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("15m", 900_000),
+            ("24h", 86_400_000),
+            ("3d", 259_200_000),
+            (" 10s ", 10_000),
+        ] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(d, Duration::from_millis(ms), "{text}");
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1.5h",
+            "-3s",
+            "3 weeks",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn no_forward_section_means_forwarding_is_off() {
+        assert!(Config::from_toml("", Path::new("."))
+            .unwrap()
+            .forward
+            .is_none());
+    }
+
+    #[test]
+    fn forward_defaults_retry_for_at_least_three_days() {
+        let c = Config::from_toml(
+            &format!("[forward]\nurl = \"https://merchant.example/hooks\"\nsecrets = [\"{K1}\"]\n"),
+            Path::new("."),
+        )
+        .unwrap();
+        let f = c.forward.unwrap();
+        assert_eq!(f.timeout, Duration::from_secs(10));
+        assert!(f.retry_horizon >= Duration::from_secs(3 * 24 * 3600));
+        assert_eq!(f.max_in_flight, DEFAULT_FORWARD_MAX_IN_FLIGHT);
+        let p = f.retry_policy();
+        assert_eq!(p.first, Duration::from_secs(30));
+        assert_eq!(p.horizon, f.retry_horizon);
+    }
+
+    #[test]
+    fn forward_secrets_never_print() {
+        let c = Config::from_toml(
+            &format!(
+                "[forward]\nurl = \"https://merchant.example/hooks\"\nsecrets = [\"{K1}\", \"{K2}\"]\ntimeout = \"5s\"\nretry_horizon = \"4d\"\n"
+            ),
+            Path::new("."),
+        )
+        .unwrap();
+        let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+        for secret in [K1, K2, "MfKQ9r8", "C2FVsBQ"] {
+            assert!(!shown.contains(secret), "{secret} leaked in:\n{shown}");
+        }
+        assert!(shown.contains("timeout = \"5s\""), "{shown}");
+        assert!(shown.contains("retry_horizon = \"4d\""), "{shown}");
+        // The redacted output is itself a valid file, less its secrets.
+        assert!(shown.contains("[forward]"), "{shown}");
+    }
+
+    #[test]
+    fn forward_errors_name_the_key_and_never_the_secret() {
+        let url = "url = \"https://m.example/h\"";
+        let cases = [
+            (format!("[forward]\nsecrets = [\"{K1}\"]"), "forward.url"),
+            (format!("[forward]\n{url}"), "forward.secrets"),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\", \"hunter2-not-whsec\"]"),
+                "forward.secrets[1]",
+            ),
+            (format!("[forward]\n{url}\nsecrets = []"), "forward.secrets"),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\ntimeout = \"10\""),
+                "forward.timeout",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretry_horizon = \"3x\""),
+                "forward.retry_horizon",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nmax_in_flight = 0"),
+                "forward.max_in_flight",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretry_first_after = \"2h\"\nretry_max_interval = \"1h\""),
+                "forward.retry_max_interval",
+            ),
+            (
+                format!("[forward]\nurl = \"https://u:p@m.example/h\"\nsecrets = [\"{K1}\"]"),
+                "forward.url",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nsecrets_file = \"x\""),
+                "not both",
+            ),
+            (format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretries = 3"), "retries"),
+        ];
+        for (text, needle) in cases {
+            let err = Config::from_toml(&text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(needle),
+                "{text:?} gave {err:?}, expected {needle:?}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn forward_secrets_file_holds_one_secret_a_line_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("merchant-secrets");
+        std::fs::write(&f, format!("# new one first\n{K2}\n\n{K1}\n")).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = "[forward]\nurl = \"http://127.0.0.1:9/h\"\nsecrets_file = \"merchant-secrets\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        let got: Vec<&str> = c
+            .forward
+            .as_ref()
+            .unwrap()
+            .secrets
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(got, [K2, K1]);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("forward.secrets_file") && err.contains("other users"),
+            "{err}"
+        );
     }
 }

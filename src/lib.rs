@@ -5,7 +5,8 @@
 //!
 //! - [`http`]: the hyper listener. [`http::route`] maps requests to endpoints,
 //!   [`http::ingest`] verifies → parses → stores → acknowledges, [`http::client_ip`]
-//!   resolves the client address behind trusted proxies, [`http::error`] is the one
+//!   resolves the client address behind trusted proxies, [`http::allowlist`] applies
+//!   each provider's source-address policy, [`http::error`] is the one
 //!   failure → status mapping.
 //! - [`providers`]: one file per provider behind the [`providers::Provider`] trait.
 //!   Providers do no I/O.
@@ -14,6 +15,8 @@
 //! - [`state`]: the state machine, pure.
 //! - [`money`], [`clock`]: exact amounts and epoch-millisecond time.
 //! - [`retry`]: pure retry schedules; [`outbound`]: the one outbound HTTP client.
+//! - [`forward`]: the forwarder loop, delivering outbox events to the merchant signed
+//!   with [`forward::sign`] (Standard Webhooks).
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
 //!
 //! # Invariants
@@ -35,6 +38,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod money;
@@ -67,6 +71,8 @@ pub struct Ctx {
     pub wake_reconciler: Arc<Notify>,
     /// Poked when an event was written to the outbox.
     pub wake_forwarder: Arc<Notify>,
+    /// The one outbound HTTP client (connection pool shared by the background loops).
+    pub client: outbound::HttpClient,
 }
 
 /// Why the daemon could not start or stopped abnormally.
@@ -100,6 +106,7 @@ impl Ctx {
             metrics: Arc::new(metrics::Metrics::default()),
             wake_reconciler: Arc::new(Notify::new()),
             wake_forwarder: Arc::new(Notify::new()),
+            client: outbound::HttpClient::new(),
         })
     }
 }
@@ -131,6 +138,23 @@ pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output
     if enabled.is_empty() {
         tracing::warn!("no provider is enabled: every callback route answers 404 until a [providers.*] section is configured");
     }
+    // Background loops stop after the listener has drained, so that events written by
+    // the last acknowledged callbacks are still picked up by a delivery pass.
+    let (stop_loops, loops_stopped) = tokio::sync::oneshot::channel::<()>();
+    let forwarder = if ctx.config.forward.is_some() {
+        Some(tokio::spawn(forward::run(ctx.clone(), async move {
+            let _ = loops_stopped.await;
+        })))
+    } else {
+        tracing::info!("no [forward] section: events accumulate in the outbox undelivered");
+        None
+    };
     http::serve(listener, ctx.clone(), shutdown).await;
+    drop(stop_loops);
+    if let Some(task) = forwarder {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "the forwarder task failed");
+        }
+    }
     tracing::info!("payhook stopped");
 }

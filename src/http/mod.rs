@@ -4,6 +4,7 @@
 //! send its headers, and on shutdown stops accepting, then drains in-flight requests for
 //! at most [`DRAIN_DEADLINE`] (hyper-util's `GracefulShutdown`).
 
+pub mod allowlist;
 pub mod client_ip;
 pub mod error;
 pub mod ingest;

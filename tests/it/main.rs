@@ -6,8 +6,12 @@
 
 mod support;
 
+/// `payhook events ...` as an operator runs it (issue 5).
+mod cli_events;
 /// Crash safety: SIGKILL mid-load, restart, check the store against the acks (issue 6).
 mod crash;
+/// The forwarder: signed delivery, retries, order, dead letters, replay (issue 5).
+mod forward;
 /// Hostile input against the running daemon: truncated, stalled, oversized, invalid
 /// UTF-8, thousands of idle connections (issue 6).
 mod hostile;
@@ -22,3 +26,6 @@ mod process;
 mod props;
 /// schema.sql equals the migrations (issue 2).
 mod schema;
+/// Daraja, Jenga and Tujenge callbacks, source-address allowlists behind a trusted
+/// proxy, unsigned successes held for confirmation (issue 3).
+mod unsigned;

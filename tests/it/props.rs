@@ -1,9 +1,11 @@
-//! Issue 6, hostile input as properties: every provider's `verify` and `parse_callback`,
-//! and the trusted-proxy address resolution, on arbitrary bytes and headers.
+//! Issue 6, hostile input as properties: every provider's `verify` and `parse_callback`
+//! (ZengaPay, BitPesa, Daraja, Jenga, Tujenge), and the trusted-proxy address resolution,
+//! on arbitrary bytes and headers.
 //!
 //! - Nothing panics, whatever the input.
 //! - Nothing verifies without the secret: bodies signed with any other key, made-up
-//!   signatures and arbitrary header values are all refused.
+//!   signatures, arbitrary header values, wrong Basic credentials and path tokens that are
+//!   not configured are all refused.
 //! - Whatever verifies parses to `Ok` or a `ParseError`, never a panic.
 //! - `resolve` never picks a hop to the left of an untrusted one.
 //!
@@ -49,8 +51,17 @@ fn bitpesa(key: &str, secret: &str) -> Arc<dyn Provider> {
 }
 
 fn raw<'a>(path: &'a str, headers: &'a HeaderMap, body: &'a Bytes) -> RawCallback<'a> {
+    raw_rest(path, None, headers, body)
+}
+
+fn raw_rest<'a>(
+    path: &'a str,
+    path_rest: Option<&'a str>,
+    headers: &'a HeaderMap,
+    body: &'a Bytes,
+) -> RawCallback<'a> {
     RawCallback {
-        path_rest: None,
+        path_rest,
         path,
         query: None,
         headers,
@@ -343,6 +354,146 @@ proptest! {
                     "ignored the untrusted right-most hop {last} ({hops:?})"
                 );
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Daraja, Jenga, Tujenge (issue 3): a path token or HTTP Basic credentials.
+
+/// Path tokens as an operator configures them.
+fn token() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_-]{16,40}"
+}
+
+/// What may follow `/callbacks/{provider}/`: arbitrary segments, sometimes a known sub-route.
+fn path_rest() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        Just(None),
+        "[ -~]{0,60}".prop_map(Some),
+        (
+            "[A-Za-z0-9_-]{0,40}",
+            prop::sample::select(vec![
+                "",
+                "/stk",
+                "/b2c",
+                "/c2b/validation",
+                "/c2b/confirmation",
+                "/timeout",
+                "/status",
+                "/status/timeout",
+                "//x/"
+            ])
+        )
+            .prop_map(|(t, s)| Some(format!("{t}{s}"))),
+    ]
+}
+
+/// Bodies shaped like Daraja's, Jenga's or anything else, with arbitrary values.
+fn token_provider_body() -> impl Strategy<Value = Vec<u8>> {
+    let code = prop_oneof![
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<String>().prop_map(serde_json::Value::from),
+        Just(serde_json::Value::Null)
+    ];
+    let stk = (code.clone(), any::<String>(), any::<String>()).prop_map(|(code, id, v)| {
+        serde_json::json!({"Body": {"stkCallback": {"MerchantRequestID": "m", "CheckoutRequestID": id,
+            "ResultCode": code, "ResultDesc": v, "CallbackMetadata": {"Item": [
+                {"Name": "Amount", "Value": v}, {"Name": "MpesaReceiptNumber", "Value": "R"}]}}}})
+        .to_string().into_bytes()
+    });
+    let result = (code, any::<String>(), any::<String>()).prop_map(|(code, id, v)| {
+        serde_json::json!({"Result": {"ResultType": 0, "ResultCode": code, "ResultDesc": v,
+            "OriginatorConversationID": id, "ConversationID": id, "TransactionID": v,
+            "ResultParameters": {"ResultParameter": [{"Key": "TransactionAmount", "Value": v}]}}})
+        .to_string()
+        .into_bytes()
+    });
+    let c2b = (any::<String>(), any::<String>()).prop_map(|(id, amount)| {
+        serde_json::json!({"TransactionType": "Pay Bill", "TransID": id, "TransTime": "20240101120000",
+            "TransAmount": amount, "BusinessShortCode": "600000", "BillRefNumber": id, "MSISDN": "2547"})
+        .to_string().into_bytes()
+    });
+    let jenga = (any::<String>(), any::<String>(), any::<String>()).prop_map(|(r, amount, status)| {
+        serde_json::json!({"callbackType": "IPN", "customer": {"name": r, "mobileNumber": "", "reference": r},
+            "transaction": {"date": "2024-01-01 12:00:00", "reference": format!(" {r}"), "paymentMode": "TPG",
+            "amount": amount, "billNumber": r, "orderAmount": amount, "status": status, "remarks": status},
+            "bank": {"reference": r, "transactionType": "C", "account": null}})
+        .to_string().into_bytes()
+    });
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..600),
+        stk,
+        result,
+        c2b,
+        jenga
+    ]
+}
+
+proptest! {
+    #[test]
+    fn daraja_and_tujenge_verify_only_a_configured_token(
+        tokens in prop::collection::vec(token(), 1..3),
+        rest in path_rest(),
+        sub in prop::sample::select(vec!["", "/stk", "/b2c", "/c2b/validation", "/c2b/confirmation", "/timeout", "/b2c/timeout", "/status", "/status/timeout", "/zz"]),
+        body in token_provider_body(),
+        extra in extra_headers(),
+    ) {
+        let list = tokens.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
+        let daraja = provider(ProviderId::Daraja, &format!("[providers.daraja]\ncallback_tokens = [{list}]\n"));
+        let tujenge = provider(ProviderId::Tujenge, &format!("[providers.tujenge]\ncallback_tokens = [{list}]\n"));
+        let body = Bytes::from(body);
+        let h = headers_of(&extra);
+        for p in [&daraja, &tujenge] {
+            // Any path whose first segment is not a configured token: refused.
+            let first = rest.as_deref().map(|r| r.split('/').next().unwrap_or(""));
+            if !first.is_some_and(|f| tokens.iter().any(|t| t == f)) {
+                prop_assert!(p.verify(&raw_rest("/callbacks/x", rest.as_deref(), &h, &body)).is_err(), "{rest:?}");
+            }
+            // A configured token, any sub-route, any body: verified (unsigned), parsed or refused, no panic.
+            let path = format!("{}{sub}", tokens[tokens.len() - 1]);
+            let v = p.verify(&raw_rest("/callbacks/x", Some(&path), &h, &body));
+            prop_assert!(v.is_ok(), "{v:?}");
+            let v = v.unwrap();
+            prop_assert!(!v.signed, "a path token is not a signature");
+            if let Ok(event) = p.parse_callback(&v) {
+                prop_assert!(!event.dedup_key.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn jenga_verifies_only_both_basic_credentials(
+        user in "[A-Za-z0-9_.-]{1,24}",
+        pass in "[A-Za-z0-9_.:-]{1,32}",
+        other in "[A-Za-z0-9_.:-]{1,32}",
+        authorization in header_value(),
+        body in token_provider_body(),
+    ) {
+        prop_assume!(other != pass && other != user);
+        use base64::Engine as _;
+        let jenga = provider(ProviderId::Jenga, &format!("[providers.jenga]\nipn_username = \"{user}\"\nipn_password = \"{pass}\"\n"));
+        let body = Bytes::from(body);
+        let basic = |u: &str, p: &str| {
+            let mut h = HeaderMap::new();
+            let v = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));
+            h.insert("authorization", v.parse().unwrap());
+            h
+        };
+        // Arbitrary Authorization values (not UTF-8, not Basic, not base64): refused.
+        let mut h = HeaderMap::new();
+        h.insert("authorization", authorization);
+        prop_assert!(jenga.verify(&raw("/callbacks/jenga", &h, &body)).is_err());
+        prop_assert!(jenga.verify(&raw("/callbacks/jenga", &HeaderMap::new(), &body)).is_err());
+        // One of the two wrong, or a prefix of the password: refused.
+        prop_assert!(jenga.verify(&raw("/callbacks/jenga", &basic(&user, &other), &body)).is_err());
+        prop_assert!(jenga.verify(&raw("/callbacks/jenga", &basic(&other, &pass), &body)).is_err());
+        prop_assert!(jenga.verify(&raw("/callbacks/jenga", &basic(&user, &pass[..pass.len() - 1]), &body)).is_err());
+        // Both right: verified, parsed or refused, no panic.
+        let v = jenga.verify(&raw("/callbacks/jenga", &basic(&user, &pass), &body));
+        prop_assert!(v.is_ok(), "{v:?}");
+        if let Ok(event) = jenga.parse_callback(&v.unwrap()) {
+            prop_assert!(!event.dedup_key.is_empty());
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Test support: the in-process daemon, a minimal HTTP/1.1 client on raw sockets, and
-//! provider signatures.
+//! Test support: the in-process daemon, a fake merchant application, a minimal HTTP/1.1
+//! client on raw sockets, and provider signatures.
 
 pub mod daemon;
+pub mod fake_merchant;
 pub mod http;
 pub mod sign;
 
