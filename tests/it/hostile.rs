@@ -455,3 +455,42 @@ async fn thousands_of_idle_connections_do_not_block_others_and_the_cap_holds() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_paths_on_token_routes_get_a_4xx_and_store_nothing() {
+    const TOKEN: &str = "tok-hostile-0123456789abcdef";
+    // Daraja in log-only mode, so the refusals below come from the path, not the address.
+    let d = TestDaemon::start(&format!(
+        "{}[providers.daraja]\ncallback_tokens = [\"{TOKEN}\"]\nip_policy = \"log-only\"\n[providers.tujenge]\ncallback_tokens = [\"{TOKEN}\"]\n",
+        both_config()
+    ))
+    .await;
+    let long = "A".repeat(12 * 1024);
+    let paths = [
+        format!("/callbacks/daraja/{long}"),
+        format!("/callbacks/tujenge/{TOKEN}x"),
+        format!("/callbacks/tujenge/{}", &TOKEN[..TOKEN.len() - 1]),
+        "/callbacks/tujenge/%74ok-hostile-0123456789abcdef".to_string(),
+        "/callbacks/tujenge/%ff%fe%00".to_string(),
+        format!("/callbacks/daraja/../daraja/{TOKEN}"),
+        "/callbacks/daraja/../../etc/passwd".to_string(),
+        "/callbacks/daraja//".to_string(),
+        "/callbacks//zengapay".to_string(),
+        "/callbacks/ZENGAPAY".to_string(),
+        format!("/callbacks/daraja/{}", "/".repeat(2000)),
+    ];
+    for path in &paths {
+        let body = br#"{"Body":{"stkCallback":{"CheckoutRequestID":"ws_1","ResultCode":0}}}"#;
+        let mut s = TcpStream::connect(d.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(body).await;
+        let shown = &path[..path.len().min(60)];
+        read_end(&mut s, SLACK, shown).await.assert_refused(shown);
+    }
+    assert_eq!(stored(&d), 0, "a request without a valid token was stored");
+    assert_still_serves(&d, "after hostile paths").await;
+}
