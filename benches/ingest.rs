@@ -348,6 +348,11 @@ async fn drive(addr: SocketAddr, w: Workload, connections: usize, seconds: f64) 
             while Instant::now() < deadline {
                 let req = request(w, c, i);
                 i += 1;
+                // HTTP/1 keep-alive: the previous exchange must have fully finished.
+                if sender.ready().await.is_err() {
+                    broken += 1;
+                    break;
+                }
                 let t0 = Instant::now();
                 let resp = match sender.send_request(req).await {
                     Ok(r) => r,

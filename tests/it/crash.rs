@@ -8,7 +8,10 @@
 //!   (invariants 2 and 3), and each transaction's status is its last applied transition;
 //! - every settled transition and every conflict has exactly one event (invariant 4);
 //! - `PRAGMA integrity_check` and `foreign_key_check` pass, and the restarted daemon
-//!   accepts new callbacks.
+//!   accepts new callbacks;
+//! - when the providers then retry everything they sent (acknowledged or not), each retry
+//!   gets a 200, each distinct callback ends stored exactly once, and the checks above
+//!   still hold.
 //!
 //! Trials kill at different moments (after a different number of acknowledgements each).
 //! `PAYHOOK_CRASH_TRIALS` sets how many (default 2, the CI smoke; the full mode is
@@ -117,6 +120,18 @@ struct Acked {
     bodies: HashMap<String, u64>,
     /// reference → the statuses whose callbacks were answered 2xx, in order.
     statuses: HashMap<String, Vec<&'static str>>,
+    /// Every callback sent (acknowledged or not), in the order each connection sent it.
+    sent: Vec<(String, &'static str, String)>,
+}
+
+impl Acked {
+    fn ack(&mut self, reference: String, status: &'static str, body: &str) {
+        *self
+            .bodies
+            .entry(payhook::providers::sha256_hex(body.as_bytes()))
+            .or_default() += 1;
+        self.statuses.entry(reference).or_default().push(status);
+    }
 }
 
 /// One connection's callbacks, for transaction `k{trial}-c{conn}-{i}`: mostly a success,
@@ -166,6 +181,11 @@ async fn load_connection(
             if stop.load(Ordering::Relaxed) {
                 return;
             }
+            acked
+                .lock()
+                .unwrap()
+                .sent
+                .push((reference.clone(), status, body.clone()));
             let req = http::Request::post("/callbacks/zengapay")
                 .header("host", "127.0.0.1")
                 .header("content-type", "application/json")
@@ -173,6 +193,10 @@ async fn load_connection(
                 .body(Full::new(Bytes::from(body.clone())))
                 .unwrap();
             // The kill breaks the connection: the request in flight has no known outcome.
+            // HTTP/1 keep-alive: wait until the previous exchange has fully finished.
+            if sender.ready().await.is_err() {
+                return;
+            }
             let Ok(resp) = sender.send_request(req).await else {
                 return;
             };
@@ -181,12 +205,7 @@ async fn load_connection(
                 return;
             }
             assert!(ok, "a well-formed signed callback was refused");
-            let mut a = acked.lock().unwrap();
-            *a.bodies
-                .entry(payhook::providers::sha256_hex(body.as_bytes()))
-                .or_default() += 1;
-            a.statuses.entry(reference).or_default().push(status);
-            drop(a);
+            acked.lock().unwrap().ack(reference, status, &body);
             count.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -245,7 +264,7 @@ fn trial(n: u64, kill_after: u64) {
             r.unwrap();
         }
     });
-    let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
+    let mut acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
     let total: u64 = acked.bodies.values().sum();
     assert!(total >= kill_after, "trial {n}");
 
@@ -273,6 +292,41 @@ fn trial(n: u64, kill_after: u64) {
     let c = Connection::open(&db).unwrap();
     c.busy_timeout(Duration::from_secs(5)).unwrap();
     check_store(n, &c, &acked);
+
+    // The providers retry whatever they sent, acknowledged or not (a lost ack looks like
+    // no ack): every retry is answered 200, and afterwards each distinct callback is
+    // stored exactly once and the invariants still hold.
+    let sent = std::mem::take(&mut acked.sent);
+    rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        for (reference, status, body) in &sent {
+            let req = http::Request::post("/callbacks/zengapay")
+                .header("host", "127.0.0.1")
+                .header("x-zengapay-signature", zp_sign(ZP_SECRET, body.as_bytes()))
+                .body(Full::new(Bytes::from(body.clone())))
+                .unwrap();
+            sender.ready().await.unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), 200, "trial {n}: a retry after the crash");
+            resp.into_body().collect().await.unwrap();
+            acked.ack(reference.clone(), status, body);
+        }
+    });
+    check_store(n, &c, &acked);
+    let distinct: std::collections::HashSet<&str> =
+        sent.iter().map(|(_, _, b)| b.as_str()).collect();
+    let rows: i64 = c
+        .query_row("SELECT count(*) FROM callbacks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        rows as usize,
+        distinct.len() + 1,
+        "trial {n}: each callback sent is stored once (plus the one after the restart)"
+    );
     daemon.kill();
     // And once more with the daemon gone: the file itself is sound.
     let c = Connection::open(&db).unwrap();
@@ -281,8 +335,8 @@ fn trial(n: u64, kill_after: u64) {
         .unwrap();
     assert_eq!(integrity, "ok", "trial {n}");
     eprintln!(
-        "crash trial {n}: killed after {kill_after} acks ({total} acknowledged deliveries, {} bodies) — store consistent",
-        acked.bodies.len()
+        "crash trial {n}: killed after {kill_after} acks ({total} acknowledged deliveries); {} callbacks sent, retried after restart; store consistent",
+        sent.len()
     );
 }
 
