@@ -123,6 +123,10 @@ fn rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The tests that measure this process's RSS take turns, so that one's connections do not
+/// show up in the other's figure (other modules' tests use little memory).
+static MEMORY_MEASURED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Soft limit on open files, from /proc/self/limits.
 fn open_files_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
@@ -377,6 +381,7 @@ async fn a_chunked_body_that_keeps_growing_is_cut_off_at_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_idle_connections_do_not_block_others_and_the_cap_holds() {
+    let _turn = MEMORY_MEASURED.lock().await;
     let d = TestDaemon::start(&both_config()).await;
     // Each connection costs two descriptors here (client and daemon share this process);
     // stay well under the soft limit, leaving room for the tests running beside this one.
@@ -493,4 +498,44 @@ async fn hostile_paths_on_token_routes_get_a_4xx_and_store_nothing() {
     }
     assert_eq!(stored(&d), 0, "a request without a valid token was stored");
     assert_still_serves(&d, "after hostile paths").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_nearly_complete_bodies_cost_about_the_body_limit_each() {
+    // The worst honest-looking load: many connections each holding a body just under the
+    // limit and never finishing it. Memory must grow by about the body limit per connection
+    // (the bound is connections × max_body_bytes until the body timeout), not more.
+    let _turn = MEMORY_MEASURED.lock().await;
+    let d = TestDaemon::start(&both_config()).await;
+    let limit = d.ctx.config.max_body_bytes;
+    let n = 500usize;
+    let before = rss_kib();
+    let mut held = Vec::with_capacity(n);
+    let filler = vec![b'x'; limit - 1024];
+    for _ in 0..n {
+        let mut s = TcpStream::connect(d.addr).await.unwrap();
+        let head = format!(
+            "POST /callbacks/zengapay HTTP/1.1\r\nHost: x\r\nX-ZENGAPAY-SIGNATURE: {}\r\nContent-Length: {limit}\r\n\r\n",
+            "0".repeat(64)
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&filler).await.unwrap();
+        held.push(s);
+    }
+    // Once a fresh client is answered, the daemon has read what it could of the others.
+    assert_still_serves(&d, "with stalled large bodies").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = rss_kib();
+    if let (Some(b), Some(a)) = (before, after) {
+        let per_conn = (a.saturating_sub(b) * 1024) / n as u64;
+        eprintln!(
+            "hostile: {n} stalled {limit}-byte bodies: RSS {b} KiB -> {a} KiB (~{per_conn} bytes each; limit {limit})"
+        );
+        assert!(
+            per_conn < 3 * limit as u64,
+            "{per_conn} bytes per stalled body (limit {limit})"
+        );
+    }
+    drop(held);
+    assert_eq!(stored(&d), 1);
 }
