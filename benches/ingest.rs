@@ -8,6 +8,7 @@
 //! ```
 //! Options: `--connections N` (64), `--seconds S` (10), `--prefill N` (1,000,000),
 //! `--workload ordered|random|storm|all` (all), `--smoke` (or `PAYHOOK_BENCH_SMOKE=1`).
+//! Run without any argument (as `cargo test --benches` does), it runs in smoke mode.
 //!
 //! # What runs
 //! - **Generator**: hyper 1 `client::conn::http1` over `tokio::net::TcpStream`, N keep-alive
@@ -101,6 +102,11 @@ fn parse_opts() -> Opts {
         workloads: vec![Workload::Ordered, Workload::Random, Workload::Storm],
     };
     let mut explicit = (None, None, None);
+    // `cargo bench` passes `--bench`; `cargo test --benches` (or `--all-targets`) runs this
+    // binary with no argument at all, and then it should only check that it works.
+    if std::env::args().len() == 1 {
+        o.smoke = true;
+    }
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| {
