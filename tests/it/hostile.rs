@@ -386,12 +386,16 @@ async fn thousands_of_idle_connections_do_not_block_others_and_the_cap_holds() {
     // Each connection costs two descriptors here (client and daemon share this process);
     // stay well under the soft limit, leaving room for the tests running beside this one.
     let limit = open_files_limit().unwrap_or(1024);
-    let budget = (limit.saturating_sub(2048) / 2) as usize;
+    let reserve = 2048.min(limit / 4);
+    let budget = (limit.saturating_sub(reserve) / 2) as usize;
     let idle_target = 2000.min(budget);
     assert!(
-        idle_target >= 500,
+        idle_target >= 100,
         "open-files limit {limit} too low for this test; raise `ulimit -n`"
     );
+    if idle_target < 2000 {
+        eprintln!("hostile: open-files limit {limit}: only {idle_target} idle connections");
+    }
     let before_kib = rss_kib();
     let mut idle = Vec::with_capacity(idle_target);
     for i in 0..idle_target {
@@ -508,7 +512,8 @@ async fn stalled_nearly_complete_bodies_cost_about_the_body_limit_each() {
     let _turn = MEMORY_MEASURED.lock().await;
     let d = TestDaemon::start(&both_config()).await;
     let limit = d.ctx.config.max_body_bytes;
-    let n = 500usize;
+    // Two descriptors per connection here; keep to a quarter of the open-files limit.
+    let n = 500usize.min(open_files_limit().unwrap_or(1024) as usize / 8);
     let before = rss_kib();
     let mut held = Vec::with_capacity(n);
     let filler = vec![b'x'; limit - 1024];
