@@ -880,6 +880,7 @@ fn main() {
         if o.smoke { " [smoke]" } else { "" }
     );
     let gen = runtime("gen-rt");
+    let mut rows = Vec::new();
     for &w in &o.workloads {
         if w == Workload::Random {
             // Build (or find) the prefilled store before timing anything.
@@ -893,6 +894,7 @@ fn main() {
         let ratio = (ph.stats.accepted as f64 / ph.stats.elapsed.as_secs_f64())
             / (bare.stats.accepted as f64 / bare.stats.elapsed.as_secs_f64()).max(1.0);
         println!("  ratio    {ratio:.2} of the bare server");
+        rows.push(readme_row(w, &o, &ph, &bare, ratio));
         if o.seconds >= 5.0 {
             // RSS and WAL over time (in a sustained run they must stay flat).
             let every = (ph.samples.len() / 10).max(1);
@@ -916,4 +918,32 @@ fn main() {
             w.name()
         );
     }
+    println!(
+        "\nREADME rows ({}):",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+/// One row of the README's figures table.
+fn readme_row(w: Workload, o: &Opts, ph: &RunResult, bare: &RunResult, ratio: f64) -> String {
+    let rate = |r: &RunResult| r.stats.accepted as f64 / r.stats.elapsed.as_secs_f64();
+    let name = match w {
+        Workload::Ordered => "ordered, empty store".to_string(),
+        Workload::Random => format!("random, {}-row store", o.prefill),
+        Workload::Storm => format!("duplicate storm, {STORM_CONNECTIONS} connections"),
+    };
+    format!(
+        "| {name} ({} s) | {:.0} | {:.1} ms | {:.1} ms | {:.0} ms | {:.0} | {ratio:.2} | {:.0} µs | {} MiB |",
+        o.seconds,
+        rate(ph),
+        ph.stats.hist.quantile(0.50) as f64 / 1000.0,
+        ph.stats.hist.quantile(0.99) as f64 / 1000.0,
+        ph.stats.hist.max_us as f64 / 1000.0,
+        rate(bare),
+        ph.server_cpu_s * 1e6 / ph.stats.accepted.max(1) as f64,
+        ph.peak_rss_kib >> 10,
+    )
 }
