@@ -9,10 +9,12 @@
 //! [`Config::from_toml`] takes the file's text as an argument, so tests never touch the
 //! process environment or the working directory.
 
+use crate::providers::ProviderId;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default callback body limit: 64 KiB is ten times the largest documented callback.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -110,6 +112,51 @@ pub struct Config {
     pub store: StoreConfig,
     /// Provider sections; a provider is enabled when its section is present.
     pub providers: ProvidersConfig,
+    /// The reconciler loop.
+    pub reconciler: ReconcilerConfig,
+}
+
+/// `[reconciler]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconcilerConfig {
+    /// Run the polling loop (`true`). Turning it off leaves transactions to callbacks and
+    /// deadlines only; tests turn it off to drive `reconcile::step` themselves.
+    pub enabled: bool,
+    /// Bound on one status query: connect, headers and body.
+    #[serde(serialize_with = "ser_duration")]
+    pub request_timeout: Duration,
+}
+
+/// Default bound on one status query.
+pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        ReconcilerConfig {
+            enabled: true,
+            request_timeout: DEFAULT_POLL_TIMEOUT,
+        }
+    }
+}
+
+/// How the reconciler polls one provider: the `base_url` and `poll_*` keys of its
+/// `[providers.*]` section, defaulting to `schedule::defaults` (providers.md §6.6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PollConfig {
+    /// The provider's API root (scheme, host, optional port; no trailing slash).
+    pub base_url: String,
+    /// First status query this long after payhook learns of a transaction.
+    #[serde(rename = "poll_first_after", serialize_with = "ser_duration")]
+    pub first_after: Duration,
+    /// Longest interval between two queries of one transaction.
+    #[serde(rename = "poll_max_interval", serialize_with = "ser_duration")]
+    pub max_interval: Duration,
+    /// Still open this long after payhook learned of it: NEEDS_REVIEW (never FAILED).
+    #[serde(rename = "poll_deadline", serialize_with = "ser_duration")]
+    pub deadline: Duration,
+    /// Most status queries a minute to this provider, however many are due.
+    #[serde(rename = "poll_rate_per_minute")]
+    pub rate_per_minute: u32,
 }
 
 /// `[log]`
@@ -160,6 +207,12 @@ pub struct ProvidersConfig {
 pub struct ZengaPayConfig {
     /// The account's "Secret Hash" (dashboard → Developer Settings), the HMAC key.
     pub secret_hash: Secret,
+    /// The API token for the status endpoints (`Authorization: Bearer`, §1); without it
+    /// ZengaPay transactions are not polled.
+    pub api_token: Option<Secret>,
+    /// Polling plan and API root.
+    #[serde(flatten)]
+    pub poll: PollConfig,
 }
 
 /// `[providers.bitpesa]`
@@ -172,6 +225,9 @@ pub struct BitPesaConfig {
     /// The exact URL registered with TransferZero, if it differs from
     /// `public_base_url` + request path (e.g. the proxy rewrites paths).
     pub webhook_url: Option<String>,
+    /// Polling plan and API root; status queries are signed with `api_key`/`api_secret`.
+    #[serde(flatten)]
+    pub poll: PollConfig,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -191,6 +247,25 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     providers: RawProviders,
+    #[serde(default)]
+    reconciler: RawReconciler,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReconciler {
+    enabled: Option<bool>,
+    request_timeout: Option<String>,
+}
+
+/// The `base_url` and `poll_*` keys every provider section takes. (serde cannot combine
+/// `flatten` with `deny_unknown_fields`, so each section lists them and hands them here.)
+struct RawPoll {
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -212,6 +287,13 @@ struct RawProviders {
 struct RawZengaPay {
     secret_hash: Option<Secret>,
     secret_hash_file: Option<PathBuf>,
+    api_token: Option<Secret>,
+    api_token_file: Option<PathBuf>,
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +304,11 @@ struct RawBitPesa {
     api_secret: Option<Secret>,
     api_secret_file: Option<PathBuf>,
     webhook_url: Option<String>,
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
 }
 
 impl Default for Config {
@@ -289,8 +376,22 @@ impl Config {
         let mut providers = ProvidersConfig::default();
         if let Some(z) = raw.providers.zengapay {
             let key = "providers.zengapay.secret_hash";
+            let poll = RawPoll {
+                base_url: z.base_url,
+                poll_first_after: z.poll_first_after,
+                poll_max_interval: z.poll_max_interval,
+                poll_deadline: z.poll_deadline,
+                poll_rate_per_minute: z.poll_rate_per_minute,
+            };
             providers.zengapay = Some(ZengaPayConfig {
                 secret_hash: required_secret(key, z.secret_hash, z.secret_hash_file, base)?,
+                api_token: optional_secret(
+                    "providers.zengapay.api_token",
+                    z.api_token,
+                    z.api_token_file,
+                    base,
+                )?,
+                poll: poll_config(ProviderId::ZengaPay, poll)?,
             });
         }
         if let Some(b) = raw.providers.bitpesa {
@@ -319,8 +420,34 @@ impl Config {
                     base,
                 )?,
                 webhook_url,
+                poll: poll_config(
+                    ProviderId::BitPesa,
+                    RawPoll {
+                        base_url: b.base_url,
+                        poll_first_after: b.poll_first_after,
+                        poll_max_interval: b.poll_max_interval,
+                        poll_deadline: b.poll_deadline,
+                        poll_rate_per_minute: b.poll_rate_per_minute,
+                    },
+                )?,
             });
         }
+        let reconciler = ReconcilerConfig {
+            enabled: raw.reconciler.enabled.unwrap_or(true),
+            request_timeout: match raw.reconciler.request_timeout {
+                Some(t) => {
+                    let d = parse_duration("reconciler.request_timeout", &t)?;
+                    if d < Duration::from_millis(100) || d > Duration::from_secs(300) {
+                        return Err(invalid(
+                            "reconciler.request_timeout",
+                            "must be between 100ms and 5m",
+                        ));
+                    }
+                    d
+                }
+                None => DEFAULT_POLL_TIMEOUT,
+            },
+        };
         Ok(Config {
             listen,
             public_base_url,
@@ -329,13 +456,129 @@ impl Config {
             log: raw.log,
             store,
             providers,
+            reconciler,
         })
+    }
+
+    /// The polling plan of `provider`: its section's keys, or the built-in defaults for a
+    /// provider without one.
+    pub fn poll(&self, provider: ProviderId) -> PollConfig {
+        let configured = match provider {
+            ProviderId::ZengaPay => self.providers.zengapay.as_ref().map(|c| &c.poll),
+            ProviderId::BitPesa => self.providers.bitpesa.as_ref().map(|c| &c.poll),
+            _ => None,
+        };
+        configured
+            .cloned()
+            .unwrap_or_else(|| crate::schedule::defaults(provider))
     }
 
     /// The effective configuration as TOML, secrets redacted (`check-config`).
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
+}
+
+/// Builds a provider's polling plan from its section, over the built-in defaults.
+fn poll_config(provider: ProviderId, raw: RawPoll) -> Result<PollConfig, ConfigError> {
+    let key = |k: &str| format!("providers.{provider}.{k}");
+    let mut plan = crate::schedule::defaults(provider);
+    if let Some(u) = raw.base_url {
+        plan.base_url = validate_url(&key("base_url"), &u)?
+            .trim_end_matches('/')
+            .to_string();
+    }
+    for (name, value, slot) in [
+        (
+            "poll_first_after",
+            raw.poll_first_after,
+            &mut plan.first_after,
+        ),
+        (
+            "poll_max_interval",
+            raw.poll_max_interval,
+            &mut plan.max_interval,
+        ),
+        ("poll_deadline", raw.poll_deadline, &mut plan.deadline),
+    ] {
+        if let Some(text) = value {
+            *slot = parse_duration(&key(name), &text)?;
+        }
+    }
+    if plan.max_interval < plan.first_after {
+        return Err(invalid(
+            &key("poll_max_interval"),
+            "must not be shorter than poll_first_after",
+        ));
+    }
+    if plan.deadline.is_zero() {
+        return Err(invalid(&key("poll_deadline"), "must be longer than 0s"));
+    }
+    if let Some(rate) = raw.poll_rate_per_minute {
+        if !(1..=60_000).contains(&rate) {
+            return Err(invalid(
+                &key("poll_rate_per_minute"),
+                "must be between 1 and 60000",
+            ));
+        }
+        plan.rate_per_minute = rate;
+    }
+    Ok(plan)
+}
+
+/// Parses a duration written as an integer and a unit: `500ms`, `30s`, `15m`, `24h`, `2d`.
+///
+/// ```
+/// use std::time::Duration;
+/// use payhook::config::parse_duration;
+/// assert_eq!(parse_duration("k", "15m").unwrap(), Duration::from_secs(900));
+/// assert_eq!(parse_duration("k", "2d").unwrap(), Duration::from_secs(172_800));
+/// assert!(parse_duration("k", "1.5h").is_err());
+/// ```
+pub fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let t = text.trim();
+    let bad = || {
+        invalid(
+            key,
+            format!(
+                "{text:?} is not a duration such as \"500ms\", \"30s\", \"15m\", \"24h\" or \"2d\""
+            ),
+        )
+    };
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let ms_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(ms_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(bad)
+}
+
+/// Writes a duration back in the largest unit that divides it (`24h`, `90s`).
+fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms >= per && ms % per == 0 {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
 }
 
 fn validate_url(key: &str, url: &str) -> Result<String, ConfigError> {
@@ -425,6 +668,39 @@ mod tests {
         assert_eq!(c.max_body_bytes, 65536);
         assert_eq!(c.store.path, Path::new("/tmp/payhook.db"));
         assert!(c.providers.zengapay.is_none() && c.providers.bitpesa.is_none());
+        assert!(c.reconciler.enabled);
+        assert_eq!(
+            c.poll(ProviderId::BitPesa),
+            crate::schedule::defaults(ProviderId::BitPesa)
+        );
+    }
+
+    #[test]
+    fn polling_keys_override_the_defaults_and_round_trip() {
+        let text = r#"[providers.zengapay]
+            secret_hash = "s"
+            api_token = "t"
+            base_url = "http://127.0.0.1:9/"
+            poll_first_after = "30s"
+            poll_max_interval = "15m"
+            poll_deadline = "2d"
+            poll_rate_per_minute = 600
+            [reconciler]
+            enabled = false
+            request_timeout = "500ms""#;
+        let c = Config::from_toml(text, Path::new(".")).unwrap();
+        let p = c.poll(ProviderId::ZengaPay);
+        assert_eq!(p.base_url, "http://127.0.0.1:9");
+        assert_eq!(p.first_after, Duration::from_secs(30));
+        assert_eq!(p.max_interval, Duration::from_secs(900));
+        assert_eq!(p.deadline, Duration::from_secs(2 * 86_400));
+        assert_eq!(p.rate_per_minute, 600);
+        assert!(!c.reconciler.enabled);
+        assert_eq!(c.reconciler.request_timeout, Duration::from_millis(500));
+        // check-config output is itself a valid file with the same meaning.
+        let shown = c.to_redacted_toml();
+        assert!(shown.contains("poll_deadline = \"2d\""), "{shown}");
+        assert!(shown.contains("request_timeout = \"500ms\""), "{shown}");
     }
 
     #[test]
@@ -441,6 +717,7 @@ mod tests {
             r#"public_base_url = "https://hooks.example.com"
                [providers.zengapay]
                secret_hash = "zp-very-secret"
+               api_token = "zp-token-secret"
                [providers.bitpesa]
                api_key = "bp-key-secret"
                api_secret = "bp-api-secret""#,
@@ -448,7 +725,12 @@ mod tests {
         )
         .unwrap();
         let shown = format!("{c:?}\n{}", c.to_redacted_toml());
-        for s in ["zp-very-secret", "bp-key-secret", "bp-api-secret"] {
+        for s in [
+            "zp-very-secret",
+            "zp-token-secret",
+            "bp-key-secret",
+            "bp-api-secret",
+        ] {
             assert!(!shown.contains(s), "{s} leaked in:\n{shown}");
         }
         assert!(shown.contains("[redacted]"));
@@ -465,6 +747,23 @@ mod tests {
             ),
             ("lisen = \"127.0.0.1:1\"", "lisen"),
             ("trusted_proxies = [\"10.0.0.300\"]", "trusted_proxies"),
+            (
+                "[providers.zengapay]\nsecret_hash=\"a\"\npoll_deadline=\"1y\"",
+                "providers.zengapay.poll_deadline",
+            ),
+            (
+                "[providers.zengapay]\nsecret_hash=\"a\"\npoll_first_after=\"1h\"\npoll_max_interval=\"1m\"",
+                "providers.zengapay.poll_max_interval",
+            ),
+            (
+                "[providers.zengapay]\nsecret_hash=\"a\"\npoll_rate_per_minute=0",
+                "providers.zengapay.poll_rate_per_minute",
+            ),
+            (
+                "[providers.zengapay]\nsecret_hash=\"a\"\nbase_url=\"ftp://x\"",
+                "providers.zengapay.base_url",
+            ),
+            ("[reconciler]\nrequest_timeout=\"10\"", "reconciler.request_timeout"),
             (
                 "[providers.zengapay]\nsecret_hash=\"a\"\nsecret_hash_file=\"/x\"",
                 "not both",

@@ -14,6 +14,8 @@
 //! - [`state`]: the state machine, pure.
 //! - [`money`], [`clock`]: exact amounts and epoch-millisecond time.
 //! - [`retry`]: pure retry schedules; [`outbound`]: the one outbound HTTP client.
+//! - [`reconcile`]: the polling loops that settle open transactions through the
+//!   providers' status endpoints; [`schedule`]: their per-provider plans.
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
 //!
 //! # Invariants
@@ -40,6 +42,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbound;
 pub mod providers;
+pub mod reconcile;
 pub mod retry;
 pub mod schedule;
 pub mod shutdown;
@@ -67,6 +70,8 @@ pub struct Ctx {
     pub wake_reconciler: Arc<Notify>,
     /// Poked when an event was written to the outbox.
     pub wake_forwarder: Arc<Notify>,
+    /// The reconciler's client, rate limiters and wake-ups.
+    pub reconciler: Arc<reconcile::Reconciler>,
 }
 
 /// Why the daemon could not start or stopped abnormally.
@@ -95,6 +100,7 @@ impl Ctx {
         })?;
         Ok(Ctx {
             registry: Arc::new(providers::Registry::from_config(&config)),
+            reconciler: Arc::new(reconcile::Reconciler::new(&config)),
             config: Arc::new(config),
             store,
             metrics: Arc::new(metrics::Metrics::default()),
@@ -131,6 +137,19 @@ pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output
     if enabled.is_empty() {
         tracing::warn!("no provider is enabled: every callback route answers 404 until a [providers.*] section is configured");
     }
-    http::serve(listener, ctx.clone(), shutdown).await;
+    // One shutdown signal, shared: the listener stops accepting and the loops stop
+    // claiming work at the same moment.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let reconciler = tokio::spawn(reconcile::run(ctx.clone(), async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+    http::serve(listener, ctx.clone(), async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Err(e) = reconciler.await {
+        tracing::error!(error = %e, "reconciler task failed");
+    }
     tracing::info!("payhook stopped");
 }

@@ -34,6 +34,14 @@ const HELP: &[(&str, &str)] = &[
         "Connections closed at once because the connection limit was reached.",
     ),
     (
+        "payhook_polls_total",
+        "Status queries made, by provider and outcome (status or failed).",
+    ),
+    (
+        "payhook_escalations_total",
+        "Open transactions escalated to NEEDS_REVIEW at their deadline.",
+    ),
+    (
         "payhook_callback_ack_seconds",
         "Time from request to acknowledgement of stored callbacks.",
     ),

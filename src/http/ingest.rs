@@ -75,7 +75,7 @@ pub async fn handle(
         tracing::warn!(provider = %provider, error = %e, "authenticated callback could not be parsed; storing it raw for review");
     }
     let received_at_ms = now_ms();
-    let schedule = crate::schedule::first_poll(provider, received_at_ms);
+    let schedule = crate::schedule::first_poll(&ctx.config.poll(provider), received_at_ms);
     let new = NewCallback {
         verified,
         parsed,

@@ -2,17 +2,22 @@
 //!
 //! Providers do no I/O. `verify` checks the credential on the raw request bytes before
 //! anything is parsed; `parse_callback` turns a verified body into a [`CallbackEvent`].
-//! The HTTP layer owns sockets, the store owns SQL. A new provider is one file here plus
+//! For reconciliation, `status_request` builds the status query of one open transaction
+//! and `parse_status_reply` reads the answer; the reconciler sends it (providers never
+//! touch the network) and whatever is not pure (the time, a nonce, an access token) is
+//! passed in through [`PollInputs`]. The HTTP layer owns sockets, the store owns SQL. A new provider is one file here plus
 //! one [`ProviderId`] variant.
 
 pub mod bitpesa;
 pub mod zengapay;
 
+use crate::config::Secret;
 use crate::money::Money;
 use crate::state::Status;
 use bytes::Bytes;
 use hmac::Mac;
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
+use http_body_util::Full;
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -320,6 +325,122 @@ impl Default for Ack {
     }
 }
 
+/// An open transaction the reconciler asks its provider about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTxn {
+    /// `transactions.id`.
+    pub id: i64,
+    /// Its provider.
+    pub provider: ProviderId,
+    /// The provider's reference, the key of the status query.
+    pub provider_ref: String,
+    /// Payment kind (ZengaPay has one endpoint per kind).
+    pub kind: TxnKind,
+    /// Current status (PENDING or INDETERMINATE).
+    pub status: Status,
+    /// True when an unsigned callback reported a success that a poll must confirm.
+    pub unconfirmed: bool,
+    /// Status queries made so far.
+    pub poll_attempts: i64,
+    /// When payhook first knew of it.
+    pub created_at_ms: i64,
+    /// Escalate to NEEDS_REVIEW if still open by then.
+    pub deadline_at_ms: Option<i64>,
+}
+
+/// What building a status request may need that is not pure: the reconciler supplies
+/// them, so providers stay deterministic and testable from fixtures.
+#[derive(Debug, Clone, Copy)]
+pub struct PollInputs<'a> {
+    /// Now, epoch milliseconds (Daraja's timestamp).
+    pub now_ms: i64,
+    /// A fresh unique value (TransferZero's `Authorization-Nonce`).
+    pub nonce: &'a str,
+    /// A bearer token the reconciler fetched and cached (Daraja OAuth), if the provider
+    /// uses one.
+    pub access_token: Option<&'a Secret>,
+}
+
+/// Why a status poll gave no usable status. None of these changes a transaction's state
+/// (design.md invariant 5): the reconciler records the poll and reschedules it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollError {
+    /// The provider has no status endpoint payhook can use (or it is not configured).
+    #[error("no status endpoint")]
+    Unsupported,
+    /// The request could not be built (e.g. a reference that is not a valid path segment).
+    #[error("cannot build the status request: {0}")]
+    Request(String),
+    /// 401/403: bad credentials or an egress IP the provider has not whitelisted.
+    #[error("refused with HTTP {0}: check credentials and IP whitelisting")]
+    Unauthorized(u16),
+    /// 404: often just too soon after creation (providers.md §1.4); never FAILED.
+    #[error("not found (yet)")]
+    NotFound,
+    /// 429: over the provider's rate limit.
+    #[error("rate limited")]
+    RateLimited,
+    /// Any other non-success answer (5xx, ...).
+    #[error("HTTP {0}")]
+    Http(u16),
+    /// A success answer whose body payhook cannot read.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+}
+
+impl PollError {
+    /// Short stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PollError::Unsupported => "unsupported",
+            PollError::Request(_) => "request",
+            PollError::Unauthorized(_) => "unauthorized",
+            PollError::NotFound => "not_found",
+            PollError::RateLimited => "rate_limited",
+            PollError::Http(_) => "http",
+            PollError::Malformed(_) => "malformed",
+        }
+    }
+
+    /// The failure a non-2xx answer means, for providers without special cases.
+    pub fn from_status(status: StatusCode) -> PollError {
+        match status.as_u16() {
+            401 | 403 => PollError::Unauthorized(status.as_u16()),
+            404 => PollError::NotFound,
+            429 => PollError::RateLimited,
+            other => PollError::Http(other),
+        }
+    }
+}
+
+impl From<ParseError> for PollError {
+    fn from(e: ParseError) -> Self {
+        PollError::Malformed(e.to_string())
+    }
+}
+
+/// A status query, built by a provider and sent by the reconciler.
+pub type StatusRequest = http::Request<Full<Bytes>>;
+
+/// Percent-encodes a reference for use as one URL path segment: references come from
+/// callbacks and merchants, and must not be able to change the path (`../`, `?`, `#`).
+///
+/// ```
+/// assert_eq!(payhook::providers::path_segment("ab-1_2.~"), "ab-1_2.~");
+/// assert_eq!(payhook::providers::path_segment("../x?y"), "..%2Fx%3Fy");
+/// ```
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// One provider's wire format and authentication. Implementations do no I/O.
 pub trait Provider: Send + Sync {
     /// Which provider this is.
@@ -332,6 +453,27 @@ pub trait Provider: Send + Sync {
     /// body could not be parsed).
     fn ack(&self, _event: Option<&CallbackEvent>) -> Ack {
         Ack::default()
+    }
+    /// The status query for one open transaction; `None` if the provider has none (or it
+    /// is not configured), in which case the transaction waits for a callback or its
+    /// deadline.
+    fn status_request(
+        &self,
+        _txn: &PendingTxn,
+        _inputs: PollInputs<'_>,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        None
+    }
+    /// Reads the answer to [`Provider::status_request`]. Every HTTP status reaches this
+    /// method, because some providers state a status in an error answer (Daraja's
+    /// "being processed" comes as HTTP 500, providers.md §3.2).
+    fn parse_status_reply(
+        &self,
+        _txn: &PendingTxn,
+        _status: StatusCode,
+        _body: &[u8],
+    ) -> Result<StatusReport, PollError> {
+        Err(PollError::Unsupported)
     }
 }
 

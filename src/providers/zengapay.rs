@@ -6,15 +6,22 @@
 //! (what ZengaPay's own plugin signs since 2022), or as an integer. Accepting several does
 //! not help a forger: every candidate needs the secret. Which one matched is stored in
 //! `callbacks.auth` so that an account can later be pinned to one.
+//!
+//! Status: `GET /v1/collections/{ref}` or `/v1/transfers/{ref}` with the API token as a
+//! bearer (§1.4). A 404 soon after initiation means "not yet", never FAILED.
 
 use super::{
-    header_str, verify_hex_mac, Ack, CallbackEvent, ParseError, Provider, ProviderId, RawCallback,
-    StatusReport, TxnKind, VerifiedCallback, VerifyError,
+    header_str, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError, PendingTxn,
+    PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
+    VerifiedCallback, VerifyError,
 };
 use crate::config::{Secret, ZengaPayConfig};
 use crate::money::{decimal_text, Money};
 use crate::state::Status;
+use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use http::StatusCode;
+use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::Sha256;
@@ -37,6 +44,8 @@ pub mod variant {
 /// The ZengaPay provider.
 pub struct ZengaPay {
     secret_hash: Secret,
+    api_token: Option<Secret>,
+    base_url: String,
 }
 
 impl ZengaPay {
@@ -44,6 +53,8 @@ impl ZengaPay {
     pub fn new(cfg: &ZengaPayConfig) -> Self {
         ZengaPay {
             secret_hash: cfg.secret_hash.clone(),
+            api_token: cfg.api_token.clone(),
+            base_url: cfg.poll.base_url.clone(),
         }
     }
 
@@ -211,6 +222,102 @@ impl Provider for ZengaPay {
         // §1.1: exactly 200 is the safe answer; the body is ignored.
         Ack::default()
     }
+
+    fn status_request(
+        &self,
+        txn: &PendingTxn,
+        _inputs: PollInputs<'_>,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        let token = self.api_token.as_ref()?;
+        // One endpoint per kind (§1.4); a transaction of unknown kind is most likely a
+        // collection, the common case, and a wrong guess only yields a 404 (a failed poll).
+        let kind = match txn.kind {
+            TxnKind::Transfer => "transfers",
+            _ => "collections",
+        };
+        let url = format!(
+            "{}/v1/{kind}/{}",
+            self.base_url,
+            path_segment(&txn.provider_ref)
+        );
+        Some(
+            http::Request::get(url)
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose()),
+                )
+                .header(http::header::ACCEPT, "application/json")
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| PollError::Request(e.to_string())),
+        )
+    }
+
+    fn parse_status_reply(
+        &self,
+        txn: &PendingTxn,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<StatusReport, PollError> {
+        if !status.is_success() {
+            return Err(PollError::from_status(status));
+        }
+        let reply: StatusReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let d = reply.data.ok_or(ParseError::Missing("data"))?;
+        if let Some(r) = d.transactionReference.as_deref() {
+            if r.trim() != txn.provider_ref {
+                return Err(PollError::Malformed(format!(
+                    "answer is about {r:?}, not {:?}",
+                    txn.provider_ref
+                )));
+            }
+        }
+        let word = d
+            .transactionStatus
+            .ok_or(ParseError::Missing("data.transactionStatus"))?;
+        let normalised = parse_status(&word).ok_or_else(|| ParseError::Invalid {
+            field: "data.transactionStatus",
+            why: format!("unknown status {word:?}"),
+        })?;
+        let mut report = StatusReport::new(txn.provider_ref.clone(), txn.kind, normalised);
+        report.reason = (normalised == Status::Failed).then(|| "PROVIDER_FAILED".to_string());
+        report.provider_status = Some(word);
+        // `amount` is a number here, a string in webhooks (§1.6): decimal_text reads both.
+        if let (Some(amount), Some(code)) = (d.amount, d.currencyCode.as_deref()) {
+            let invalid = |why: String| ParseError::Invalid {
+                field: "data.amount",
+                why,
+            };
+            if let Some(text) = decimal_text(amount).map_err(|e| invalid(e.to_string()))? {
+                report.money = Some(
+                    Money::parse(&text, currency_of(code)).map_err(|e| invalid(e.to_string()))?,
+                );
+            }
+        }
+        report.merchant_ref = d.transactionExternalReference;
+        report.msisdn = d.msisdn;
+        report.receipt = d.MNOTransactionReferenceId;
+        Ok(report)
+    }
+}
+
+/// `GET /v1/collections/{ref}` answer (§1.4).
+#[derive(Deserialize)]
+struct StatusReply<'a> {
+    #[serde(borrow)]
+    data: Option<StatusData<'a>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct StatusData<'a> {
+    transactionReference: Option<String>,
+    transactionStatus: Option<String>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    currencyCode: Option<String>,
+    transactionExternalReference: Option<String>,
+    MNOTransactionReferenceId: Option<String>,
+    msisdn: Option<String>,
 }
 
 /// Maps ZengaPay's `transactionStatus` (§1.4).
@@ -241,7 +348,94 @@ mod tests {
     fn provider() -> ZengaPay {
         ZengaPay {
             secret_hash: Secret::new("SECRET_HASH"),
+            api_token: Some(Secret::new("TOKEN")),
+            base_url: "https://api.sandbox.zengapay.com".into(),
         }
+    }
+
+    fn pending(kind: TxnKind) -> PendingTxn {
+        PendingTxn {
+            id: 1,
+            provider: ProviderId::ZengaPay,
+            provider_ref: REF.into(),
+            kind,
+            status: Status::Pending,
+            unconfirmed: false,
+            poll_attempts: 0,
+            created_at_ms: 0,
+            deadline_at_ms: None,
+        }
+    }
+
+    const INPUTS: PollInputs<'static> = PollInputs {
+        now_ms: 0,
+        nonce: "n",
+        access_token: None,
+    };
+
+    #[test]
+    fn status_requests_use_the_kind_endpoint_and_the_bearer_token() {
+        let p = provider();
+        let req = p
+            .status_request(&pending(TxnKind::Transfer), INPUTS)
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.method(), http::Method::GET);
+        assert_eq!(
+            req.uri().to_string(),
+            format!("https://api.sandbox.zengapay.com/v1/transfers/{REF}")
+        );
+        assert_eq!(req.headers()["authorization"], "Bearer TOKEN");
+        let req = p
+            .status_request(&pending(TxnKind::Unknown), INPUTS)
+            .unwrap()
+            .unwrap();
+        assert!(req.uri().path().starts_with("/v1/collections/"));
+        let no_token = ZengaPay {
+            api_token: None,
+            ..provider()
+        };
+        assert!(no_token
+            .status_request(&pending(TxnKind::Collection), INPUTS)
+            .is_none());
+    }
+
+    #[test]
+    fn status_answers_map_and_failures_stay_failures() {
+        let p = provider();
+        let txn = pending(TxnKind::Collection);
+        let body = format!(
+            r#"{{"code":200,"status":"OK","data":{{"transactionReference":"{REF}","transactionStatus":"SUCCEEDED","amount":126600,"currencyCode":"UGX-MTNMM","transactionExternalReference":"o-1","transactionCompletionDate":"0000-00-00 00:00:00"}}}}"#
+        );
+        let r = p
+            .parse_status_reply(&txn, StatusCode::OK, body.as_bytes())
+            .unwrap();
+        assert_eq!(r.status, Status::Succeeded);
+        assert_eq!(r.money.unwrap().minor, 126600);
+        let indeterminate = body.replace("SUCCEEDED", "INDETERMINATE");
+        assert_eq!(
+            p.parse_status_reply(&txn, StatusCode::OK, indeterminate.as_bytes())
+                .unwrap()
+                .status,
+            Status::Indeterminate
+        );
+        assert_eq!(
+            p.parse_status_reply(&txn, StatusCode::NOT_FOUND, b"{}"),
+            Err(PollError::NotFound)
+        );
+        assert_eq!(
+            p.parse_status_reply(&txn, StatusCode::TOO_MANY_REQUESTS, b""),
+            Err(PollError::RateLimited)
+        );
+        assert!(matches!(
+            p.parse_status_reply(&txn, StatusCode::OK, b"<html>"),
+            Err(PollError::Malformed(_))
+        ));
+        let other = body.replace(REF, "someone-else");
+        assert!(matches!(
+            p.parse_status_reply(&txn, StatusCode::OK, other.as_bytes()),
+            Err(PollError::Malformed(_))
+        ));
     }
 
     fn verify(body: &str, sig: &str) -> Result<VerifiedCallback, VerifyError> {

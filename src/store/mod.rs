@@ -16,6 +16,7 @@
 
 pub mod callbacks;
 pub mod migrations;
+pub mod polls;
 pub mod queries;
 pub mod transactions;
 

@@ -12,5 +12,7 @@ mod ingest;
 mod outbound;
 /// The binary as a process: CLI, signals, logs (issue 2).
 mod process;
+/// The reconciler against fake provider APIs (issue 4).
+mod reconcile;
 /// schema.sql equals the migrations (issue 2).
 mod schema;

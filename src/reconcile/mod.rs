@@ -1,0 +1,449 @@
+//! The reconciler: settles PENDING and INDETERMINATE transactions through the providers'
+//! status endpoints, so that a lost callback costs time, never money (providers.md §6.6).
+//!
+//! One loop per provider ([`run`]) repeats [`step_provider`]: claim a batch of due rows in
+//! the store (escalating those past their deadline to NEEDS_REVIEW, never FAILED), wait on
+//! the provider's rate limiter (`governor`, `until_ready`), send the status query the
+//! provider built, and record the poll and what it reported in one writer job. A poll that
+//! fails (transport error, timeout, 404, 429, 5xx, an unreadable body) changes nothing but
+//! the schedule, which backs off and honours `Retry-After`. Loops never die of an error:
+//! they log it, wait, and go on.
+//!
+//! The schedule lives in the database (`next_poll_at_ms`, `poll_attempts`,
+//! `deadline_at_ms`), so a restart resumes it. Tests call [`step`] / [`step_at`] directly
+//! instead of sleeping.
+//!
+//! This module owns the network side (the HTTP client, limiters, access tokens); providers
+//! stay pure and `store::polls` owns the SQL.
+
+use crate::clock;
+use crate::config::{Config, PollConfig};
+use crate::outbound::HttpClient;
+use crate::providers::{PendingTxn, PollInputs, Provider, ProviderId};
+use crate::schedule;
+use crate::store::polls::{self, ClaimPlan, PollRecord};
+use crate::store::transactions::{Applied, Outcome};
+use crate::store::StoreError;
+use crate::Ctx;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+/// Largest status answer read; the documented ones are under 2 KiB.
+pub const STATUS_BODY_LIMIT_BYTES: usize = 256 * 1024;
+/// A claimed row is not handed out again for this long, unless its poll is recorded
+/// first; it bounds how late a poll interrupted by a crash or shutdown is retried.
+pub const LEASE: Duration = Duration::from_secs(300);
+/// Most rows one step claims per provider.
+pub const BATCH_MAX: usize = 64;
+/// Most status queries in flight per provider (the limiter still spaces their starts).
+pub const MAX_IN_FLIGHT: usize = 8;
+/// Longest idle wait: rows an application INSERTs directly are due at once but nobody
+/// pokes the loop, so it looks again at least this often.
+pub const IDLE_MAX: Duration = Duration::from_secs(5);
+/// Pause after a step failed (the store is unavailable, say), so a failing store is not
+/// hammered.
+pub const ON_ERROR: Duration = Duration::from_secs(5);
+
+/// Why a step could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The store refused a read or write; the rows stay leased and come back later.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A poll task panicked or was cancelled.
+    #[error("poll task failed: {0}")]
+    Task(String),
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Claimed rows (polled, escalated or parked): there may be more.
+    Worked,
+    /// Nothing was due.
+    Idle,
+}
+
+/// The reconciler's long-lived parts, one per daemon (in [`Ctx`]).
+pub struct Reconciler {
+    /// The one outbound client.
+    client: HttpClient,
+    /// One limiter per provider: never more than `poll_rate_per_minute` queries a minute,
+    /// however many rows are due.
+    limiters: BTreeMap<ProviderId, DefaultDirectRateLimiter>,
+    /// Per-provider wake-ups, fanned out from `Ctx::wake_reconciler`.
+    wake: BTreeMap<ProviderId, Notify>,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler").finish_non_exhaustive()
+    }
+}
+
+/// The limiter quota for `rate_per_minute`: evenly spaced, with a burst of one second's
+/// worth (at least 1), so that a backlog is never sent as a minute's worth at once.
+pub fn quota(rate_per_minute: u32) -> Quota {
+    let rate = rate_per_minute.max(1);
+    // Round the period up, so the rate is never exceeded by rounding.
+    let period = Duration::from_micros(60_000_000u64.div_ceil(u64::from(rate)));
+    let burst = NonZeroU32::new((rate / 60).max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+impl Reconciler {
+    /// Builds the client and one limiter per provider from `config`.
+    pub fn new(config: &Config) -> Reconciler {
+        let limiters = ProviderId::ALL
+            .into_iter()
+            .map(|p| {
+                (
+                    p,
+                    RateLimiter::direct(quota(config.poll(p).rate_per_minute)),
+                )
+            })
+            .collect();
+        let wake = ProviderId::ALL
+            .into_iter()
+            .map(|p| (p, Notify::new()))
+            .collect();
+        Reconciler {
+            client: HttpClient::new(),
+            limiters,
+            wake,
+        }
+    }
+
+    fn limiter(&self, p: ProviderId) -> &DefaultDirectRateLimiter {
+        // Built for every ProviderId in `new`.
+        &self.limiters[&p]
+    }
+
+    fn wake(&self, p: ProviderId) -> &Notify {
+        &self.wake[&p]
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Rows claimed per step: about ten seconds of the provider's quota, so a slow provider's
+/// step stays short and shutdown or a config change is never far away.
+fn batch_size(plan: &PollConfig) -> usize {
+    usize::try_from(plan.rate_per_minute / 6)
+        .unwrap_or(BATCH_MAX)
+        .clamp(1, BATCH_MAX)
+}
+
+/// One step for every provider at the current time.
+pub async fn step(ctx: &Ctx) -> Result<Step, ReconcileError> {
+    step_at(ctx, clock::now_ms()).await
+}
+
+/// One step for every provider, as if it were `now_ms` (tests move time forward this way
+/// to reach a deadline without waiting for it).
+pub async fn step_at(ctx: &Ctx, now_ms: i64) -> Result<Step, ReconcileError> {
+    let mut set = JoinSet::new();
+    for p in ProviderId::ALL {
+        let ctx = ctx.clone();
+        set.spawn(async move { step_provider(&ctx, p, now_ms).await });
+    }
+    let mut worked = false;
+    let mut first_error = None;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(Ok(Step::Worked)) => worked = true,
+            Ok(Ok(Step::Idle)) => {}
+            Ok(Err(e)) => first_error = first_error.or(Some(e)),
+            Err(e) => first_error = first_error.or(Some(ReconcileError::Task(e.to_string()))),
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None if worked => Ok(Step::Worked),
+        None => Ok(Step::Idle),
+    }
+}
+
+/// One batch of one provider: claim due rows, escalate the overdue, poll the rest.
+pub async fn step_provider(
+    ctx: &Ctx,
+    provider: ProviderId,
+    now_ms: i64,
+) -> Result<Step, ReconcileError> {
+    let started = Instant::now();
+    let plan = ctx.config.poll(provider);
+    let enabled = ctx.registry.get(provider).cloned();
+    let claim = ClaimPlan {
+        provider,
+        now_ms,
+        limit: batch_size(&plan),
+        lease_ms: ms(LEASE),
+        default_deadline_ms: ms(plan.deadline),
+        pollable: enabled.is_some(),
+    };
+    let claimed = ctx.store.write(move |c| polls::claim(c, &claim)).await?;
+    for a in &claimed.escalated {
+        ctx.metrics.inc(
+            "payhook_escalations_total",
+            &[("provider", provider.as_str())],
+        );
+        tracing::warn!(provider = %provider, transaction_id = a.transaction_id, "still open past its deadline; escalated to NEEDS_REVIEW");
+        announce(ctx, provider, a);
+    }
+    let worked = !claimed.escalated.is_empty() || claimed.parked > 0 || !claimed.due.is_empty();
+    let Some(p) = enabled else {
+        return Ok(if worked { Step::Worked } else { Step::Idle });
+    };
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut set = JoinSet::new();
+    for txn in claimed.due {
+        let (ctx, p, plan, permits) = (ctx.clone(), p.clone(), plan.clone(), permits.clone());
+        set.spawn(async move {
+            // The semaphore is never closed, so acquiring only fails if it were.
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|e| ReconcileError::Task(e.to_string()))?;
+            let at = move || now_ms.saturating_add(ms(started.elapsed()));
+            poll_one(&ctx, p.as_ref(), &plan, txn, at).await
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = set.join_next().await {
+        let r = joined
+            .map_err(|e| ReconcileError::Task(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = r {
+            first_error = first_error.or(Some(e));
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(if worked { Step::Worked } else { Step::Idle }),
+    }
+}
+
+/// A fresh nonce for request signing (TransferZero recommends a GUID; uniqueness is what
+/// matters, not secrecy).
+fn nonce() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// Polls one transaction and records the outcome.
+async fn poll_one(
+    ctx: &Ctx,
+    p: &dyn Provider,
+    plan: &PollConfig,
+    txn: PendingTxn,
+    at: impl Fn() -> i64,
+) -> Result<(), ReconcileError> {
+    let provider = txn.provider;
+    // Wait for the provider's quota before building the request, so that time-stamped
+    // credentials are fresh when they leave.
+    ctx.reconciler.limiter(provider).until_ready().await;
+    let nonce = nonce();
+    let sent_at = at();
+    let inputs = PollInputs {
+        now_ms: sent_at,
+        nonce: &nonce,
+        access_token: None,
+    };
+    let Some(request) = p.status_request(&txn, inputs) else {
+        // Nothing to ask (e.g. no API token configured): wait for a callback or the
+        // deadline, without counting a poll.
+        let until = txn
+            .deadline_at_ms
+            .unwrap_or_else(|| sent_at.saturating_add(ms(plan.max_interval)));
+        let id = txn.id;
+        ctx.store
+            .write(move |c| polls::postpone(c, id, until))
+            .await?;
+        return Ok(());
+    };
+    let started = Instant::now();
+    let (http_status, answer, retry_after) = match request {
+        Err(e) => (None, Err(e.to_string()), None),
+        Ok(req) => {
+            match ctx
+                .reconciler
+                .client
+                .send(
+                    req,
+                    ctx.config.reconciler.request_timeout,
+                    STATUS_BODY_LIMIT_BYTES,
+                )
+                .await
+            {
+                Err(e) => (None, Err(e.to_string()), None),
+                Ok(reply) => {
+                    let code = reply.status.as_u16();
+                    // Honoured on 429 and 503 only, the answers that mean "later" (hook0).
+                    let retry_after = matches!(code, 429 | 503)
+                        .then(|| reply.headers.get(http::header::RETRY_AFTER))
+                        .flatten()
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| crate::retry::parse_retry_after(v, sent_at));
+                    let answer = p
+                        .parse_status_reply(&txn, reply.status, &reply.body)
+                        .map_err(|e| e.to_string());
+                    (Some(code), answer, retry_after)
+                }
+            }
+        }
+    };
+    let attempt = u32::try_from(txn.poll_attempts.saturating_add(1)).unwrap_or(u32::MAX);
+    let mut next = schedule::next_poll_at(plan, at(), attempt, retry_after, fastrand::f64());
+    if let Some(deadline) = txn.deadline_at_ms {
+        // Never wait past the deadline: escalation happens on time.
+        next = next.min(deadline);
+    }
+    let failed = answer.as_ref().err().cloned();
+    let rec = PollRecord {
+        txn,
+        at_ms: sent_at,
+        latency_ms: Some(ms(started.elapsed())),
+        http_status,
+        answer,
+        next_poll_at_ms: next,
+    };
+    let txn_ref = rec.txn.provider_ref.clone();
+    let recorded = ctx
+        .store
+        .write(move |c| polls::record_poll(c, &rec))
+        .await?;
+    let outcome = if failed.is_some() { "failed" } else { "status" };
+    ctx.metrics.inc(
+        "payhook_polls_total",
+        &[("provider", provider.as_str()), ("outcome", outcome)],
+    );
+    match (&failed, &recorded.applied) {
+        (Some(error), _) => tracing::info!(
+            provider = %provider, txn_ref = %txn_ref, attempt = recorded.attempt,
+            http_status = ?http_status, error = %error, next_poll_at_ms = next,
+            "status poll failed; state unchanged, rescheduled"
+        ),
+        (None, Some(a)) => {
+            if matches!(a.outcome, Outcome::Applied(_)) {
+                tracing::info!(provider = %provider, txn_ref = %txn_ref, status = %a.status, "status poll settled a change");
+            }
+            announce(ctx, provider, a);
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// Tells the forwarder about a new outbox event, and counts conflicts.
+fn announce(ctx: &Ctx, provider: ProviderId, a: &Applied) {
+    if a.outcome == Outcome::Conflict {
+        ctx.metrics.inc(
+            "payhook_conflicts_total",
+            &[("provider", provider.as_str())],
+        );
+    }
+    if a.event_id.is_some() {
+        ctx.wake_forwarder.notify_one();
+    }
+}
+
+/// Runs one polling loop per provider until `shutdown` completes. Turned off by
+/// `[reconciler] enabled = false`.
+pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()> + Send) {
+    if !ctx.config.reconciler.enabled {
+        tracing::info!("reconciler disabled by configuration");
+        shutdown.await;
+        return;
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = JoinSet::new();
+    for p in ProviderId::ALL {
+        loops.spawn(provider_loop(ctx.clone(), p, stop_rx.clone()));
+    }
+    // Fan `wake_reconciler` out to every provider's loop.
+    let fan_out = {
+        let ctx = ctx.clone();
+        let mut stop = stop_rx.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    () = ctx.wake_reconciler.notified() => {
+                        for p in ProviderId::ALL {
+                            ctx.reconciler.wake(p).notify_one();
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        }
+    };
+    loops.spawn(fan_out);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    while loops.join_next().await.is_some() {}
+    tracing::info!("reconciler stopped");
+}
+
+/// One provider's loop: step while there is work, otherwise wait for the next due row, a
+/// wake-up, or [`IDLE_MAX`].
+async fn provider_loop(ctx: Ctx, provider: ProviderId, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // A step interrupted by shutdown is safe: its rows are leased and their polls are
+        // read-only at the provider; what was recorded is committed.
+        let result = tokio::select! {
+            r = step_provider(&ctx, provider, clock::now_ms()) => r,
+            _ = stop.changed() => return,
+        };
+        let pause = match result {
+            Ok(Step::Worked) => continue,
+            Ok(Step::Idle) => match ctx.store.read(move |c| polls::next_due(c, provider)).await {
+                Ok(Some(at)) => Duration::from_millis(
+                    u64::try_from(at.saturating_sub(clock::now_ms())).unwrap_or(0),
+                )
+                .clamp(Duration::from_millis(50), IDLE_MAX),
+                Ok(None) => IDLE_MAX,
+                Err(e) => {
+                    tracing::warn!(provider = %provider, error = %e, "reconciler cannot read the store");
+                    ON_ERROR
+                }
+            },
+            Err(e) => {
+                tracing::warn!(provider = %provider, error = %e, "reconciler step failed; retrying");
+                ON_ERROR
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = ctx.reconciler.wake(provider).notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_never_exceed_the_configured_rate() {
+        let q = quota(600);
+        assert_eq!(q.replenish_interval(), Duration::from_millis(100));
+        assert_eq!(q.burst_size().get(), 10);
+        let q = quota(7);
+        assert!(q.replenish_interval() >= Duration::from_millis(60_000 / 7));
+        assert_eq!(q.burst_size().get(), 1);
+        assert_eq!(quota(0).burst_size().get(), 1);
+    }
+}

@@ -1,0 +1,532 @@
+//! Issue 4: the reconciler settles open transactions through fake provider APIs on
+//! 127.0.0.1. Tests drive `reconcile::step` / `step_at` themselves (the background loop is
+//! disabled in their configuration), and move time by passing `now` or by setting
+//! `next_poll_at_ms`, so nothing sleeps to wait for background work.
+
+use crate::support::fake_provider::{FakeProvider, FakeReply};
+use crate::support::TestDaemon;
+use hmac::{Hmac, Mac};
+use payhook::clock::now_ms;
+use payhook::reconcile::{self, Step};
+use rusqlite::params;
+use sha2::{Digest, Sha512};
+use std::time::Duration;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// ZengaPay pointed at `fake`, polled as fast as tests need, loop disabled.
+fn zp_config(fake: &FakeProvider, extra: &str) -> String {
+    format!(
+        "[providers.zengapay]\nsecret_hash = \"zp-secret\"\napi_token = \"zp-token\"\n\
+         base_url = \"{}\"\npoll_rate_per_minute = 6000\n{extra}\n\
+         [reconciler]\nenabled = false\nrequest_timeout = \"500ms\"\n",
+        fake.url()
+    )
+}
+
+fn zp_status(reference: &str, status: &str, amount: &str) -> String {
+    format!(
+        r#"{{"code":200,"status":"OK","data":{{"transactionReference":"{reference}","transactionStatus":"{status}","amount":{amount},"currencyCode":"UGX-MTNMM","transactionExternalReference":"order-{reference}","transactionCompletionDate":"0000-00-00 00:00:00"}}}}"#
+    )
+}
+
+/// Registers a transaction the way an application may: a plain INSERT into the store,
+/// leaving `next_poll_at_ms` NULL ("due now").
+fn insert(d: &TestDaemon, reference: &str, kind: &str, expected: Option<(i64, &str)>) {
+    d.db()
+        .execute(
+            "INSERT INTO transactions (provider, provider_ref, kind, expected_amount_minor, expected_currency)
+             VALUES ('zengapay', ?1, ?2, ?3, ?4)",
+            params![reference, kind, expected.map(|e| e.0), expected.map(|e| e.1)],
+        )
+        .unwrap();
+}
+
+/// Makes a transaction due now, as if its next poll time had come.
+fn make_due(d: &TestDaemon, reference: &str) {
+    d.db()
+        .execute(
+            "UPDATE transactions SET next_poll_at_ms = 0 WHERE provider_ref = ?1",
+            [reference],
+        )
+        .unwrap();
+}
+
+#[derive(Debug)]
+struct Row {
+    status: String,
+    reason: Option<String>,
+    unconfirmed: Option<String>,
+    attempts: i64,
+    next_poll_at_ms: Option<i64>,
+    transitions: i64,
+    events: i64,
+}
+
+fn row(d: &TestDaemon, reference: &str) -> Row {
+    d.db()
+        .query_row(
+            "SELECT status, reason, unconfirmed_status, poll_attempts, next_poll_at_ms,
+                    (SELECT count(*) FROM transitions r WHERE r.transaction_id = t.id),
+                    (SELECT count(*) FROM events e WHERE e.transaction_id = t.id)
+               FROM transactions t WHERE provider_ref = ?1",
+            [reference],
+            |r| {
+                Ok(Row {
+                    status: r.get(0)?,
+                    reason: r.get(1)?,
+                    unconfirmed: r.get(2)?,
+                    attempts: r.get(3)?,
+                    next_poll_at_ms: r.get(4)?,
+                    transitions: r.get(5)?,
+                    events: r.get(6)?,
+                })
+            },
+        )
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_transactions_settle_with_no_callback_at_all() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "")).await;
+    insert(&d, "zp-1", "collection", None);
+    let path = "/v1/collections/zp-1";
+    fake.push(
+        path,
+        FakeReply::new(200, zp_status("zp-1", "PENDING", "5000")),
+    );
+    fake.push(
+        path,
+        FakeReply::new(200, zp_status("zp-1", "SUCCEEDED", "5000")),
+    );
+
+    let before = now_ms();
+    assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Worked);
+    let r = row(&d, "zp-1");
+    assert_eq!((r.status.as_str(), r.attempts, r.events), ("PENDING", 1, 0));
+    assert!(r.next_poll_at_ms.unwrap() > before, "rescheduled: {r:?}");
+    // Not due yet: a step does nothing.
+    assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Idle);
+    assert_eq!(fake.requests().len(), 1);
+
+    make_due(&d, "zp-1");
+    assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Worked);
+    let r = row(&d, "zp-1");
+    assert_eq!(
+        (r.status.as_str(), r.attempts, r.events),
+        ("SUCCEEDED", 2, 1)
+    );
+    assert_eq!(
+        r.next_poll_at_ms, None,
+        "a settled transaction is not polled again"
+    );
+    let (source, poll_outcome): (String, String) = d
+        .db()
+        .query_row(
+            "SELECT r.source, p.outcome FROM transitions r JOIN polls p ON p.id = r.poll_id
+              WHERE r.to_status = 'SUCCEEDED'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((source.as_str(), poll_outcome.as_str()), ("poll", "status"));
+    let event_type: String = d
+        .db()
+        .query_row("SELECT type FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(event_type, "transaction.succeeded");
+    for seen in fake.requests() {
+        assert_eq!(seen.method, "GET");
+        assert_eq!(seen.target, path);
+        assert_eq!(seen.headers["authorization"], "Bearer zp-token");
+    }
+    // Settled: nothing more to ask.
+    assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Idle);
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bitpesa_status_queries_are_signed_and_settle() {
+    let fake = FakeProvider::start().await;
+    let cfg = format!(
+        "public_base_url = \"https://hooks.example.com\"\n[providers.bitpesa]\napi_key = \"bp-key\"\n\
+         api_secret = \"bp-secret\"\nbase_url = \"{}\"\npoll_rate_per_minute = 600\n\
+         [reconciler]\nenabled = false\n",
+        fake.url()
+    );
+    let d = TestDaemon::start(&cfg).await;
+    d.db()
+        .execute(
+            "INSERT INTO transactions (provider, provider_ref, kind) VALUES ('bitpesa', 'tz-1', 'transfer')",
+            [],
+        )
+        .unwrap();
+    fake.push(
+        "/v1/transactions/tz-1",
+        FakeReply::new(
+            200,
+            r#"{"object":{"id":"tz-1","state":"paid","input_amount":"1500.00","input_currency":"KES"}}"#,
+        ),
+    );
+    assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Worked);
+    let seen = fake.requests().remove(0);
+    // TransferZero's scheme written out independently (providers.md §2.2): a GET signs
+    // the hash of the empty body.
+    let url = format!("{}/v1/transactions/tz-1", fake.url());
+    let nonce = seen.headers["authorization-nonce"].to_str().unwrap();
+    let to_sign = format!("{nonce}&GET&{url}&{}", hex::encode(Sha512::digest(b"")));
+    let mut mac = Hmac::<Sha512>::new_from_slice(b"bp-secret").unwrap();
+    mac.update(to_sign.as_bytes());
+    assert_eq!(seen.headers["authorization-key"], "bp-key");
+    assert!(seen.body.is_empty(), "a GET carries no body");
+    assert_eq!(
+        seen.headers["authorization-signature"].to_str().unwrap(),
+        hex::encode(mac.finalize().into_bytes())
+    );
+    let r: (String, i64, String) = d
+        .db()
+        .query_row(
+            "SELECT status, amount_minor, currency FROM transactions WHERE provider_ref = 'tz-1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(r, ("SUCCEEDED".to_string(), 150_000, "KES".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_polls_change_no_state_and_back_off_honouring_retry_after() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "")).await;
+    insert(&d, "zp-f", "collection", None);
+    let path = "/v1/collections/zp-f";
+    let failures = [
+        ("500", FakeReply::new(500, "oops")),
+        (
+            "429",
+            FakeReply::new(429, "{}").header("retry-after", "600"),
+        ),
+        ("malformed", FakeReply::new(200, "<html>not json</html>")),
+        (
+            "no status",
+            FakeReply::new(200, r#"{"code":200,"data":{}}"#),
+        ),
+        ("404", FakeReply::new(404, r#"{"message":"not found"}"#)),
+        ("401", FakeReply::new(401, r#"{"message":"bad token"}"#)),
+        (
+            "slow",
+            FakeReply::new(200, zp_status("zp-f", "SUCCEEDED", "1"))
+                .delayed(Duration::from_secs(3)),
+        ),
+        (
+            "unknown status",
+            FakeReply::new(200, zp_status("zp-f", "PAID?", "1")),
+        ),
+    ];
+    let mut delays = Vec::new();
+    for (i, (what, reply)) in failures.into_iter().enumerate() {
+        fake.push(path, reply);
+        make_due(&d, "zp-f");
+        let before = now_ms();
+        assert_eq!(
+            reconcile::step(&d.ctx).await.unwrap(),
+            Step::Worked,
+            "{what}"
+        );
+        let r = row(&d, "zp-f");
+        assert_eq!(r.status, "PENDING", "{what} changed the state");
+        assert_eq!((r.transitions, r.events), (0, 0), "{what}");
+        assert_eq!(r.attempts, i as i64 + 1, "{what}");
+        let next = r.next_poll_at_ms.unwrap();
+        assert!(next > before, "{what}: rescheduled in the future");
+        if what == "429" {
+            assert!(
+                next >= before + 600_000,
+                "Retry-After honoured: {}",
+                next - before
+            );
+        }
+        delays.push(next - before);
+        let (outcome, error): (String, Option<String>) = d
+            .db()
+            .query_row(
+                "SELECT outcome, error FROM polls ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(outcome, "failed", "{what}");
+        assert!(error.is_some(), "{what}");
+    }
+    // Backoff: 1 min doubling to the 15 min cap (jitter shortens by at most 10%).
+    assert!(delays[0] < delays[3], "{delays:?}");
+    assert!(delays[7] >= 15 * 60_000 * 9 / 10, "{delays:?}");
+    assert!(
+        delays.iter().all(|d| *d <= 15 * 60_000 + 1000),
+        "{delays:?}"
+    );
+    // The slow answer timed out: no HTTP status recorded for it.
+    let timed_out: Option<i64> = d
+        .db()
+        .query_row("SELECT http_status FROM polls WHERE attempt = 7", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(timed_out, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_resumes_the_schedule() {
+    let fake = FakeProvider::start().await;
+    let cfg = zp_config(&fake, "");
+    let d = TestDaemon::start(&cfg).await;
+    insert(&d, "zp-r", "transfer", None);
+    let path = "/v1/transfers/zp-r";
+    fake.push(
+        path,
+        FakeReply::new(200, zp_status("zp-r", "PENDING", "10")),
+    );
+    fake.push(
+        path,
+        FakeReply::new(200, zp_status("zp-r", "SUCCEEDED", "10")),
+    );
+    reconcile::step(&d.ctx).await.unwrap();
+    let r = row(&d, "zp-r");
+    let next = r.next_poll_at_ms.unwrap();
+    assert_eq!((r.status.as_str(), r.attempts), ("PENDING", 1));
+
+    let dir = d.stop().await;
+    let d = TestDaemon::start_in(dir, &cfg).await;
+    // The persisted time holds after the restart: before it, nothing is due...
+    assert_eq!(
+        reconcile::step_at(&d.ctx, next - 1).await.unwrap(),
+        Step::Idle
+    );
+    assert_eq!(fake.requests().len(), 1);
+    // ...at it, the second poll happens and counts on from the first.
+    assert_eq!(
+        reconcile::step_at(&d.ctx, next).await.unwrap(),
+        Step::Worked
+    );
+    let r = row(&d, "zp-r");
+    assert_eq!((r.status.as_str(), r.attempts), ("SUCCEEDED", 2));
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_transactions_past_their_deadline_go_to_review_never_failed() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "poll_deadline = \"1h\"")).await;
+    insert(&d, "zp-d", "collection", None);
+    fake.set_default(FakeReply::new(
+        200,
+        zp_status("zp-d", "INDETERMINATE", "10"),
+    ));
+    let now = now_ms();
+    reconcile::step_at(&d.ctx, now).await.unwrap();
+    let r = row(&d, "zp-d");
+    assert_eq!(r.status, "INDETERMINATE");
+    let deadline: i64 = d
+        .db()
+        .query_row("SELECT deadline_at_ms FROM transactions", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        (deadline - now).abs() <= HOUR_MS + 60_000,
+        "{}",
+        deadline - now
+    );
+    assert!(
+        r.next_poll_at_ms.unwrap() <= deadline,
+        "never scheduled past the deadline"
+    );
+
+    let polls_before = fake.requests().len();
+    assert_eq!(
+        reconcile::step_at(&d.ctx, deadline).await.unwrap(),
+        Step::Worked
+    );
+    let r = row(&d, "zp-d");
+    assert_eq!(r.status, "NEEDS_REVIEW");
+    assert_eq!(r.reason.as_deref(), Some("DEADLINE_PASSED"));
+    assert_eq!(
+        fake.requests().len(),
+        polls_before,
+        "escalation asks no one"
+    );
+    let (source, note): (String, String) = d
+        .db()
+        .query_row(
+            "SELECT source, note FROM transitions WHERE to_status = 'NEEDS_REVIEW'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (source.as_str(), note.as_str()),
+        ("reconciler", "deadline passed")
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM events WHERE type = 'transaction.needs_review'"),
+        1
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM review_queue WHERE item = 'transaction'"),
+        1
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM transactions WHERE status = 'FAILED'"),
+        0
+    );
+    // Much later, nothing else happens to it.
+    assert_eq!(
+        reconcile::step_at(&d.ctx, deadline + 48 * HOUR_MS)
+            .await
+            .unwrap(),
+        Step::Idle
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_amount_mismatch_is_held_for_review_not_settled() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "")).await;
+    insert(&d, "zp-m", "collection", Some((126_600, "UGX")));
+    insert(&d, "zp-ok", "collection", Some((500, "UGX")));
+    fake.push(
+        "/v1/collections/zp-m",
+        FakeReply::new(200, zp_status("zp-m", "SUCCEEDED", "126000")),
+    );
+    fake.push(
+        "/v1/collections/zp-ok",
+        FakeReply::new(200, zp_status("zp-ok", "SUCCEEDED", "500")),
+    );
+    reconcile::step(&d.ctx).await.unwrap();
+    let r = row(&d, "zp-m");
+    assert_eq!(r.status, "NEEDS_REVIEW");
+    assert!(r.reason.unwrap().starts_with("AMOUNT_MISMATCH"));
+    assert_eq!(
+        d.count("SELECT count(*) FROM events WHERE type = 'transaction.succeeded'"),
+        1,
+        "only the matching one settled"
+    );
+    assert_eq!(row(&d, "zp-ok").status, "SUCCEEDED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unconfirmed_success_is_confirmed_by_a_poll() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "")).await;
+    insert(&d, "zp-u", "collection", None);
+    d.db()
+        .execute(
+            "UPDATE transactions SET unconfirmed_status = 'SUCCEEDED' WHERE provider_ref = 'zp-u'",
+            [],
+        )
+        .unwrap();
+    fake.push(
+        "/v1/collections/zp-u",
+        FakeReply::new(200, zp_status("zp-u", "PENDING", "10")),
+    );
+    fake.push(
+        "/v1/collections/zp-u",
+        FakeReply::new(200, zp_status("zp-u", "SUCCEEDED", "10")),
+    );
+    reconcile::step(&d.ctx).await.unwrap();
+    let r = row(&d, "zp-u");
+    assert_eq!(
+        (r.status.as_str(), r.unconfirmed.as_deref(), r.events),
+        ("PENDING", Some("SUCCEEDED"), 0),
+        "a PENDING answer does not confirm"
+    );
+    make_due(&d, "zp-u");
+    reconcile::step(&d.ctx).await.unwrap();
+    let r = row(&d, "zp-u");
+    assert_eq!(
+        (r.status.as_str(), r.unconfirmed, r.events),
+        ("SUCCEEDED", None, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rate_limit_holds_under_a_backlog_of_thousands() {
+    const RATE_PER_MINUTE: usize = 1200; // 20 a second, burst 20 (one second's worth)
+    const BACKLOG: usize = 3000;
+    let fake = FakeProvider::start().await;
+    let cfg = format!(
+        "[providers.zengapay]\nsecret_hash = \"s\"\napi_token = \"t\"\nbase_url = \"{}\"\n\
+         poll_rate_per_minute = {RATE_PER_MINUTE}\n[reconciler]\nenabled = false\n",
+        fake.url()
+    );
+    let d = TestDaemon::start(&cfg).await;
+    fake.set_default(FakeReply::new(
+        200,
+        r#"{"code":200,"data":{"transactionStatus":"PENDING"}}"#,
+    ));
+    {
+        let mut db = d.db();
+        let tx = db.transaction().unwrap();
+        for i in 0..BACKLOG {
+            tx.execute(
+                "INSERT INTO transactions (provider, provider_ref, kind) VALUES ('zengapay', ?1, 'collection')",
+                [format!("bulk-{i}")],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    // Two steps: every row stays due, so each step takes a full batch.
+    reconcile::step(&d.ctx).await.unwrap();
+    reconcile::step(&d.ctx).await.unwrap();
+    let seen = fake.requests();
+    let n = seen.len();
+    assert!(n >= 100, "two full batches went out: {n}");
+    let per_second = RATE_PER_MINUTE / 60;
+    let burst = per_second;
+    // In any one-second window: at most the burst plus one second's replenishment (+1
+    // for the window's closed ends).
+    for (i, first) in seen.iter().enumerate() {
+        let in_window = seen[i..]
+            .iter()
+            .take_while(|s| s.at.duration_since(first.at) < Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= burst + per_second + 1,
+            "{in_window} requests within 1s of request {i}"
+        );
+    }
+    // Overall: never faster than the burst plus the rate.
+    let span = seen[n - 1].at.duration_since(seen[0].at).as_secs_f64();
+    assert!(
+        (n as f64) <= burst as f64 + span * per_second as f64 + 1.0,
+        "{n} requests in {span:.2}s"
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM transactions WHERE poll_attempts = 1"),
+        n as i64
+    );
+    assert_eq!(d.count("SELECT count(*) FROM polls"), n as i64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_background_loop_settles_a_merchant_insert_without_being_driven() {
+    let fake = FakeProvider::start().await;
+    let cfg = format!(
+        "[providers.zengapay]\nsecret_hash = \"s\"\napi_token = \"t\"\nbase_url = \"{}\"\n",
+        fake.url()
+    );
+    let d = TestDaemon::start(&cfg).await;
+    fake.push(
+        "/v1/collections/zp-bg",
+        FakeReply::new(200, zp_status("zp-bg", "SUCCEEDED", "10")),
+    );
+    insert(&d, "zp-bg", "collection", None);
+    d.ctx.wake_reconciler.notify_one();
+    fake.wait_for(1, Duration::from_secs(20)).await;
+    // The reconciler pokes the forwarder once the settlement is committed.
+    tokio::time::timeout(Duration::from_secs(20), d.ctx.wake_forwarder.notified())
+        .await
+        .expect("the settlement was announced");
+    assert_eq!(row(&d, "zp-bg").status, "SUCCEEDED");
+    d.stop().await;
+}
