@@ -153,6 +153,19 @@ pub fn apply(
     };
 
     let decision = decide(cur.status, target);
+    // Every history row below records the same report; only its outcome differs.
+    let log = |outcome: &str| {
+        record(
+            conn,
+            cur.id,
+            outcome,
+            Some(cur.status),
+            target,
+            reason.as_deref(),
+            source,
+            now_ms,
+        )
+    };
     let done = |outcome, event_id| Applied {
         transaction_id: cur.id,
         outcome,
@@ -174,16 +187,7 @@ pub fn apply(
                 params![cur.id, now_ms],
             )?;
             refresh_details(conn, cur.id, report, now_ms)?;
-            record(
-                conn,
-                cur.id,
-                "unconfirmed",
-                Some(cur.status),
-                target,
-                reason.as_deref(),
-                source,
-                now_ms,
-            )?;
+            log("unconfirmed")?;
             Ok(done(Outcome::Unconfirmed, None))
         }
         Decision::Apply => {
@@ -210,16 +214,7 @@ pub fn apply(
                 )));
             }
             refresh_details(conn, cur.id, report, now_ms)?;
-            let t = record(
-                conn,
-                cur.id,
-                "applied",
-                Some(cur.status),
-                target,
-                reason.as_deref(),
-                source,
-                now_ms,
-            )?;
+            let t = log("applied")?;
             let event_id = if target.is_settled() {
                 Some(emit(conn, cur.id, t, now_ms, Some(cur.status), None)?)
             } else {
@@ -233,29 +228,11 @@ pub fn apply(
             })
         }
         Decision::Stale => {
-            record(
-                conn,
-                cur.id,
-                "stale",
-                Some(cur.status),
-                target,
-                reason.as_deref(),
-                source,
-                now_ms,
-            )?;
+            log("stale")?;
             Ok(done(Outcome::Stale, None))
         }
         Decision::Conflict => {
-            let t = record(
-                conn,
-                cur.id,
-                "conflict",
-                Some(cur.status),
-                target,
-                reason.as_deref(),
-                source,
-                now_ms,
-            )?;
+            let t = log("conflict")?;
             tracing::warn!(
                 provider = %provider,
                 txn_ref = %report.provider_ref,

@@ -90,6 +90,23 @@ fn headers_of(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A refused vector: 401, nothing stored, and the refusal counted under its reason.
+fn assert_refused(d: &TestDaemon, provider: &str, v: &Value, reply: &crate::support::http::Reply) {
+    let name = v["name"].as_str().unwrap();
+    assert_eq!(reply.status, 401, "{name}");
+    assert_eq!(
+        d.count("SELECT count(*) FROM callbacks"),
+        0,
+        "{name}: nothing stored"
+    );
+    let reason = v["refusal"].as_str().unwrap();
+    let refused = d.ctx.metrics.counter(
+        "payhook_auth_failures_total",
+        &[("provider", provider), ("reason", reason)],
+    );
+    assert_eq!(refused, 1, "{name}: counted as {reason}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zengapay_vectors_verify_or_are_refused_by_the_daemon() {
     let vectors: Vec<Value> = serde_json::from_str(include_str!(
@@ -128,18 +145,7 @@ async fn zengapay_vectors_verify_or_are_refused_by_the_daemon() {
                 "{name}: recorded variant"
             );
         } else {
-            assert_eq!(reply.status, 401, "{name}");
-            assert_eq!(
-                d.count("SELECT count(*) FROM callbacks"),
-                0,
-                "{name}: nothing stored"
-            );
-            let reason = v["refusal"].as_str().unwrap();
-            let refused = d.ctx.metrics.counter(
-                "payhook_auth_failures_total",
-                &[("provider", "zengapay"), ("reason", reason)],
-            );
-            assert_eq!(refused, 1, "{name}: counted as {reason}");
+            assert_refused(&d, "zengapay", &v, &reply);
         }
         d.stop().await;
     }
@@ -191,18 +197,7 @@ async fn bitpesa_vectors_including_the_published_one_verify_or_are_refused() {
                 "{name}: {parse_error:?}"
             );
         } else {
-            assert_eq!(reply.status, 401, "{name}");
-            assert_eq!(
-                d.count("SELECT count(*) FROM callbacks"),
-                0,
-                "{name}: nothing stored"
-            );
-            let reason = v["refusal"].as_str().unwrap();
-            let refused = d.ctx.metrics.counter(
-                "payhook_auth_failures_total",
-                &[("provider", "bitpesa"), ("reason", reason)],
-            );
-            assert_eq!(refused, 1, "{name}: counted as {reason}");
+            assert_refused(&d, "bitpesa", &v, &reply);
         }
         d.stop().await;
     }
