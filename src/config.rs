@@ -114,6 +114,22 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// The reconciler loop.
     pub reconciler: ReconcilerConfig,
+    /// The admin listener (`POST /v1/transactions`); off unless `[admin]` is present.
+    pub admin: Option<AdminConfig>,
+}
+
+/// Default admin listen address: loopback only, like the callback listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
+/// Shortest admin token accepted: guessable tokens are refused at start-up.
+pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
+
+/// `[admin]`: the merchant application's local API.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminConfig {
+    /// Where the admin listener binds; must be a loopback address.
+    pub listen: SocketAddr,
+    /// Bearer token the application presents (`Authorization: Bearer <token>`).
+    pub token: Secret,
 }
 
 /// `[reconciler]`
@@ -249,6 +265,15 @@ struct RawConfig {
     providers: RawProviders,
     #[serde(default)]
     reconciler: RawReconciler,
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+    token: Option<Secret>,
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -448,7 +473,32 @@ impl Config {
                 None => DEFAULT_POLL_TIMEOUT,
             },
         };
+        let admin = match raw.admin {
+            None => None,
+            Some(a) => {
+                let text = a.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
+                let listen: SocketAddr = text.parse().map_err(|e| {
+                    invalid("admin.listen", format!("{text:?} is not ip:port ({e})"))
+                })?;
+                // The admin API registers payments: it must never face the network.
+                if !listen.ip().is_loopback() {
+                    return Err(invalid(
+                        "admin.listen",
+                        format!("{listen} is not a loopback address (127.0.0.0/8 or ::1)"),
+                    ));
+                }
+                let token = required_secret("admin.token", a.token, a.token_file, base)?;
+                if token.expose().chars().count() < ADMIN_TOKEN_MIN_CHARS {
+                    return Err(invalid(
+                        "admin.token",
+                        format!("must be at least {ADMIN_TOKEN_MIN_CHARS} characters"),
+                    ));
+                }
+                Some(AdminConfig { listen, token })
+            }
+        };
         Ok(Config {
+            admin,
             listen,
             public_base_url,
             max_body_bytes,
@@ -720,7 +770,9 @@ mod tests {
                api_token = "zp-token-secret"
                [providers.bitpesa]
                api_key = "bp-key-secret"
-               api_secret = "bp-api-secret""#,
+               api_secret = "bp-api-secret"
+               [admin]
+               token = "admin-token-secret-0123""#,
             Path::new("."),
         )
         .unwrap();
@@ -764,6 +816,12 @@ mod tests {
                 "providers.zengapay.base_url",
             ),
             ("[reconciler]\nrequest_timeout=\"10\"", "reconciler.request_timeout"),
+            (
+                "[admin]\nlisten=\"0.0.0.0:8081\"\ntoken=\"0123456789abcdef\"",
+                "admin.listen",
+            ),
+            ("[admin]\n", "admin.token"),
+            ("[admin]\ntoken=\"short\"", "admin.token"),
             (
                 "[providers.zengapay]\nsecret_hash=\"a\"\nsecret_hash_file=\"/x\"",
                 "not both",

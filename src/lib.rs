@@ -77,6 +77,14 @@ pub struct Ctx {
 /// Why the daemon could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The admin listener could not bind its address.
+    #[error("while binding the admin listener {addr}: {source}")]
+    Bind {
+        /// Configured address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The store could not be opened or migrated.
     #[error("while opening the store {path}: {source}")]
     Store {
@@ -118,13 +126,36 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    let admin = match &config.admin {
+        Some(a) => Some(
+            TcpListener::bind(a.listen)
+                .await
+                .map_err(|source| RunError::Bind {
+                    addr: a.listen,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let ctx = tokio::task::block_in_place(|| Ctx::new(config))?;
-    serve(ctx, listener, shutdown).await;
+    serve_with_admin(ctx, listener, admin, shutdown).await;
     Ok(())
 }
 
-/// Runs the daemon with a prepared [`Ctx`] (tests use this to keep a handle on it).
+/// Runs the daemon with a prepared [`Ctx`] (tests use this to keep a handle on it). The
+/// admin listener, if configured, binds its configured address.
 pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
+    serve_with_admin(ctx, listener, None, shutdown).await
+}
+
+/// [`serve`] with an already-bound admin listener (tests bind `127.0.0.1:0`). With `None`
+/// and an `[admin]` section, the configured address is bound here.
+pub async fn serve_with_admin(
+    ctx: Ctx,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -137,12 +168,38 @@ pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output
     if enabled.is_empty() {
         tracing::warn!("no provider is enabled: every callback route answers 404 until a [providers.*] section is configured");
     }
-    // One shutdown signal, shared: the listener stops accepting and the loops stop
+    // One shutdown signal, shared: the listeners stop accepting and the loops stop
     // claiming work at the same moment.
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let reconciler = tokio::spawn(reconcile::run(ctx.clone(), async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let reconciler = tokio::spawn(reconcile::run(ctx.clone(), stopped()));
+    let admin = match (admin, &ctx.config.admin) {
+        (Some(l), _) => Some(l),
+        (None, Some(a)) => match TcpListener::bind(a.listen).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(listen = %a.listen, error = %e, "cannot bind the admin listener; POST /v1/transactions is unavailable");
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let admin = admin.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(listen = %addr, "admin listener started");
+        }
+        tokio::spawn(http::accept_loop(
+            l,
+            ctx.clone(),
+            stopped(),
+            http::admin::handle,
+        ))
+    });
     http::serve(listener, ctx.clone(), async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -150,6 +207,12 @@ pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output
     .await;
     if let Err(e) = reconciler.await {
         tracing::error!(error = %e, "reconciler task failed");
+    }
+    if let Some(Err(e)) = match admin {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
+        tracing::error!(error = %e, "admin listener task failed");
     }
     tracing::info!("payhook stopped");
 }

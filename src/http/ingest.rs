@@ -146,7 +146,11 @@ pub async fn handle(
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (413) and slow senders (408).
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, HttpError> {
+pub(crate) async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, HttpError> {
     // Refuse early when the client announces too much, without reading a byte of it.
     let announced = headers
         .get(header::CONTENT_LENGTH)

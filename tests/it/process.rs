@@ -269,3 +269,145 @@ fn a_read_only_database_answers_503_and_readyz_fails() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+/// Runs the binary with `args` and the config in `dir`; returns (success, stdout, stderr).
+fn payhook(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("payhook.toml"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn track_review_and_resolve_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        "[store]\npath = \"payhook.db\"\n[providers.zengapay]\nsecret_hash = \"s\"\n",
+    );
+    let (ok, out, err) = payhook(
+        dir.path(),
+        &[
+            "track",
+            "zengapay",
+            "zp-cli",
+            "--kind",
+            "collection",
+            "--amount",
+            "1500",
+            "--currency",
+            "UGX",
+            "--merchant-ref",
+            "order-1",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("PENDING") && out.contains("now tracked"),
+        "{out}"
+    );
+    let (ok, out, _) = payhook(dir.path(), &["track", "zengapay", "zp-cli"]);
+    assert!(ok && out.contains("already known"), "{out}");
+    let (ok, _, err) = payhook(
+        dir.path(),
+        &["track", "zengapay", "zp-cli", "--amount", "1"],
+    );
+    assert!(!ok && err.contains("--currency"), "{err}");
+    let (ok, _, err) = payhook(dir.path(), &["track", "paypal", "x"]);
+    assert!(!ok && err.contains("unknown provider"), "{err}");
+
+    // Escalate it as the reconciler would at its deadline, then review and resolve it.
+    let db = rusqlite::Connection::open(dir.path().join("payhook.db")).unwrap();
+    db.execute(
+        "UPDATE transactions SET status = 'NEEDS_REVIEW', reason = 'DEADLINE_PASSED'",
+        [],
+    )
+    .unwrap();
+    // A second transaction sharing the merchant reference makes "order-1" ambiguous.
+    db.execute(
+        "INSERT INTO transactions (provider, provider_ref, merchant_ref) VALUES ('bitpesa', 'tz-9', 'order-1')",
+        [],
+    )
+    .unwrap();
+    let (ok, out, _) = payhook(dir.path(), &["review"]);
+    assert!(
+        ok && out.contains("zp-cli") && out.contains("DEADLINE_PASSED"),
+        "{out}"
+    );
+
+    let (ok, _, err) = payhook(
+        dir.path(),
+        &[
+            "resolve",
+            "order-1",
+            "--status",
+            "SUCCEEDED",
+            "--note",
+            "seen in the statement",
+        ],
+    );
+    assert!(!ok && err.contains("ambiguous"), "{err}");
+    let (ok, _, err) = payhook(
+        dir.path(),
+        &["resolve", "zp-cli", "--status", "SUCCEEDED", "--note", " "],
+    );
+    assert!(!ok && err.contains("note"), "{err}");
+    let (ok, out, err) = payhook(
+        dir.path(),
+        &[
+            "resolve",
+            "order-1",
+            "--provider",
+            "zengapay",
+            "--status",
+            "SUCCEEDED",
+            "--note",
+            "seen in the statement",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("SUCCEEDED"), "{out}");
+    let (status, source, note): (String, String, String) = db
+        .query_row(
+            "SELECT t.status, r.source, r.note FROM transactions t JOIN transitions r ON r.transaction_id = t.id
+              WHERE t.provider_ref = 'zp-cli' ORDER BY r.seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (status.as_str(), source.as_str(), note.as_str()),
+        ("SUCCEEDED", "operator", "seen in the statement")
+    );
+    let events: i64 = db
+        .query_row(
+            "SELECT count(*) FROM events WHERE type = 'transaction.succeeded'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 1);
+    // A settled transaction cannot be decided the other way.
+    let (ok, _, err) = payhook(
+        dir.path(),
+        &[
+            "resolve",
+            "zp-cli",
+            "--status",
+            "FAILED",
+            "--note",
+            "changed my mind",
+        ],
+    );
+    assert!(!ok && err.contains("not a transition"), "{err}");
+    let (ok, out, _) = payhook(dir.path(), &["review"]);
+    assert!(ok && !out.contains("zp-cli"), "{out}");
+}

@@ -530,3 +530,119 @@ async fn the_background_loop_settles_a_merchant_insert_without_being_driven() {
     assert_eq!(row(&d, "zp-bg").status, "SUCCEEDED");
     d.stop().await;
 }
+
+const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_endpoint_registers_payments_and_never_regresses_them() {
+    use crate::support::http::request;
+    let fake = FakeProvider::start().await;
+    let cfg = zp_config(
+        &fake,
+        &format!("[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"{ADMIN_TOKEN}\"\n"),
+    );
+    let d = TestDaemon::start(&cfg).await;
+    let admin = d.admin_addr.unwrap();
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let post = |body: String, token: Option<String>| async move {
+        let headers: Vec<(&str, String)> = token
+            .map(|t| vec![("Authorization", t)])
+            .unwrap_or_default();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request(admin, "POST", "/v1/transactions", &headers, body.as_bytes()).await
+    };
+    let body = r#"{"provider":"zengapay","provider_ref":"zp-a","kind":"collection","amount":"126600","currency":"UGX","merchant_ref":"order-7"}"#;
+
+    assert_eq!(post(body.into(), None).await.status, 401);
+    assert_eq!(
+        post(body.into(), Some("Bearer wrong-token-0123456789".into()))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM transactions"),
+        0,
+        "nothing registered without the token"
+    );
+    // The callback listener does not serve the admin API.
+    assert_eq!(
+        request(
+            d.addr,
+            "POST",
+            "/v1/transactions",
+            &[("Authorization", &auth)],
+            body.as_bytes()
+        )
+        .await
+        .status,
+        404
+    );
+
+    let created = post(body.into(), Some(auth.clone())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(
+        created.body.contains(r#""status":"PENDING""#),
+        "{}",
+        created.body
+    );
+    let (expected, currency, merchant_ref, next): (i64, String, String, i64) = d
+        .db()
+        .query_row(
+            "SELECT expected_amount_minor, expected_currency, merchant_ref, next_poll_at_ms FROM transactions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (expected, currency.as_str(), merchant_ref.as_str()),
+        (126_600, "UGX", "order-7")
+    );
+    assert!(next > now_ms(), "first poll after poll_first_after");
+    assert_eq!(
+        d.count(
+            "SELECT count(*) FROM transitions WHERE source = 'merchant' AND to_status = 'PENDING'"
+        ),
+        1
+    );
+    // Again: known, unchanged.
+    assert_eq!(post(body.into(), Some(auth.clone())).await.status, 200);
+    // Another amount for the same payment is refused.
+    let other = body.replace("126600", "126000");
+    assert_eq!(post(other, Some(auth.clone())).await.status, 409);
+    let bad = post(r#"{"provider":"zengapay"}"#.into(), Some(auth.clone())).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    // A settled transaction is never regressed by a registration; blanks are filled.
+    d.db()
+        .execute(
+            "INSERT INTO transactions (provider, provider_ref, kind, status) VALUES ('zengapay', 'zp-done', 'collection', 'SUCCEEDED')",
+            [],
+        )
+        .unwrap();
+    let late = r#"{"provider":"zengapay","provider_ref":"zp-done","merchant_ref":"order-8"}"#;
+    let r = post(late.into(), Some(auth.clone())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(r#""status":"SUCCEEDED""#), "{}", r.body);
+    let (status, merchant_ref): (String, String) = d
+        .db()
+        .query_row(
+            "SELECT status, merchant_ref FROM transactions WHERE provider_ref = 'zp-done'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (status.as_str(), merchant_ref.as_str()),
+        ("SUCCEEDED", "order-8")
+    );
+
+    // The registered amount is what the poll is checked against.
+    make_due(&d, "zp-a");
+    fake.push(
+        "/v1/collections/zp-a",
+        FakeReply::new(200, zp_status("zp-a", "SUCCEEDED", "126000")),
+    );
+    reconcile::step(&d.ctx).await.unwrap();
+    assert_eq!(row(&d, "zp-a").status, "NEEDS_REVIEW");
+}

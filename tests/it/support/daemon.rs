@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestDaemon {
     pub addr: SocketAddr,
+    /// The admin listener's address, when the config has an `[admin]` section.
+    pub admin_addr: Option<SocketAddr>,
     pub ctx: Ctx,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -35,12 +37,23 @@ impl TestDaemon {
         let ctx = Ctx::new(cfg).expect("store opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin = match ctx.config.admin {
+            Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().map(|l| l.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(payhook::serve(ctx.clone(), listener, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(payhook::serve_with_admin(
+            ctx.clone(),
+            listener,
+            admin,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         TestDaemon {
             addr,
+            admin_addr,
             ctx,
             dir,
             stop: Some(stop),
