@@ -54,7 +54,7 @@ CREATE TABLE transactions (
     id                    INTEGER PRIMARY KEY,  -- referenced by transitions, polls, events
     provider              TEXT    NOT NULL
                           CHECK (provider IN ('zengapay','bitpesa','daraja','jenga','tujenge')),
-    provider_ref          TEXT    NOT NULL,     -- the provider's id: ZengaPay transactionReference, TransferZero transaction id, Daraja CheckoutRequestID/TransID/OriginatorConversationID, Jenga reference, Tujenge token
+    provider_ref          TEXT    NOT NULL,     -- the provider's id: ZengaPay transactionReference, TransferZero transaction id, Daraja CheckoutRequestID/TransID/OriginatorConversationID, Jenga reference, Tujenge tok_<id of the matching callback token>
     kind                  TEXT    NOT NULL DEFAULT 'unknown' -- payment kind: collection, transfer (payout), stk, c2b, b2c, ipn
                           CHECK (kind IN ('collection','transfer','stk','c2b','b2c','ipn','unknown')),
     status                TEXT    NOT NULL DEFAULT 'PENDING' -- normalised status (see Conventions)

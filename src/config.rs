@@ -216,6 +216,132 @@ pub struct ProvidersConfig {
     pub zengapay: Option<ZengaPayConfig>,
     /// `[providers.bitpesa]`
     pub bitpesa: Option<BitPesaConfig>,
+    /// `[providers.daraja]`
+    pub daraja: Option<DarajaConfig>,
+    /// `[providers.jenga]`
+    pub jenga: Option<JengaConfig>,
+    /// `[providers.tujenge]`
+    pub tujenge: Option<TujengeConfig>,
+}
+
+impl ProvidersConfig {
+    /// The source-address policy of `provider`'s callback route, if it has one.
+    pub fn access(&self, provider: ProviderId) -> Option<&AccessConfig> {
+        match provider {
+            ProviderId::Daraja => self.daraja.as_ref().map(|c| &c.access),
+            ProviderId::Jenga => self.jenga.as_ref().map(|c| &c.access),
+            ProviderId::Tujenge => self.tujenge.as_ref().map(|c| &c.access),
+            ProviderId::ZengaPay | ProviderId::BitPesa => None,
+        }
+    }
+
+    /// Whether a success reported by an unsigned callback of `provider` waits for a
+    /// status query before it counts (issue 3, "callback as a hint"). True unless the
+    /// provider's section says `confirm_unsigned = false`; signed callbacks are never held.
+    pub fn confirm_unsigned(&self, provider: ProviderId) -> bool {
+        match provider {
+            ProviderId::Daraja => self.daraja.as_ref().is_none_or(|c| c.confirm_unsigned),
+            ProviderId::Tujenge => self.tujenge.as_ref().is_none_or(|c| c.confirm_unsigned),
+            _ => true,
+        }
+    }
+}
+
+/// What to do with a callback from an address outside the allowlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum IpPolicy {
+    /// Refuse it (403) before reading the body.
+    #[default]
+    #[serde(rename = "enforce")]
+    Enforce,
+    /// Accept it and log a warning with the address (while an allowlist is being
+    /// collected, or when the published one is known to be incomplete).
+    #[serde(rename = "log-only")]
+    LogOnly,
+}
+
+/// A provider's source-address check (`allowed_ips`, `ip_policy`), see
+/// [`crate::http::allowlist`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessConfig {
+    /// Addresses and networks callbacks may come from; empty means no check.
+    #[serde(serialize_with = "ser_display_vec")]
+    pub allowed_ips: Vec<IpNet>,
+    /// What a miss gets.
+    pub ip_policy: IpPolicy,
+}
+
+/// The Daraja sender addresses circulated by practitioners (providers.md §3.6 item 2;
+/// not on an official Safaricom page): the default `providers.daraja.allowed_ips`.
+pub const DARAJA_SENDER_IPS: [&str; 12] = [
+    "196.201.214.200",
+    "196.201.214.206",
+    "196.201.213.114",
+    "196.201.214.207",
+    "196.201.214.208",
+    "196.201.213.44",
+    "196.201.212.127",
+    "196.201.212.138",
+    "196.201.212.129",
+    "196.201.212.136",
+    "196.201.212.74",
+    "196.201.212.69",
+];
+
+/// Shortest callback token accepted: the token is the only credential Daraja and
+/// Tujenge callbacks carry (providers.md §3.6, §5), so it must not be guessable.
+pub const MIN_CALLBACK_TOKEN_CHARS: usize = 16;
+
+/// Words Daraja refuses in callback URLs (providers.md §3.6 item 1), checked
+/// case-insensitively in Daraja tokens because the token is part of the URL.
+pub const DARAJA_BANNED_URL_WORDS: [&str; 8] = [
+    "m-pesa",
+    "mpesa",
+    "safaricom",
+    "exe",
+    "exec",
+    "cmd",
+    "sql",
+    "query",
+];
+
+/// `[providers.daraja]`
+#[derive(Debug, Clone, Serialize)]
+pub struct DarajaConfig {
+    /// Secrets accepted as `{token}` in `/callbacks/daraja/{token}`; several so that one
+    /// can be rotated (or one per shortcode).
+    pub callback_tokens: Vec<Secret>,
+    /// Source-address check; defaults to [`DARAJA_SENDER_IPS`], enforced.
+    #[serde(flatten)]
+    pub access: AccessConfig,
+    /// Hold a success until the status endpoint confirms it (default true).
+    pub confirm_unsigned: bool,
+}
+
+/// `[providers.jenga]`
+#[derive(Debug, Clone, Serialize)]
+pub struct JengaConfig {
+    /// IPN username registered in JengaHQ (sent with HTTP Basic).
+    pub ipn_username: Secret,
+    /// IPN password registered in JengaHQ.
+    pub ipn_password: Secret,
+    /// Source-address check; none by default (Jenga publishes no sender addresses).
+    #[serde(flatten)]
+    pub access: AccessConfig,
+}
+
+/// `[providers.tujenge]`
+#[derive(Debug, Clone, Serialize)]
+pub struct TujengeConfig {
+    /// Secrets accepted as `{token}` in `/callbacks/tujenge/{token}` (the one put in the
+    /// payment's `callBackUrl`); the matching token correlates the callback.
+    pub callback_tokens: Vec<Secret>,
+    /// Source-address check; none by default.
+    #[serde(flatten)]
+    pub access: AccessConfig,
+    /// Hold a success until confirmed (default true). Tujenge has no status endpoint
+    /// (providers.md §5), so a held success waits for its deadline and then review.
+    pub confirm_unsigned: bool,
 }
 
 /// `[providers.zengapay]`
@@ -305,6 +431,40 @@ struct RawStore {
 struct RawProviders {
     zengapay: Option<RawZengaPay>,
     bitpesa: Option<RawBitPesa>,
+    daraja: Option<RawDaraja>,
+    jenga: Option<RawJenga>,
+    tujenge: Option<RawTujenge>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaraja {
+    callback_tokens: Option<Vec<Secret>>,
+    callback_tokens_file: Option<PathBuf>,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
+    confirm_unsigned: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJenga {
+    ipn_username: Option<Secret>,
+    ipn_username_file: Option<PathBuf>,
+    ipn_password: Option<Secret>,
+    ipn_password_file: Option<PathBuf>,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTujenge {
+    callback_tokens: Option<Vec<Secret>>,
+    callback_tokens_file: Option<PathBuf>,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
+    confirm_unsigned: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -455,6 +615,52 @@ impl Config {
                         poll_rate_per_minute: b.poll_rate_per_minute,
                     },
                 )?,
+            });
+        }
+        if let Some(d) = raw.providers.daraja {
+            let key = "providers.daraja";
+            providers.daraja = Some(DarajaConfig {
+                callback_tokens: callback_tokens(
+                    key,
+                    d.callback_tokens,
+                    d.callback_tokens_file,
+                    base,
+                    &DARAJA_BANNED_URL_WORDS,
+                )?,
+                access: access(key, d.allowed_ips, d.ip_policy, &DARAJA_SENDER_IPS)?,
+                confirm_unsigned: d.confirm_unsigned.unwrap_or(true),
+            });
+        }
+        if let Some(j) = raw.providers.jenga {
+            let key = "providers.jenga";
+            providers.jenga = Some(JengaConfig {
+                ipn_username: required_secret(
+                    "providers.jenga.ipn_username",
+                    j.ipn_username,
+                    j.ipn_username_file,
+                    base,
+                )?,
+                ipn_password: required_secret(
+                    "providers.jenga.ipn_password",
+                    j.ipn_password,
+                    j.ipn_password_file,
+                    base,
+                )?,
+                access: access(key, j.allowed_ips, j.ip_policy, &[])?,
+            });
+        }
+        if let Some(t) = raw.providers.tujenge {
+            let key = "providers.tujenge";
+            providers.tujenge = Some(TujengeConfig {
+                callback_tokens: callback_tokens(
+                    key,
+                    t.callback_tokens,
+                    t.callback_tokens_file,
+                    base,
+                    &[],
+                )?,
+                access: access(key, t.allowed_ips, t.ip_policy, &[])?,
+                confirm_unsigned: t.confirm_unsigned.unwrap_or(true),
             });
         }
         let reconciler = ReconcilerConfig {
@@ -647,6 +853,87 @@ pub(crate) fn parse_net(key: &str, s: &str) -> Result<IpNet, ConfigError> {
         .map_err(|_| invalid(key, format!("{s:?} is not an IP address or CIDR network")))
 }
 
+/// A provider's `allowed_ips` (default `default`) and `ip_policy` (default enforce).
+fn access(
+    section: &str,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
+    default: &[&str],
+) -> Result<AccessConfig, ConfigError> {
+    let key = format!("{section}.allowed_ips");
+    let allowed_ips: Result<Vec<IpNet>, ConfigError> = match allowed_ips {
+        Some(list) => list.iter().map(|s| parse_net(&key, s)).collect(),
+        None => default.iter().map(|s| parse_net(&key, s)).collect(),
+    };
+    let allowed_ips = allowed_ips?;
+    Ok(AccessConfig {
+        allowed_ips,
+        ip_policy: ip_policy.unwrap_or_default(),
+    })
+}
+
+/// Resolves `callback_tokens` or `callback_tokens_file` (one token per line; blank lines
+/// and `#` comments skipped), exactly one of them, and checks every token: long enough,
+/// safe in a URL path segment, and free of `banned` words. Messages name the token by its
+/// position, never by its value.
+fn callback_tokens(
+    section: &str,
+    inline: Option<Vec<Secret>>,
+    file: Option<PathBuf>,
+    base: &Path,
+    banned: &[&str],
+) -> Result<Vec<Secret>, ConfigError> {
+    let key = format!("{section}.callback_tokens");
+    let tokens = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(&key, format!("give {key} or {key}_file, not both")))
+        }
+        (Some(list), None) => list,
+        (None, Some(path)) => read_secret_file(&key, &base.join(path))?
+            .expose()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(Secret::new)
+            .collect(),
+        (None, None) => return Err(invalid(&key, format!("required (or {key}_file)"))),
+    };
+    if tokens.is_empty() {
+        return Err(invalid(&key, "at least one token is required"));
+    }
+    for (i, token) in tokens.iter().enumerate() {
+        let t = token.expose();
+        let n = i + 1;
+        if t.chars().count() < MIN_CALLBACK_TOKEN_CHARS {
+            return Err(invalid(
+                &key,
+                format!("token #{n} is shorter than {MIN_CALLBACK_TOKEN_CHARS} characters"),
+            ));
+        }
+        if !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+        {
+            return Err(invalid(
+                &key,
+                format!(
+                    "token #{n} may only contain A-Z a-z 0-9 - _ . ~ (it is a URL path segment)"
+                ),
+            ));
+        }
+        let lower = t.to_ascii_lowercase();
+        if let Some(word) = banned.iter().find(|w| lower.contains(*w)) {
+            return Err(invalid(
+                &key,
+                format!(
+                    "token #{n} contains {word:?}, which the provider refuses in callback URLs"
+                ),
+            ));
+        }
+    }
+    Ok(tokens)
+}
+
 /// Resolves a secret given inline or as `<key>_file`, exactly one of them.
 pub(crate) fn required_secret(
     key: &str,
@@ -836,6 +1123,142 @@ mod tests {
                 "{text:?} gave {err:?}, expected {needle:?}"
             );
         }
+    }
+
+    #[test]
+    fn daraja_defaults_to_the_published_senders_enforced_and_confirmed() {
+        let c = Config::from_toml(
+            "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]",
+            Path::new("."),
+        )
+        .unwrap();
+        let d = c.providers.daraja.as_ref().unwrap();
+        assert_eq!(d.access.allowed_ips.len(), 12);
+        assert_eq!(d.access.ip_policy, IpPolicy::Enforce);
+        assert!(d.confirm_unsigned);
+        assert!(c.providers.confirm_unsigned(ProviderId::Daraja));
+        assert!(c.providers.access(ProviderId::Jenga).is_none());
+        let c = Config::from_toml(
+            "[providers.tujenge]\ncallback_tokens = [\"tujenge-token-000001\"]\n\
+             confirm_unsigned = false\nip_policy = \"log-only\"\nallowed_ips = [\"10.0.0.0/8\", \"192.0.2.7\"]",
+            Path::new("."),
+        )
+        .unwrap();
+        let t = c.providers.access(ProviderId::Tujenge).unwrap();
+        assert_eq!(t.ip_policy, IpPolicy::LogOnly);
+        assert_eq!(t.allowed_ips[1].to_string(), "192.0.2.7/32");
+        assert!(!c.providers.confirm_unsigned(ProviderId::Tujenge));
+        // Jenga and Tujenge check no address unless told to.
+        let c = Config::from_toml(
+            "[providers.jenga]\nipn_username = \"u\"\nipn_password = \"p\"",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(c
+            .providers
+            .access(ProviderId::Jenga)
+            .unwrap()
+            .allowed_ips
+            .is_empty());
+    }
+
+    #[test]
+    fn callback_tokens_are_checked_without_printing_them() {
+        let cases = [
+            ("[]", "at least one token"),
+            ("[\"short-token\"]", "token #1 is shorter"),
+            (
+                "[\"d4r4j4-t0k3n-000001\", \"has/slash/inside-it\"]",
+                "token #2 may only contain",
+            ),
+            ("[\"my-MPESA-token-0001\"]", "\"mpesa\""),
+            ("[\"token-for-sqlite-001\"]", "\"sql\""),
+        ];
+        for (tokens, needle) in cases {
+            let text = format!("[providers.daraja]\ncallback_tokens = {tokens}");
+            let err = Config::from_toml(&text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{tokens}: {err}");
+            assert!(err.contains("providers.daraja.callback_tokens"), "{err}");
+            for t in ["short-token", "has/slash", "MPESA-token", "sqlite"] {
+                assert!(!err.contains(t), "{err} shows the token");
+            }
+        }
+        // Tujenge has no banned words (only Daraja refuses them).
+        let text = "[providers.tujenge]\ncallback_tokens = [\"token-for-sqlite-001\"]";
+        assert!(Config::from_toml(text, Path::new(".")).is_ok());
+        let both = "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]\ncallback_tokens_file = \"x\"";
+        let err = Config::from_toml(both, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
+        for unknown in ["ip_polcy = \"enforce\"", "ip_policy = \"warn\""] {
+            let text = format!(
+                "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]\n{unknown}"
+            );
+            assert!(
+                Config::from_toml(&text, Path::new(".")).is_err(),
+                "{unknown}"
+            );
+        }
+    }
+
+    #[test]
+    fn callback_tokens_file_holds_one_token_per_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tokens");
+        std::fs::write(
+            &f,
+            "# rotated 2026-11\nd4r4j4-t0k3n-000001\n\n  d4r4j4-t0k3n-000002  \n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = "[providers.daraja]\ncallback_tokens_file = \"tokens\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        let tokens: Vec<&str> = c
+            .providers
+            .daraja
+            .as_ref()
+            .unwrap()
+            .callback_tokens
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(tokens, ["d4r4j4-t0k3n-000001", "d4r4j4-t0k3n-000002"]);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("callback_tokens_file") && err.contains("other users"),
+            "{err}"
+        );
+        // Jenga credentials by file too.
+        let u = dir.path().join("user");
+        std::fs::write(&u, "ipnuser\n").unwrap();
+        std::fs::set_permissions(&u, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let text = "[providers.jenga]\nipn_username_file = \"user\"\nipn_password = \"ipnpass\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        assert_eq!(c.providers.jenga.unwrap().ipn_username.expose(), "ipnuser");
+    }
+
+    #[test]
+    fn issue_3_secrets_never_print() {
+        let c = Config::from_toml(
+            r#"[providers.daraja]
+               callback_tokens = ["d4r4j4-t0k3n-sekrit1", "d4r4j4-t0k3n-sekrit2"]
+               [providers.jenga]
+               ipn_username = "jenga-user-sekrit"
+               ipn_password = "jenga-pass-sekrit"
+               [providers.tujenge]
+               callback_tokens = ["tujenge-t0k3n-sekrit"]"#,
+            Path::new("."),
+        )
+        .unwrap();
+        let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+        assert!(!shown.contains("sekrit"), "a secret leaked in:\n{shown}");
+        assert!(shown.contains("196.201.214.200"), "{shown}");
+        assert!(shown.contains("ip_policy = \"enforce\""), "{shown}");
     }
 
     #[test]

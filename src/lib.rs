@@ -5,7 +5,8 @@
 //!
 //! - [`http`]: the hyper listener. [`http::route`] maps requests to endpoints,
 //!   [`http::ingest`] verifies → parses → stores → acknowledges, [`http::client_ip`]
-//!   resolves the client address behind trusted proxies, [`http::error`] is the one
+//!   resolves the client address behind trusted proxies, [`http::allowlist`] applies
+//!   each provider's source-address policy, [`http::error`] is the one
 //!   failure → status mapping.
 //! - [`providers`]: one file per provider behind the [`providers::Provider`] trait.
 //!   Providers do no I/O.

@@ -68,7 +68,10 @@ impl HttpError {
         }
         if matches!(
             self,
-            HttpError::PayloadTooLarge | HttpError::Timeout | HttpError::BadRequest
+            HttpError::PayloadTooLarge
+                | HttpError::Timeout
+                | HttpError::BadRequest
+                | HttpError::Forbidden
         ) {
             // The rest of the body was not read; the connection cannot be reused.
             headers.insert(

@@ -4,6 +4,7 @@
 //! Nothing a provider authenticated is dropped: a body that verifies but cannot be
 //! parsed is stored raw, flagged for review, and acknowledged.
 
+use super::allowlist::{self, Verdict};
 use super::client_ip;
 use super::error::{json, Body, HttpError};
 use crate::clock::now_ms;
@@ -25,6 +26,17 @@ const REDACTED_HEADERS: &[&str] = &[
     "proxy-authorization",
     "cookie",
     "x-api-key",
+    // Reverse proxies copy the original request path into these; for Daraja and Tujenge
+    // the path holds the callback token (providers.md §3.6).
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-original-uri",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-request-uri",
+    "x-envoy-original-path",
+    "referer",
 ];
 
 /// Handles `POST /callbacks/{provider}[/{rest}]`.
@@ -47,6 +59,32 @@ pub async fn handle(
         return Err(HttpError::NotFound);
     };
     let client = client_ip::resolve(peer.ip(), req.headers(), &ctx.config.trusted_proxies);
+    // The address check comes before a byte of the body is read (issue 3). Log lines
+    // name the address, never the path: for Daraja and Tujenge it holds the token.
+    let verdict = ctx
+        .config
+        .providers
+        .access(provider)
+        .map_or(Verdict::NotChecked, |a| allowlist::check(client, a));
+    match verdict {
+        Verdict::Refused => {
+            count("forbidden");
+            ctx.metrics.inc(
+                "payhook_ip_refusals_total",
+                &[("provider", provider.as_str()), ("policy", "enforce")],
+            );
+            tracing::info!(provider = %provider, client_ip = %client, "callback refused: source address not in allowed_ips");
+            return Err(HttpError::Forbidden);
+        }
+        Verdict::Tolerated => {
+            ctx.metrics.inc(
+                "payhook_ip_refusals_total",
+                &[("provider", provider.as_str()), ("policy", "log-only")],
+            );
+            tracing::warn!(provider = %provider, client_ip = %client, "source address not in allowed_ips; accepted because ip_policy = \"log-only\"");
+        }
+        Verdict::Allowed | Verdict::NotChecked => {}
+    }
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, ctx.config.max_body_bytes)
         .await
@@ -61,7 +99,7 @@ pub async fn handle(
         headers: &parts.headers,
         body: &body,
     };
-    let verified = p.verify(&raw).map_err(|e| {
+    let mut verified = p.verify(&raw).map_err(|e| {
         count("unauthorized");
         ctx.metrics.inc(
             "payhook_auth_failures_total",
@@ -70,19 +108,24 @@ pub async fn handle(
         tracing::info!(provider = %provider, client_ip = %client, reason = e.label(), "callback refused: bad credential");
         HttpError::Unauthorized(e.label())
     })?;
+    if verdict == Verdict::Allowed {
+        // `callbacks.auth` records every check that passed, e.g. `token+ip`.
+        verified.auth.push_str("+ip");
+    }
     let parsed = p.parse_callback(&verified);
     if let Err(e) = &parsed {
         tracing::warn!(provider = %provider, error = %e, "authenticated callback could not be parsed; storing it raw for review");
     }
     let received_at_ms = now_ms();
     let schedule = crate::schedule::first_poll(&ctx.config.poll(provider), received_at_ms);
+    let confirm_unsigned = ctx.config.providers.confirm_unsigned(provider);
     let new = NewCallback {
         verified,
         parsed,
         headers_json: headers_json(&parts.headers),
         client_ip: Some(client.to_string()),
         received_at_ms,
-        confirm_unsigned: true,
+        confirm_unsigned,
         schedule,
     };
     let parsed_event = new.parsed.as_ref().ok().cloned();
@@ -200,9 +243,15 @@ mod tests {
         );
         h.insert("authorization-key", "YOUR_API_KEY".parse().unwrap());
         h.insert("x-zengapay-signature", "abcd".parse().unwrap());
+        h.insert(
+            "x-original-uri",
+            "/callbacks/daraja/t0k3n-daraja-aaaaaaaa".parse().unwrap(),
+        );
         let j = headers_json(&h);
         assert!(
-            !j.contains("aXBudXNlcjppcG5wYXNz") && !j.contains("YOUR_API_KEY"),
+            !j.contains("aXBudXNlcjppcG5wYXNz")
+                && !j.contains("YOUR_API_KEY")
+                && !j.contains("t0k3n"),
             "{j}"
         );
         assert!(j.contains("abcd"));

@@ -6,6 +6,7 @@
 //! at most [`DRAIN_DEADLINE`] (hyper-util's `GracefulShutdown`).
 
 pub mod admin;
+pub mod allowlist;
 pub mod client_ip;
 pub mod error;
 pub mod ingest;

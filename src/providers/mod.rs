@@ -9,6 +9,9 @@
 //! one [`ProviderId`] variant.
 
 pub mod bitpesa;
+pub mod daraja;
+pub mod jenga;
+pub mod tujenge;
 pub mod zengapay;
 
 use crate::config::Secret;
@@ -219,8 +222,13 @@ pub struct VerifiedCallback {
     pub signed: bool,
     /// A request nonce to check for replay (BitPesa).
     pub nonce: Option<String>,
-    /// The path token it came with, if any (Tujenge correlates on it).
+    /// The path token it came with, if any (Tujenge correlates on it). Providers put a
+    /// non-secret identifier of the matching token here, never the token itself, so
+    /// that `Debug` output cannot leak it.
     pub path_token: Option<String>,
+    /// The path after the token, e.g. `c2b/validation` for Daraja, if any: it tells
+    /// apart callbacks whose bodies have the same shape (providers.md §3.3).
+    pub sub_route: Option<String>,
     /// The body exactly as received.
     pub body: Bytes,
 }
@@ -239,6 +247,7 @@ impl VerifiedCallback {
             signed,
             nonce: None,
             path_token: None,
+            sub_route: None,
             body,
         }
     }
@@ -495,6 +504,15 @@ impl Registry {
                 ProviderId::BitPesa,
                 Arc::new(bitpesa::BitPesa::new(c, cfg.public_base_url.as_deref())),
             );
+        }
+        if let Some(c) = &cfg.providers.daraja {
+            providers.insert(ProviderId::Daraja, Arc::new(daraja::Daraja::new(c)));
+        }
+        if let Some(c) = &cfg.providers.jenga {
+            providers.insert(ProviderId::Jenga, Arc::new(jenga::Jenga::new(c)));
+        }
+        if let Some(c) = &cfg.providers.tujenge {
+            providers.insert(ProviderId::Tujenge, Arc::new(tujenge::Tujenge::new(c)));
         }
         Registry { providers }
     }

@@ -107,10 +107,12 @@ pub fn apply(
 
     let Some(cur) = current else {
         let status = if hold { Status::Pending } else { target };
-        let next_poll = if status.is_open() {
-            schedule.next_poll_at_ms.or(Some(now_ms))
-        } else {
-            None
+        // A held success asks for its confirming status query at once, as it does for an
+        // existing row below; other open rows follow the provider's schedule.
+        let next_poll = match (hold, status.is_open()) {
+            (true, _) => Some(now_ms),
+            (false, true) => schedule.next_poll_at_ms.or(Some(now_ms)),
+            (false, false) => None,
         };
         let id = insert(
             conn,

@@ -16,3 +16,6 @@ mod process;
 mod reconcile;
 /// schema.sql equals the migrations (issue 2).
 mod schema;
+/// Daraja, Jenga and Tujenge callbacks, source-address allowlists behind a trusted
+/// proxy, unsigned successes held for confirmation (issue 3).
+mod unsigned;

@@ -512,7 +512,8 @@ async fn the_rate_limit_holds_under_a_backlog_of_thousands() {
 async fn the_background_loop_settles_a_merchant_insert_without_being_driven() {
     let fake = FakeProvider::start().await;
     let cfg = format!(
-        "[providers.zengapay]\nsecret_hash = \"s\"\napi_token = \"t\"\nbase_url = \"{}\"\n",
+        "[providers.zengapay]\nsecret_hash = \"s\"\napi_token = \"t\"\nbase_url = \"{}\"\n\
+         [reconciler]\nenabled = true\n",
         fake.url()
     );
     let d = TestDaemon::start(&cfg).await;

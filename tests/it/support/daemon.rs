@@ -27,8 +27,17 @@ impl TestDaemon {
     }
 
     /// Starts a daemon whose files live in `dir` (to restart on the same database).
+    ///
+    /// The background reconciler is off unless the config has a `[reconciler]` section:
+    /// tests drive `reconcile::step` themselves, and a loop running beside them would both
+    /// race their assertions and poll the providers' real default URLs.
     pub async fn start_in(dir: tempfile::TempDir, config: &str) -> TestDaemon {
-        let text = format!("{config}\n[store]\npath = \"payhook.db\"\n");
+        let reconciler = if config.contains("[reconciler]") {
+            ""
+        } else {
+            "[reconciler]\nenabled = false\n"
+        };
+        let text = format!("{config}\n{reconciler}[store]\npath = \"payhook.db\"\n");
         let cfg = Config::from_toml(&text, dir.path()).expect("test config is valid");
         Self::start_with(dir, cfg).await
     }
