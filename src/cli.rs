@@ -239,12 +239,9 @@ fn track(path: Option<&PathBuf>, args: TrackArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn cfg_enables(cfg: &Config, p: crate::providers::ProviderId) -> bool {
-    use crate::providers::ProviderId;
-    match p {
-        ProviderId::ZengaPay => cfg.providers.zengapay.is_some(),
-        ProviderId::BitPesa => cfg.providers.bitpesa.is_some(),
-        _ => false,
-    }
+    crate::providers::Registry::from_config(cfg)
+        .get(p)
+        .is_some()
 }
 
 fn review(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {

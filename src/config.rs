@@ -316,6 +316,25 @@ pub struct DarajaConfig {
     pub access: AccessConfig,
     /// Hold a success until the status endpoint confirms it (default true).
     pub confirm_unsigned: bool,
+    /// Credentials of the STK push query (§3.2); without them Daraja is not polled and a
+    /// held success waits for its deadline.
+    pub api: Option<DarajaApi>,
+    /// Polling plan and API root.
+    #[serde(flatten)]
+    pub poll: PollConfig,
+}
+
+/// `[providers.daraja]` API keys: OAuth client credentials and the STK shortcode/passkey.
+#[derive(Debug, Clone, Serialize)]
+pub struct DarajaApi {
+    /// OAuth consumer key (Basic user of `/oauth/v1/generate`).
+    pub consumer_key: Secret,
+    /// OAuth consumer secret.
+    pub consumer_secret: Secret,
+    /// The paybill/till shortcode STK pushes are made for (`BusinessShortCode`).
+    pub shortcode: String,
+    /// The Lipa na M-Pesa passkey (part of the query `Password`).
+    pub passkey: Secret,
 }
 
 /// `[providers.jenga]`
@@ -444,6 +463,18 @@ struct RawDaraja {
     allowed_ips: Option<Vec<String>>,
     ip_policy: Option<IpPolicy>,
     confirm_unsigned: Option<bool>,
+    consumer_key: Option<Secret>,
+    consumer_key_file: Option<PathBuf>,
+    consumer_secret: Option<Secret>,
+    consumer_secret_file: Option<PathBuf>,
+    shortcode: Option<String>,
+    passkey: Option<Secret>,
+    passkey_file: Option<PathBuf>,
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -629,6 +660,32 @@ impl Config {
                 )?,
                 access: access(key, d.allowed_ips, d.ip_policy, &DARAJA_SENDER_IPS)?,
                 confirm_unsigned: d.confirm_unsigned.unwrap_or(true),
+                api: daraja_api(
+                    optional_secret(
+                        "providers.daraja.consumer_key",
+                        d.consumer_key,
+                        d.consumer_key_file,
+                        base,
+                    )?,
+                    optional_secret(
+                        "providers.daraja.consumer_secret",
+                        d.consumer_secret,
+                        d.consumer_secret_file,
+                        base,
+                    )?,
+                    d.shortcode,
+                    optional_secret("providers.daraja.passkey", d.passkey, d.passkey_file, base)?,
+                )?,
+                poll: poll_config(
+                    ProviderId::Daraja,
+                    RawPoll {
+                        base_url: d.base_url,
+                        poll_first_after: d.poll_first_after,
+                        poll_max_interval: d.poll_max_interval,
+                        poll_deadline: d.poll_deadline,
+                        poll_rate_per_minute: d.poll_rate_per_minute,
+                    },
+                )?,
             });
         }
         if let Some(j) = raw.providers.jenga {
@@ -722,6 +779,7 @@ impl Config {
         let configured = match provider {
             ProviderId::ZengaPay => self.providers.zengapay.as_ref().map(|c| &c.poll),
             ProviderId::BitPesa => self.providers.bitpesa.as_ref().map(|c| &c.poll),
+            ProviderId::Daraja => self.providers.daraja.as_ref().map(|c| &c.poll),
             _ => None,
         };
         configured
@@ -732,6 +790,37 @@ impl Config {
     /// The effective configuration as TOML, secrets redacted (`check-config`).
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// The STK query credentials: all four keys, or none.
+fn daraja_api(
+    consumer_key: Option<Secret>,
+    consumer_secret: Option<Secret>,
+    shortcode: Option<String>,
+    passkey: Option<Secret>,
+) -> Result<Option<DarajaApi>, ConfigError> {
+    match (consumer_key, consumer_secret, shortcode, passkey) {
+        (None, None, None, None) => Ok(None),
+        (Some(consumer_key), Some(consumer_secret), Some(shortcode), Some(passkey)) => {
+            let shortcode = shortcode.trim().to_string();
+            if shortcode.is_empty() || !shortcode.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    "providers.daraja.shortcode",
+                    format!("{shortcode:?} is not a numeric shortcode"),
+                ));
+            }
+            Ok(Some(DarajaApi {
+                consumer_key,
+                consumer_secret,
+                shortcode,
+                passkey,
+            }))
+        }
+        _ => Err(invalid(
+            "providers.daraja.consumer_key",
+            "the STK query needs consumer_key, consumer_secret, shortcode and passkey together",
+        )),
     }
 }
 

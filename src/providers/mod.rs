@@ -395,6 +395,10 @@ pub enum PollError {
     /// A success answer whose body payhook cannot read.
     #[error("malformed answer: {0}")]
     Malformed(String),
+    /// The provider answered with an error of its own (Daraja `errorCode`: spike arrest,
+    /// quota, wrong credentials, ...), not a status.
+    #[error("provider error: {0}")]
+    Refused(String),
 }
 
 impl PollError {
@@ -408,6 +412,7 @@ impl PollError {
             PollError::RateLimited => "rate_limited",
             PollError::Http(_) => "http",
             PollError::Malformed(_) => "malformed",
+            PollError::Refused(_) => "refused",
         }
     }
 
@@ -430,6 +435,16 @@ impl From<ParseError> for PollError {
 
 /// A status query, built by a provider and sent by the reconciler.
 pub type StatusRequest = http::Request<Full<Bytes>>;
+
+/// An access token for a provider's status API (Daraja OAuth, Jenga merchant token),
+/// fetched and cached by the reconciler.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The bearer token.
+    pub token: Secret,
+    /// How long the provider says it stays valid.
+    pub valid_for: std::time::Duration,
+}
 
 /// Percent-encodes a reference for use as one URL path segment: references come from
 /// callbacks and merchants, and must not be able to change the path (`../`, `?`, `#`).
@@ -482,6 +497,19 @@ pub trait Provider: Send + Sync {
         _status: StatusCode,
         _body: &[u8],
     ) -> Result<StatusReport, PollError> {
+        Err(PollError::Unsupported)
+    }
+    /// The request that fetches an access token, when the status API needs one; the
+    /// reconciler caches the token until it expires and passes it in [`PollInputs`].
+    fn token_request(&self) -> Option<Result<StatusRequest, PollError>> {
+        None
+    }
+    /// Reads the answer to [`Provider::token_request`].
+    fn parse_token_reply(
+        &self,
+        _status: StatusCode,
+        _body: &[u8],
+    ) -> Result<AccessToken, PollError> {
         Err(PollError::Unsupported)
     }
 }

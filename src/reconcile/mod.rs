@@ -17,9 +17,9 @@
 //! stay pure and `store::polls` owns the SQL.
 
 use crate::clock;
-use crate::config::{Config, PollConfig};
+use crate::config::{Config, PollConfig, Secret};
 use crate::outbound::HttpClient;
-use crate::providers::{PendingTxn, PollInputs, Provider, ProviderId};
+use crate::providers::{PendingTxn, PollError, PollInputs, Provider, ProviderId};
 use crate::schedule;
 use crate::store::polls::{self, ClaimPlan, PollRecord};
 use crate::store::transactions::{Applied, Outcome};
@@ -29,7 +29,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -46,6 +46,8 @@ pub const MAX_IN_FLIGHT: usize = 8;
 /// Longest idle wait: rows an application INSERTs directly are due at once but nobody
 /// pokes the loop, so it looks again at least this often.
 pub const IDLE_MAX: Duration = Duration::from_secs(5);
+/// A cached access token is dropped this long before the provider says it expires.
+pub const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 /// Pause after a step failed (the store is unavailable, say), so a failing store is not
 /// hammered.
 pub const ON_ERROR: Duration = Duration::from_secs(5);
@@ -79,6 +81,9 @@ pub struct Reconciler {
     limiters: BTreeMap<ProviderId, DefaultDirectRateLimiter>,
     /// Per-provider wake-ups, fanned out from `Ctx::wake_reconciler`.
     wake: BTreeMap<ProviderId, Notify>,
+    /// Access tokens (Daraja OAuth, Jenga) and when to stop using them. A std Mutex: it
+    /// is held for a map lookup, never across a request.
+    tokens: Mutex<BTreeMap<ProviderId, (Secret, Instant)>>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -119,6 +124,30 @@ impl Reconciler {
             client: HttpClient::new(),
             limiters,
             wake,
+            tokens: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn cached_token(&self, p: ProviderId) -> Option<Secret> {
+        let tokens = self.tokens.lock().ok()?;
+        tokens
+            .get(&p)
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn keep_token(&self, p: ProviderId, token: Secret, valid_for: Duration) {
+        // Stop using it a little early, so that a query never leaves with a token that
+        // expires on the way.
+        let margin = TOKEN_MARGIN.min(valid_for / 2);
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.insert(p, (token, Instant::now() + valid_for - margin));
+        }
+    }
+
+    fn forget_token(&self, p: ProviderId) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(&p);
         }
     }
 
@@ -204,10 +233,18 @@ pub async fn step_provider(
     let Some(p) = enabled else {
         return Ok(if worked { Step::Worked } else { Step::Idle });
     };
+    // One token for the whole batch: fetched (or taken from the cache) once, so a batch
+    // never sends a burst of token requests. A failure to get one is every poll's failure.
+    let token = if claimed.due.is_empty() {
+        Ok(None)
+    } else {
+        access_token(ctx, provider, p.as_ref()).await
+    };
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut set = JoinSet::new();
     for txn in claimed.due {
         let (ctx, p, plan, permits) = (ctx.clone(), p.clone(), plan.clone(), permits.clone());
+        let token = token.clone();
         set.spawn(async move {
             // The semaphore is never closed, so acquiring only fails if it were.
             let _permit = permits
@@ -215,7 +252,7 @@ pub async fn step_provider(
                 .await
                 .map_err(|e| ReconcileError::Task(e.to_string()))?;
             let at = move || now_ms.saturating_add(ms(started.elapsed()));
-            poll_one(&ctx, p.as_ref(), &plan, txn, at).await
+            poll_one(&ctx, p.as_ref(), &plan, txn, token, at).await
         });
     }
     let mut first_error = None;
@@ -233,6 +270,40 @@ pub async fn step_provider(
     }
 }
 
+/// The provider's access token, from the cache or fetched now (within the provider's rate
+/// limit). `Ok(None)`: the provider needs none.
+async fn access_token(
+    ctx: &Ctx,
+    provider: ProviderId,
+    p: &dyn Provider,
+) -> Result<Option<Secret>, String> {
+    if let Some(t) = ctx.reconciler.cached_token(provider) {
+        return Ok(Some(t));
+    }
+    let Some(request) = p.token_request() else {
+        return Ok(None);
+    };
+    let request = request.map_err(|e| e.to_string())?;
+    ctx.reconciler.limiter(provider).until_ready().await;
+    let reply = ctx
+        .reconciler
+        .client
+        .send(
+            request,
+            ctx.config.reconciler.request_timeout,
+            STATUS_BODY_LIMIT_BYTES,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let token = p
+        .parse_token_reply(reply.status, &reply.body)
+        .map_err(|e| e.to_string())?;
+    ctx.reconciler
+        .keep_token(provider, token.token.clone(), token.valid_for);
+    tracing::info!(provider = %provider, valid_for = ?token.valid_for, "access token fetched");
+    Ok(Some(token.token))
+}
+
 /// A fresh nonce for request signing (TransferZero recommends a GUID; uniqueness is what
 /// matters, not secrecy).
 fn nonce() -> String {
@@ -245,20 +316,33 @@ async fn poll_one(
     p: &dyn Provider,
     plan: &PollConfig,
     txn: PendingTxn,
+    token: Result<Option<Secret>, String>,
     at: impl Fn() -> i64,
 ) -> Result<(), ReconcileError> {
     let provider = txn.provider;
-    // Wait for the provider's quota before building the request, so that time-stamped
-    // credentials are fresh when they leave.
-    ctx.reconciler.limiter(provider).until_ready().await;
+    let (token, token_error) = match token {
+        Ok(t) => (t, None),
+        Err(e) => (None, Some(format!("access token: {e}"))),
+    };
+    if token_error.is_none() {
+        // Wait for the provider's quota before building the request, so that
+        // time-stamped credentials are fresh when they leave.
+        ctx.reconciler.limiter(provider).until_ready().await;
+    }
     let nonce = nonce();
     let sent_at = at();
     let inputs = PollInputs {
         now_ms: sent_at,
         nonce: &nonce,
-        access_token: None,
+        access_token: token.as_ref(),
     };
-    let Some(request) = p.status_request(&txn, inputs) else {
+    let built = match token_error {
+        // No token, no query: recorded as a failed poll (credentials errors are poll
+        // failures, never states).
+        Some(e) => Some(Err(PollError::Request(e))),
+        None => p.status_request(&txn, inputs),
+    };
+    let Some(request) = built else {
         // Nothing to ask (e.g. no API token configured): wait for a callback or the
         // deadline, without counting a poll.
         let until = txn
@@ -295,7 +379,13 @@ async fn poll_one(
                         .and_then(|v| crate::retry::parse_retry_after(v, sent_at));
                     let answer = p
                         .parse_status_reply(&txn, reply.status, &reply.body)
-                        .map_err(|e| e.to_string());
+                        .map_err(|e| {
+                            if matches!(e, PollError::Unauthorized(_)) && token.is_some() {
+                                // Revoked or expired early: fetch a new one next time.
+                                ctx.reconciler.forget_token(provider);
+                            }
+                            e.to_string()
+                        });
                     (Some(code), answer, retry_after)
                 }
             }

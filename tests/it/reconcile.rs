@@ -647,3 +647,140 @@ async fn the_admin_endpoint_registers_payments_and_never_regresses_them() {
     reconcile::step(&d.ctx).await.unwrap();
     assert_eq!(row(&d, "zp-a").status, "NEEDS_REVIEW");
 }
+
+const DARAJA_PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
+
+fn daraja_config(fake: &FakeProvider) -> String {
+    format!(
+        "[providers.daraja]\ncallback_tokens = [\"daraja-path-token-0123456789\"]\n\
+         allowed_ips = [\"127.0.0.1\"]\nconsumer_key = \"ck\"\nconsumer_secret = \"cs\"\n\
+         shortcode = \"174379\"\npasskey = \"{DARAJA_PASSKEY}\"\nbase_url = \"{}\"\n\
+         poll_rate_per_minute = 600\n",
+        fake.url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daraja_callback_success_is_held_until_the_stk_query_confirms_it() {
+    use base64::Engine;
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&daraja_config(&fake)).await;
+    let body = std::fs::read(format!(
+        "{}/fixtures/daraja/stk_success.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let reply = crate::support::http::post(
+        d.addr,
+        "/callbacks/daraja/daraja-path-token-0123456789",
+        &[],
+        &body,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reference = "ws_CO_191220191020363925";
+    let r = row(&d, reference);
+    assert_eq!(
+        (r.status.as_str(), r.unconfirmed.as_deref()),
+        ("PENDING", Some("SUCCEEDED"))
+    );
+
+    fake.push(
+        "/oauth/v1/generate?grant_type=client_credentials",
+        FakeReply::new(
+            200,
+            r#"{"access_token":"daraja-bearer","expires_in":"3599"}"#,
+        ),
+    );
+    let query = "/mpesa/stkpushquery/v1/query";
+    fake.push(
+        query,
+        FakeReply::new(
+            500,
+            format!(r#"{{"requestId":"{reference}","errorCode":"500.001.1001","errorMessage":"The transaction is being processed"}}"#),
+        ),
+    );
+    fake.push(
+        query,
+        FakeReply::new(
+            200,
+            format!(r#"{{"ResponseCode":"0","ResponseDescription":"ok","MerchantRequestID":"m","CheckoutRequestID":"{reference}","ResultCode":"0","ResultDesc":"The service request is processed successfully."}}"#),
+        ),
+    );
+    assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Worked);
+    let r = row(&d, reference);
+    assert_eq!(
+        (r.status.as_str(), r.unconfirmed.as_deref(), r.events),
+        ("PENDING", Some("SUCCEEDED"), 0),
+        "\"being processed\" is PENDING, not a failure and not a confirmation"
+    );
+    let outcome: String = d
+        .db()
+        .query_row("SELECT outcome FROM polls", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(outcome, "status");
+
+    make_due(&d, reference);
+    reconcile::step(&d.ctx).await.unwrap();
+    let r = row(&d, reference);
+    assert_eq!(
+        (r.status.as_str(), r.unconfirmed, r.events),
+        ("SUCCEEDED", None, 1)
+    );
+
+    let seen = fake.requests();
+    let targets: Vec<&str> = seen.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "/oauth/v1/generate?grant_type=client_credentials",
+            query,
+            query
+        ],
+        "the token is fetched once and cached"
+    );
+    assert_eq!(seen[0].headers["authorization"], "Basic Y2s6Y3M=");
+    for q in &seen[1..] {
+        assert_eq!(q.method, "POST");
+        assert_eq!(q.headers["authorization"], "Bearer daraja-bearer");
+        let b: serde_json::Value = serde_json::from_slice(&q.body).unwrap();
+        let ts = b["Timestamp"].as_str().unwrap();
+        assert_eq!(ts.len(), 14);
+        let password =
+            base64::engine::general_purpose::STANDARD.encode(format!("174379{DARAJA_PASSKEY}{ts}"));
+        assert_eq!(b["Password"], password.as_str());
+        assert_eq!(b["BusinessShortCode"], "174379");
+        assert_eq!(b["CheckoutRequestID"], reference);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_daraja_token_is_a_failed_poll_and_changes_nothing() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&daraja_config(&fake)).await;
+    d.db()
+        .execute(
+            "INSERT INTO transactions (provider, provider_ref, kind) VALUES ('daraja', 'ws_CO_x', 'stk')",
+            [],
+        )
+        .unwrap();
+    fake.push(
+        "/oauth/v1/generate?grant_type=client_credentials",
+        FakeReply::new(
+            400,
+            r#"{"errorCode":"400.008.01","errorMessage":"Invalid Authentication passed"}"#,
+        ),
+    );
+    assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Worked);
+    let r = row(&d, "ws_CO_x");
+    assert_eq!(
+        (r.status.as_str(), r.attempts, r.transitions),
+        ("PENDING", 1, 0)
+    );
+    let error: String = d
+        .db()
+        .query_row("SELECT error FROM polls", [], |r| r.get(0))
+        .unwrap();
+    assert!(error.contains("access token"), "{error}");
+    assert_eq!(fake.requests().len(), 1, "no status query without a token");
+}
