@@ -347,6 +347,26 @@ pub struct JengaConfig {
     /// Source-address check; none by default (Jenga publishes no sender addresses).
     #[serde(flatten)]
     pub access: AccessConfig,
+    /// Credentials of the transaction details query (§4.2); without them Jenga is not
+    /// polled.
+    pub api: Option<JengaApi>,
+    /// Polling plan and API root.
+    #[serde(flatten)]
+    pub poll: PollConfig,
+}
+
+/// `[providers.jenga]` API keys: the merchant token and the request-signing key.
+#[derive(Debug, Clone, Serialize)]
+pub struct JengaApi {
+    /// JengaHQ merchant code.
+    pub merchant_code: String,
+    /// JengaHQ API key (`Api-Key` header of the token request).
+    pub api_key: Secret,
+    /// JengaHQ consumer secret.
+    pub consumer_secret: Secret,
+    /// The RSA private key (PEM text, PKCS#8 or PKCS#1) whose public half is uploaded to
+    /// JengaHQ; read from `private_key_file`, checked at load.
+    pub private_key: Secret,
 }
 
 /// `[providers.tujenge]`
@@ -486,6 +506,17 @@ struct RawJenga {
     ipn_password_file: Option<PathBuf>,
     allowed_ips: Option<Vec<String>>,
     ip_policy: Option<IpPolicy>,
+    merchant_code: Option<String>,
+    api_key: Option<Secret>,
+    api_key_file: Option<PathBuf>,
+    consumer_secret: Option<Secret>,
+    consumer_secret_file: Option<PathBuf>,
+    private_key_file: Option<PathBuf>,
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -704,6 +735,32 @@ impl Config {
                     base,
                 )?,
                 access: access(key, j.allowed_ips, j.ip_policy, &[])?,
+                api: jenga_api(
+                    j.merchant_code,
+                    optional_secret("providers.jenga.api_key", j.api_key, j.api_key_file, base)?,
+                    optional_secret(
+                        "providers.jenga.consumer_secret",
+                        j.consumer_secret,
+                        j.consumer_secret_file,
+                        base,
+                    )?,
+                    optional_secret(
+                        "providers.jenga.private_key",
+                        None,
+                        j.private_key_file,
+                        base,
+                    )?,
+                )?,
+                poll: poll_config(
+                    ProviderId::Jenga,
+                    RawPoll {
+                        base_url: j.base_url,
+                        poll_first_after: j.poll_first_after,
+                        poll_max_interval: j.poll_max_interval,
+                        poll_deadline: j.poll_deadline,
+                        poll_rate_per_minute: j.poll_rate_per_minute,
+                    },
+                )?,
             });
         }
         if let Some(t) = raw.providers.tujenge {
@@ -780,7 +837,8 @@ impl Config {
             ProviderId::ZengaPay => self.providers.zengapay.as_ref().map(|c| &c.poll),
             ProviderId::BitPesa => self.providers.bitpesa.as_ref().map(|c| &c.poll),
             ProviderId::Daraja => self.providers.daraja.as_ref().map(|c| &c.poll),
-            _ => None,
+            ProviderId::Jenga => self.providers.jenga.as_ref().map(|c| &c.poll),
+            ProviderId::Tujenge => None,
         };
         configured
             .cloned()
@@ -820,6 +878,33 @@ fn daraja_api(
         _ => Err(invalid(
             "providers.daraja.consumer_key",
             "the STK query needs consumer_key, consumer_secret, shortcode and passkey together",
+        )),
+    }
+}
+
+/// The transaction query credentials: all four keys, or none; the key must parse.
+fn jenga_api(
+    merchant_code: Option<String>,
+    api_key: Option<Secret>,
+    consumer_secret: Option<Secret>,
+    private_key: Option<Secret>,
+) -> Result<Option<JengaApi>, ConfigError> {
+    match (merchant_code, api_key, consumer_secret, private_key) {
+        (None, None, None, None) => Ok(None),
+        (Some(merchant_code), Some(api_key), Some(consumer_secret), Some(private_key)) => {
+            crate::providers::jenga::signing_key(private_key.expose())
+                .map_err(|why| invalid("providers.jenga.private_key_file", why))?;
+            Ok(Some(JengaApi {
+                merchant_code: merchant_code.trim().to_string(),
+                api_key,
+                consumer_secret,
+                private_key,
+            }))
+        }
+        _ => Err(invalid(
+            "providers.jenga.merchant_code",
+            "the transaction query needs merchant_code, api_key, consumer_secret and \
+             private_key_file together",
         )),
     }
 }
@@ -1099,6 +1184,60 @@ mod tests {
             c.poll(ProviderId::BitPesa),
             crate::schedule::defaults(ProviderId::BitPesa)
         );
+    }
+
+    #[test]
+    fn status_api_credentials_never_print_and_come_all_or_none() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("jenga.pem");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/jenga/test_private_key.pem"
+            ),
+            &key,
+        )
+        .unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = r#"[providers.daraja]
+            callback_tokens = ["path-token-0123456789abcdef"]
+            consumer_key = "dk-SECRET-1"
+            consumer_secret = "dk-SECRET-2"
+            shortcode = "174379"
+            passkey = "dk-SECRET-3"
+            [providers.jenga]
+            ipn_username = "u"
+            ipn_password = "p"
+            merchant_code = "001"
+            api_key = "jg-SECRET-4"
+            consumer_secret = "jg-SECRET-5"
+            private_key_file = "jenga.pem""#;
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        assert!(c.providers.daraja.as_ref().unwrap().api.is_some());
+        let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+        for s in [
+            "dk-SECRET-1",
+            "dk-SECRET-2",
+            "dk-SECRET-3",
+            "jg-SECRET-4",
+            "jg-SECRET-5",
+            "PRIVATE KEY",
+        ] {
+            assert!(!shown.contains(s), "{s} leaked in:\n{shown}");
+        }
+        let partial = text.replace("passkey = \"dk-SECRET-3\"", "");
+        let err = Config::from_toml(&partial, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.daraja.consumer_key"), "{err}");
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("providers.jenga.private_key_file"), "{err}");
     }
 
     #[test]

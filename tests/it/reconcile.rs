@@ -784,3 +784,73 @@ async fn a_refused_daraja_token_is_a_failed_poll_and_changes_nothing() {
     assert!(error.contains("access token"), "{error}");
     assert_eq!(fake.requests().len(), 1, "no status query without a token");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jenga_details_queries_are_rsa_signed_and_settle() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeProvider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("jenga.pem");
+    std::fs::copy(
+        format!(
+            "{}/fixtures/jenga/test_private_key.pem",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &key,
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = format!(
+        "[providers.jenga]\nipn_username = \"u\"\nipn_password = \"p\"\nmerchant_code = \"0011547896523\"\n\
+         api_key = \"jenga-api-key\"\nconsumer_secret = \"jenga-consumer-secret\"\n\
+         private_key_file = \"jenga.pem\"\nbase_url = \"{}\"\npoll_rate_per_minute = 600\n",
+        fake.url()
+    );
+    let d = TestDaemon::start_in(dir, &cfg).await;
+    let reference = "328411183176";
+    d.db()
+        .execute(
+            "INSERT INTO transactions (provider, provider_ref, kind) VALUES ('jenga', ?1, 'ipn')",
+            [reference],
+        )
+        .unwrap();
+    fake.push(
+        "/authentication/api/v3/authenticate/merchant",
+        FakeReply::new(200, r#"{"accessToken":"jenga-bearer","expiresIn":3600}"#),
+    );
+    let details = format!("/v3-apis/transaction-api/v3.0/transactions/details/{reference}");
+    let answer = |code: i64| {
+        format!(
+            r#"{{"status":true,"code":0,"message":"success","data":{{"state":"x","stateCode":{code},"code":0,"transactionReference":"{reference}"}}}}"#
+        )
+    };
+    fake.push(&details, FakeReply::new(200, answer(-1)));
+    fake.push(&details, FakeReply::new(200, answer(2)));
+    reconcile::step(&d.ctx).await.unwrap();
+    assert_eq!(row(&d, reference).status, "PENDING");
+    make_due(&d, reference);
+    reconcile::step(&d.ctx).await.unwrap();
+    let r = row(&d, reference);
+    assert_eq!(
+        (r.status.as_str(), r.attempts, r.events),
+        ("SUCCEEDED", 2, 1)
+    );
+
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 3, "one token request, two queries");
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].headers["api-key"], "jenga-api-key");
+    let token_body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(token_body["merchantCode"], "0011547896523");
+    // The signature openssl computed for this reference with the same key
+    // (fixtures/README.md).
+    let expected = std::fs::read_to_string(format!(
+        "{}/fixtures/jenga/signature_328411183176.b64",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    for q in &seen[1..] {
+        assert_eq!(q.headers["authorization"], "Bearer jenga-bearer");
+        assert_eq!(q.headers["signature"], expected.trim());
+    }
+}
