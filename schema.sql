@@ -129,11 +129,12 @@ CREATE TABLE events (
     payload            TEXT    NOT NULL,        -- the JSON body delivered to the merchant, fixed at creation
     status             TEXT    NOT NULL DEFAULT 'pending' -- pending: to deliver; delivered: acknowledged (2xx); dead: gave up, replayable
                        CHECK (status IN ('pending','delivered','dead')),
-    attempts           INTEGER NOT NULL DEFAULT 0, -- delivery attempts so far
+    attempts           INTEGER NOT NULL DEFAULT 0, -- delivery attempts in the current schedule (replay resets it; table attempts keeps every one)
     next_attempt_at_ms INTEGER,                 -- when to try next; NULL once delivered or dead
     created_at_ms      INTEGER NOT NULL,
     delivered_at_ms    INTEGER,
-    last_error         TEXT                     -- why the last attempt failed
+    last_error         TEXT,                    -- why the last attempt failed; NULL after a delivery
+    schedule_started_at_ms INTEGER              -- start of the current retry schedule (NULL: created_at_ms); replay resets it; retry_horizon counts from it
 );
 CREATE INDEX events_due ON events (next_attempt_at_ms) WHERE status = 'pending';
 CREATE INDEX events_transaction ON events (transaction_id, transition_id);
@@ -150,6 +151,13 @@ CREATE TABLE attempts (
     response_head TEXT                          -- first bytes of the answer body
 );
 CREATE INDEX attempts_event ON attempts (event_id);
+
+-- Where events are delivered, and whether payhook may still post there.
+CREATE TABLE destinations (
+    url             TEXT    PRIMARY KEY,        -- the [forward] url events are POSTed to
+    disabled_at_ms  INTEGER,                    -- set when it answered 410 Gone: nothing is posted until re-enabled (payhook events enable-destination)
+    disabled_reason TEXT                        -- why it was disabled, e.g. "410 Gone"
+) WITHOUT ROWID;
 
 -- The readiness probe's proof that the store accepts writes.
 CREATE TABLE heartbeat (

@@ -1,6 +1,7 @@
-//! The command line: `serve`, `check-config`, `migrate`, `healthcheck`, and the operator
-//! and merchant commands `track`, `review` and `resolve`, which open the store directly
-//! (SQLite lets them run beside the daemon).
+//! The command line: `serve`, `check-config`, `migrate`, `healthcheck`, `events` (list,
+//! show, replay the outbox; re-enable a destination disabled by 410 Gone), and the
+//! operator and merchant commands `track`, `review` and `resolve`. Commands that touch the
+//! store open it directly (SQLite lets them run beside the daemon).
 //! Start-up glue, so errors are `anyhow` with "while ..." context.
 
 use crate::config::Config;
@@ -39,6 +40,12 @@ pub enum Command {
     Review,
     /// Record a human decision about a transaction (e.g. one in NEEDS_REVIEW).
     Resolve(ResolveArgs),
+    /// See and recover the events delivered to the merchant (the outbox).
+    Events {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
 }
 
 /// `payhook track PROVIDER REF ...`
@@ -79,6 +86,49 @@ pub struct ResolveArgs {
     pub provider: Option<String>,
 }
 
+/// `payhook events ...`. Times (`--since`) are RFC 3339 (`2026-11-23T06:00:00Z`), a date
+/// (`2026-11-23`, midnight UTC), or a duration back from now (`90m`, `24h`, `3d`).
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List events, oldest first.
+    List {
+        /// Only events with this status.
+        #[arg(long, value_parser = ["pending", "delivered", "dead"])]
+        status: Option<String>,
+        /// Only events created at or after this time.
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Print, as JSON, the whole story of an event: its payload, its transaction, and that
+    /// transaction's callbacks, polls, transitions, events, and this event's attempts.
+    Show {
+        /// Event id (`evt_...`).
+        id: String,
+    },
+    /// Deliver again, with the same id: one delivered or dead event, or every dead event
+    /// created since a time. The running daemon picks them up within seconds.
+    Replay {
+        /// Event id (`evt_...`).
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        id: Option<String>,
+        /// Replay the dead events instead (with --since).
+        #[arg(long, requires = "since")]
+        dead: bool,
+        /// With --dead: those created at or after this time.
+        #[arg(long, value_name = "T", requires = "dead")]
+        since: Option<String>,
+    },
+    /// Re-enable a destination that answered 410 Gone (default: the configured
+    /// forward.url); its pending events then go out.
+    EnableDestination {
+        /// Destination URL.
+        url: Option<String>,
+    },
+}
+
 /// Loads the configuration named on the command line, or the defaults.
 pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {
@@ -97,6 +147,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Track(args) => track(cli.config.as_ref(), args),
         Command::Review => review(cli.config.as_ref()),
         Command::Resolve(args) => resolve(cli.config.as_ref(), args),
+        Command::Events { command } => events(cli.config.as_ref(), command),
     };
     match result {
         Ok(code) => code,
@@ -174,10 +225,24 @@ fn healthcheck(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Parses `--since`: RFC 3339, a date, or a duration back from `now_ms`.
+fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
+    if let Some(ms) = crate::clock::parse_rfc3339(text) {
+        return Ok(ms);
+    }
+    match crate::config::parse_duration(text) {
+        Ok(ago) => Ok(now_ms.saturating_sub(i64::try_from(ago.as_millis()).unwrap_or(i64::MAX))),
+        Err(_) => anyhow::bail!(
+            "--since {text:?}: expected RFC 3339 (2026-11-23T06:00:00Z), a date (2026-11-23) \
+             or a duration back from now (24h)"
+        ),
+    }
+}
+
 fn open_store(cfg: &Config) -> anyhow::Result<crate::store::Store> {
     crate::store::Store::open(&crate::store::StoreOptions {
         path: cfg.store.path.clone(),
-        max_size_bytes: cfg.store.max_size_bytes,
+        max_size_bytes: None,
     })
     .with_context(|| format!("while opening {}", cfg.store.path.display()))
 }
@@ -308,5 +373,86 @@ fn resolve(path: Option<&PathBuf>, args: ResolveArgs) -> anyhow::Result<ExitCode
         "{} {}: {} (was {})",
         txn.provider, txn.provider_ref, applied.status, txn.status
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn events(path: Option<&PathBuf>, command: EventsCommand) -> anyhow::Result<ExitCode> {
+    use crate::store::events;
+    let cfg = load_config(path)?;
+    let store = open_store(&cfg)?;
+    let now = crate::clock::now_ms();
+    let time = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), crate::clock::rfc3339);
+    match command {
+        EventsCommand::List {
+            status,
+            since,
+            limit,
+        } => {
+            let since = since.map(|s| parse_since(&s, now)).transpose()?;
+            let rows = store
+                .read_blocking(|c| events::list(c, status.as_deref(), since, limit))
+                .context("while listing events")?;
+            println!("ID\tTYPE\tSTATUS\tTRANSACTION\tATTEMPTS\tCREATED\tNEXT_ATTEMPT\tDELIVERED\tLAST_ERROR");
+            for r in &rows {
+                println!(
+                    "{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}",
+                    r.id,
+                    r.event_type,
+                    r.status,
+                    r.provider,
+                    r.provider_ref,
+                    r.attempts,
+                    crate::clock::rfc3339(r.created_at_ms),
+                    time(r.next_attempt_at_ms),
+                    time(r.delivered_at_ms),
+                    r.last_error.as_deref().unwrap_or("-")
+                );
+            }
+            eprintln!("{} event(s)", rows.len());
+        }
+        EventsCommand::Show { id } => {
+            let story = store
+                .read_blocking(|c| events::story(c, &id))
+                .with_context(|| format!("while reading event {id}"))?;
+            println!("{}", serde_json::to_string_pretty(&story)?);
+        }
+        EventsCommand::Replay { id, dead, since } => {
+            let ids = match (id, dead, since) {
+                (Some(id), false, None) => {
+                    let one = id.clone();
+                    store
+                        .write_blocking(move |c| events::replay(c, &one, now))
+                        .with_context(|| format!("while replaying {id}"))?;
+                    vec![id]
+                }
+                (None, true, Some(since)) => {
+                    let since = parse_since(&since, now)?;
+                    store
+                        .write_blocking(move |c| events::replay_dead_since(c, since, now))
+                        .context("while replaying dead events")?
+                }
+                _ => anyhow::bail!("give an event id, or --dead --since T"),
+            };
+            for id in &ids {
+                println!("{id}");
+            }
+            eprintln!("{} event(s) replayed: pending, due now", ids.len());
+        }
+        EventsCommand::EnableDestination { url } => {
+            let url = match url.or_else(|| cfg.forward.as_ref().map(|f| f.url.clone())) {
+                Some(u) => u,
+                None => anyhow::bail!("give the destination URL (no [forward] url is configured)"),
+            };
+            let shown = url.clone();
+            let was = store
+                .write_blocking(move |c| events::enable_destination(c, &url))
+                .context("while enabling the destination")?;
+            if was {
+                println!("{shown}: enabled");
+            } else {
+                println!("{shown}: was not disabled");
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,17 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default database file, relative to the working directory.
 pub const DEFAULT_STORE_PATH: &str = "payhook.db";
+/// Default bound on one delivery to the merchant (connect, headers and body).
+pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default delay after a first failed delivery.
+pub const DEFAULT_FORWARD_RETRY_FIRST_AFTER: Duration = Duration::from_secs(30);
+/// Default longest delay between two deliveries of one event.
+pub const DEFAULT_FORWARD_RETRY_MAX_INTERVAL: Duration = Duration::from_secs(3600);
+/// Default time after which an undeliverable event is dead-lettered: three days, so a
+/// merchant's weekend outage does not lose anything (issue 5).
+pub const DEFAULT_FORWARD_RETRY_HORIZON: Duration = Duration::from_secs(3 * 24 * 3600);
+/// Default number of deliveries in flight at once to the destination.
+pub const DEFAULT_FORWARD_MAX_IN_FLIGHT: usize = 8;
 
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +127,9 @@ pub struct Config {
     pub reconciler: ReconcilerConfig,
     /// The admin listener (`POST /v1/transactions`); off unless `[admin]` is present.
     pub admin: Option<AdminConfig>,
+    /// `[forward]`: where events go. `None`: forwarding is off and events accumulate in
+    /// the outbox until it is configured.
+    pub forward: Option<ForwardConfig>,
 }
 
 /// Default admin listen address: loopback only, like the callback listener.
@@ -173,6 +187,48 @@ pub struct PollConfig {
     /// Most status queries a minute to this provider, however many are due.
     #[serde(rename = "poll_rate_per_minute")]
     pub rate_per_minute: u32,
+}
+
+/// `[forward]`: the merchant's application, and how deliveries to it are retried.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardConfig {
+    /// The URL every event is POSTed to (http or https).
+    pub url: String,
+    /// Active `whsec_` secrets; each one signs every request, so a secret can be rotated
+    /// by adding the new one, updating the receiver, then removing the old one.
+    pub secrets: Vec<Secret>,
+    /// Bound on one delivery: connect, send, and read the answer.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Delay after the first failure; each further failure doubles it.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_first_after: Duration,
+    /// Longest delay between two attempts.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_max_interval: Duration,
+    /// After this long since an event's schedule started (its creation, or its last
+    /// replay), it is dead-lettered instead of retried.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_horizon: Duration,
+    /// Deliveries in flight at once to the destination.
+    pub max_in_flight: usize,
+}
+
+/// Share of each retry delay that is randomised, so that a destination coming back is not
+/// hit by every event at once.
+pub const FORWARD_RETRY_JITTER: f64 = 0.2;
+
+impl ForwardConfig {
+    /// The retry schedule these settings describe (doubling, 20 % jitter).
+    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            first: self.retry_first_after,
+            max_interval: self.retry_max_interval,
+            factor: 2,
+            jitter: FORWARD_RETRY_JITTER,
+            horizon: self.retry_horizon,
+        }
+    }
 }
 
 /// `[log]`
@@ -431,6 +487,7 @@ struct RawConfig {
     #[serde(default)]
     reconciler: RawReconciler,
     admin: Option<RawAdmin>,
+    forward: Option<RawForward>,
 }
 
 #[derive(Deserialize)]
@@ -456,6 +513,19 @@ struct RawPoll {
     poll_max_interval: Option<String>,
     poll_deadline: Option<String>,
     poll_rate_per_minute: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    url: Option<String>,
+    secrets: Option<Vec<Secret>>,
+    secrets_file: Option<PathBuf>,
+    timeout: Option<String>,
+    retry_first_after: Option<String>,
+    retry_max_interval: Option<String>,
+    retry_horizon: Option<String>,
+    max_in_flight: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -781,7 +851,8 @@ impl Config {
             enabled: raw.reconciler.enabled.unwrap_or(true),
             request_timeout: match raw.reconciler.request_timeout {
                 Some(t) => {
-                    let d = parse_duration("reconciler.request_timeout", &t)?;
+                    let d = parse_duration(&t)
+                        .map_err(|why| invalid("reconciler.request_timeout", why))?;
                     if d < Duration::from_millis(100) || d > Duration::from_secs(300) {
                         return Err(invalid(
                             "reconciler.request_timeout",
@@ -817,6 +888,10 @@ impl Config {
                 Some(AdminConfig { listen, token })
             }
         };
+        let forward = match raw.forward {
+            Some(f) => Some(forward_config(f, base)?),
+            None => None,
+        };
         Ok(Config {
             admin,
             listen,
@@ -827,6 +902,7 @@ impl Config {
             store,
             providers,
             reconciler,
+            forward,
         })
     }
 
@@ -932,7 +1008,7 @@ fn poll_config(provider: ProviderId, raw: RawPoll) -> Result<PollConfig, ConfigE
         ("poll_deadline", raw.poll_deadline, &mut plan.deadline),
     ] {
         if let Some(text) = value {
-            *slot = parse_duration(&key(name), &text)?;
+            *slot = parse_duration(&text).map_err(|why| invalid(&key(name), why))?;
         }
     }
     if plan.max_interval < plan.first_after {
@@ -956,42 +1032,143 @@ fn poll_config(provider: ProviderId, raw: RawPoll) -> Result<PollConfig, ConfigE
     Ok(plan)
 }
 
-/// Parses a duration written as an integer and a unit: `500ms`, `30s`, `15m`, `24h`, `2d`.
-///
-/// ```
-/// use std::time::Duration;
-/// use payhook::config::parse_duration;
-/// assert_eq!(parse_duration("k", "15m").unwrap(), Duration::from_secs(900));
-/// assert_eq!(parse_duration("k", "2d").unwrap(), Duration::from_secs(172_800));
-/// assert!(parse_duration("k", "1.5h").is_err());
-/// ```
-pub fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    let t = text.trim();
-    let bad = || {
-        invalid(
-            key,
-            format!(
-                "{text:?} is not a duration such as \"500ms\", \"30s\", \"15m\", \"24h\" or \"2d\""
-            ),
-        )
+fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig, ConfigError> {
+    let url = validate_url(
+        "forward.url",
+        f.url
+            .as_deref()
+            .ok_or_else(|| invalid("forward.url", "required in [forward]"))?,
+    )?;
+    if url_authority(&url).contains('@') {
+        // The URL is printed by check-config and stored with every attempt: credentials
+        // do not belong in it. The signature is the merchant's proof of origin.
+        return Err(invalid(
+            "forward.url",
+            "must not contain credentials (user:password@); receivers verify the signature",
+        ));
+    }
+    let secrets = match (f.secrets, f.secrets_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "forward.secrets",
+                "give forward.secrets or forward.secrets_file, not both",
+            ))
+        }
+        (Some(s), None) => s,
+        (None, Some(path)) => {
+            let text = read_private_file("forward.secrets_file", &base.join(path))?;
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(Secret::new)
+                .collect()
+        }
+        (None, None) => {
+            return Err(invalid(
+                "forward.secrets",
+                "required in [forward] (or forward.secrets_file)",
+            ))
+        }
     };
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let key = if secrets.is_empty() {
+        "forward.secrets"
+    } else {
+        "forward.secrets[i]"
+    };
+    crate::forward::sign::Signer::new(secrets.iter().map(Secret::expose)).map_err(|(i, e)| {
+        // Name the position, never the value.
+        invalid(&key.replace("[i]", &format!("[{i}]")), e.to_string())
+    })?;
+    let duration = |key: &str, value: Option<String>, default: Duration| match value {
+        Some(v) => parse_duration(&v).map_err(|why| invalid(key, why)),
+        None => Ok(default),
+    };
+    let timeout = duration("forward.timeout", f.timeout, DEFAULT_FORWARD_TIMEOUT)?;
+    let retry_first_after = duration(
+        "forward.retry_first_after",
+        f.retry_first_after,
+        DEFAULT_FORWARD_RETRY_FIRST_AFTER,
+    )?;
+    let retry_max_interval = duration(
+        "forward.retry_max_interval",
+        f.retry_max_interval,
+        DEFAULT_FORWARD_RETRY_MAX_INTERVAL,
+    )?;
+    let retry_horizon = duration(
+        "forward.retry_horizon",
+        f.retry_horizon,
+        DEFAULT_FORWARD_RETRY_HORIZON,
+    )?;
+    if timeout.is_zero() || timeout > Duration::from_secs(300) {
+        return Err(invalid("forward.timeout", "must be between 1ms and 5m"));
+    }
+    if retry_first_after.is_zero() {
+        return Err(invalid("forward.retry_first_after", "must be positive"));
+    }
+    if retry_max_interval < retry_first_after {
+        return Err(invalid(
+            "forward.retry_max_interval",
+            "must be at least forward.retry_first_after",
+        ));
+    }
+    if retry_horizon < retry_first_after {
+        return Err(invalid(
+            "forward.retry_horizon",
+            "must be at least forward.retry_first_after",
+        ));
+    }
+    let max_in_flight = f.max_in_flight.unwrap_or(DEFAULT_FORWARD_MAX_IN_FLIGHT);
+    if !(1..=1024).contains(&max_in_flight) {
+        return Err(invalid(
+            "forward.max_in_flight",
+            "must be between 1 and 1024",
+        ));
+    }
+    Ok(ForwardConfig {
+        url,
+        secrets,
+        timeout,
+        retry_first_after,
+        retry_max_interval,
+        retry_horizon,
+        max_in_flight,
+    })
+}
+
+/// The `user:pass@host:port` part of an http(s) URL.
+fn url_authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+/// Parses a duration written as an integer and a unit: `500ms`, `30s`, `15m`, `24h`, `3d`.
+/// Deliberately tiny (no fractions, no compound `1h30m`): every key that takes one says
+/// so in `payhook.example.toml`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let ms_per_unit: u64 = match unit {
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 15m, 24h or 3d"))?;
+    let ms_per = match unit.trim() {
         "ms" => 1,
         "s" => 1000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(bad()),
+        _ => {
+            return Err(format!(
+                "{text:?} needs a unit: ms, s, m, h or d (e.g. 30s)"
+            ))
+        }
     };
-    n.checked_mul(ms_per_unit)
+    n.checked_mul(ms_per)
         .map(Duration::from_millis)
-        .ok_or_else(bad)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
-/// Writes a duration back in the largest unit that divides it (`24h`, `90s`).
+/// The inverse of [`parse_duration`]: the largest unit that divides exactly.
 fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     for (unit, per) in [
@@ -1000,7 +1177,7 @@ fn format_duration(d: Duration) -> String {
         ("m", 60_000),
         ("s", 1000),
     ] {
-        if ms >= per && ms % per == 0 {
+        if ms > 0 && ms % per == 0 {
             return format!("{}{unit}", ms / per);
         }
     }
@@ -1141,17 +1318,22 @@ pub(crate) fn optional_secret(
 }
 
 fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
-    let file_key = format!("{key}_file");
+    let text = read_private_file(&format!("{key}_file"), path)?;
+    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+}
+
+/// Reads a file holding secrets, refusing one that other users can read.
+fn read_private_file(file_key: &str, path: &Path) -> Result<String, ConfigError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(path)
-            .map_err(|e| invalid(&file_key, format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| invalid(file_key, format!("cannot read {}: {e}", path.display())))?;
         // Refuse a secret others can read: it is probably not the file the operator
         // meant to protect (garage's rule). systemd credentials are 0400.
         if meta.permissions().mode() & 0o007 != 0 {
             return Err(invalid(
-                &file_key,
+                file_key,
                 format!(
                     "{} is accessible to other users; chmod o-rwx it",
                     path.display()
@@ -1159,9 +1341,8 @@ fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
             ));
         }
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid(&file_key, format!("cannot read {}: {e}", path.display())))?;
-    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+    std::fs::read_to_string(path)
+        .map_err(|e| invalid(file_key, format!("cannot read {}: {e}", path.display())))
 }
 
 fn ser_display_vec<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
@@ -1505,5 +1686,153 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
         assert!(err.contains("other users"), "{err}");
+    }
+
+    const K1: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const K2: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    #[test]
+    fn durations_parse_in_every_unit_and_print_back() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("15m", 900_000),
+            ("24h", 86_400_000),
+            ("3d", 259_200_000),
+            (" 10s ", 10_000),
+        ] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(d, Duration::from_millis(ms), "{text}");
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1.5h",
+            "-3s",
+            "3 weeks",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn no_forward_section_means_forwarding_is_off() {
+        assert!(Config::from_toml("", Path::new("."))
+            .unwrap()
+            .forward
+            .is_none());
+    }
+
+    #[test]
+    fn forward_defaults_retry_for_at_least_three_days() {
+        let c = Config::from_toml(
+            &format!("[forward]\nurl = \"https://merchant.example/hooks\"\nsecrets = [\"{K1}\"]\n"),
+            Path::new("."),
+        )
+        .unwrap();
+        let f = c.forward.unwrap();
+        assert_eq!(f.timeout, Duration::from_secs(10));
+        assert!(f.retry_horizon >= Duration::from_secs(3 * 24 * 3600));
+        assert_eq!(f.max_in_flight, DEFAULT_FORWARD_MAX_IN_FLIGHT);
+        let p = f.retry_policy();
+        assert_eq!(p.first, Duration::from_secs(30));
+        assert_eq!(p.horizon, f.retry_horizon);
+    }
+
+    #[test]
+    fn forward_secrets_never_print() {
+        let c = Config::from_toml(
+            &format!(
+                "[forward]\nurl = \"https://merchant.example/hooks\"\nsecrets = [\"{K1}\", \"{K2}\"]\ntimeout = \"5s\"\nretry_horizon = \"4d\"\n"
+            ),
+            Path::new("."),
+        )
+        .unwrap();
+        let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+        for secret in [K1, K2, "MfKQ9r8", "C2FVsBQ"] {
+            assert!(!shown.contains(secret), "{secret} leaked in:\n{shown}");
+        }
+        assert!(shown.contains("timeout = \"5s\""), "{shown}");
+        assert!(shown.contains("retry_horizon = \"4d\""), "{shown}");
+        // The redacted output is itself a valid file, less its secrets.
+        assert!(shown.contains("[forward]"), "{shown}");
+    }
+
+    #[test]
+    fn forward_errors_name_the_key_and_never_the_secret() {
+        let url = "url = \"https://m.example/h\"";
+        let cases = [
+            (format!("[forward]\nsecrets = [\"{K1}\"]"), "forward.url"),
+            (format!("[forward]\n{url}"), "forward.secrets"),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\", \"hunter2-not-whsec\"]"),
+                "forward.secrets[1]",
+            ),
+            (format!("[forward]\n{url}\nsecrets = []"), "forward.secrets"),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\ntimeout = \"10\""),
+                "forward.timeout",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretry_horizon = \"3x\""),
+                "forward.retry_horizon",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nmax_in_flight = 0"),
+                "forward.max_in_flight",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretry_first_after = \"2h\"\nretry_max_interval = \"1h\""),
+                "forward.retry_max_interval",
+            ),
+            (
+                format!("[forward]\nurl = \"https://u:p@m.example/h\"\nsecrets = [\"{K1}\"]"),
+                "forward.url",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nsecrets_file = \"x\""),
+                "not both",
+            ),
+            (format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretries = 3"), "retries"),
+        ];
+        for (text, needle) in cases {
+            let err = Config::from_toml(&text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(needle),
+                "{text:?} gave {err:?}, expected {needle:?}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn forward_secrets_file_holds_one_secret_a_line_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("merchant-secrets");
+        std::fs::write(&f, format!("# new one first\n{K2}\n\n{K1}\n")).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = "[forward]\nurl = \"http://127.0.0.1:9/h\"\nsecrets_file = \"merchant-secrets\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        let got: Vec<&str> = c
+            .forward
+            .as_ref()
+            .unwrap()
+            .secrets
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(got, [K2, K1]);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("forward.secrets_file") && err.contains("other users"),
+            "{err}"
+        );
     }
 }

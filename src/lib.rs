@@ -17,6 +17,8 @@
 //! - [`retry`]: pure retry schedules; [`outbound`]: the one outbound HTTP client.
 //! - [`reconcile`]: the polling loops that settle open transactions through the
 //!   providers' status endpoints; [`schedule`]: their per-provider plans.
+//! - [`forward`]: the forwarder loop, delivering outbox events to the merchant signed
+//!   with [`forward::sign`] (Standard Webhooks).
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
 //!
 //! # Invariants
@@ -38,6 +40,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod money;
@@ -71,8 +74,10 @@ pub struct Ctx {
     pub wake_reconciler: Arc<Notify>,
     /// Poked when an event was written to the outbox.
     pub wake_forwarder: Arc<Notify>,
-    /// The reconciler's client, rate limiters and wake-ups.
+    /// The reconciler's rate limiters, access tokens and wake-ups.
     pub reconciler: Arc<reconcile::Reconciler>,
+    /// The one outbound HTTP client (connection pool shared by the background loops).
+    pub client: outbound::HttpClient,
 }
 
 /// Why the daemon could not start or stopped abnormally.
@@ -107,14 +112,16 @@ impl Ctx {
             path: opts.path.clone(),
             source,
         })?;
+        let client = outbound::HttpClient::new();
         Ok(Ctx {
             registry: Arc::new(providers::Registry::from_config(&config)),
-            reconciler: Arc::new(reconcile::Reconciler::new(&config)),
+            reconciler: Arc::new(reconcile::Reconciler::new(&config, client.clone())),
             config: Arc::new(config),
             store,
             metrics: Arc::new(metrics::Metrics::default()),
             wake_reconciler: Arc::new(Notify::new()),
             wake_forwarder: Arc::new(Notify::new()),
+            client,
         })
     }
 }
@@ -169,8 +176,10 @@ pub async fn serve_with_admin(
     if enabled.is_empty() {
         tracing::warn!("no provider is enabled: every callback route answers 404 until a [providers.*] section is configured");
     }
-    // One shutdown signal, shared: the listeners stop accepting and the loops stop
-    // claiming work at the same moment.
+    // The reconciler and the admin listener stop when shutdown starts: nothing new is
+    // claimed or registered. The forwarder stops only after the callback listener has
+    // drained, so that events written by the last acknowledged callbacks (and the last
+    // polls) still get a delivery pass.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -201,6 +210,15 @@ pub async fn serve_with_admin(
             http::admin::handle,
         ))
     });
+    let (stop_loops, loops_stopped) = tokio::sync::oneshot::channel::<()>();
+    let forwarder = if ctx.config.forward.is_some() {
+        Some(tokio::spawn(forward::run(ctx.clone(), async move {
+            let _ = loops_stopped.await;
+        })))
+    } else {
+        tracing::info!("no [forward] section: events accumulate in the outbox undelivered");
+        None
+    };
     http::serve(listener, ctx.clone(), async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -214,6 +232,12 @@ pub async fn serve_with_admin(
         None => None,
     } {
         tracing::error!(error = %e, "admin listener task failed");
+    }
+    drop(stop_loops);
+    if let Some(task) = forwarder {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "the forwarder task failed");
+        }
     }
     tracing::info!("payhook stopped");
 }

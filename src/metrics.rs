@@ -42,6 +42,22 @@ const HELP: &[(&str, &str)] = &[
         "Open transactions escalated to NEEDS_REVIEW at their deadline.",
     ),
     (
+        "payhook_deliveries_total",
+        "Event delivery attempts to the merchant, by outcome (delivered, retry, dead, gone).",
+    ),
+    (
+        "payhook_events_dead_total",
+        "Events dead-lettered after the retry horizon.",
+    ),
+    (
+        "payhook_destination_disabled",
+        "1 while the destination is disabled because it answered 410 Gone.",
+    ),
+    (
+        "payhook_destination_disabled_total",
+        "Times the destination answered 410 Gone and was disabled.",
+    ),
+    (
         "payhook_callback_ack_seconds",
         "Time from request to acknowledgement of stored callbacks.",
     ),

@@ -74,7 +74,7 @@ pub enum Step {
 
 /// The reconciler's long-lived parts, one per daemon (in [`Ctx`]).
 pub struct Reconciler {
-    /// The one outbound client.
+    /// The one outbound client (a clone of `Ctx::client`, sharing its pool).
     client: HttpClient,
     /// One limiter per provider: never more than `poll_rate_per_minute` queries a minute,
     /// however many rows are due.
@@ -105,8 +105,9 @@ pub fn quota(rate_per_minute: u32) -> Quota {
 }
 
 impl Reconciler {
-    /// Builds the client and one limiter per provider from `config`.
-    pub fn new(config: &Config) -> Reconciler {
+    /// One limiter per provider from `config`; queries go through `client` (the daemon's
+    /// one outbound client, `Ctx::client`).
+    pub fn new(config: &Config, client: HttpClient) -> Reconciler {
         let limiters = ProviderId::ALL
             .into_iter()
             .map(|p| {
@@ -121,7 +122,7 @@ impl Reconciler {
             .map(|p| (p, Notify::new()))
             .collect();
         Reconciler {
-            client: HttpClient::new(),
+            client,
             limiters,
             wake,
             tokens: Mutex::new(BTreeMap::new()),

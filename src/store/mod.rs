@@ -15,6 +15,7 @@
 //! never block the writer.
 
 pub mod callbacks;
+pub mod events;
 pub mod migrations;
 pub mod polls;
 pub mod queries;

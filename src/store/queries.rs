@@ -34,10 +34,11 @@ pub struct TxnRow {
     pub poll_attempts: i64,
 }
 
-const TXN_COLUMNS: &str = "id, provider, provider_ref, kind, status, reason, unconfirmed_status,
+pub(crate) const TXN_COLUMNS: &str =
+    "id, provider, provider_ref, kind, status, reason, unconfirmed_status,
     amount_minor, currency, merchant_ref, next_poll_at_ms, poll_attempts";
 
-fn txn_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxnRow> {
+pub(crate) fn txn_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxnRow> {
     Ok(TxnRow {
         id: r.get(0)?,
         provider: r.get(1)?,

@@ -6,6 +6,10 @@
 
 mod support;
 
+/// `payhook events ...` as an operator runs it (issue 5).
+mod cli_events;
+/// The forwarder: signed delivery, retries, order, dead letters, replay (issue 5).
+mod forward;
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
 mod ingest;
 /// The shared outbound HTTP client's bounds.

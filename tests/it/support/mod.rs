@@ -1,7 +1,8 @@
-//! Test support: the in-process daemon, a minimal HTTP/1.1 client on raw sockets, and a
-//! fake provider API.
+//! Test support: the in-process daemon, a fake merchant application, a fake provider
+//! API, and a minimal HTTP/1.1 client on raw sockets.
 
 pub mod daemon;
+pub mod fake_merchant;
 pub mod fake_provider;
 pub mod http;
 

@@ -1,0 +1,752 @@
+//! The outbox, from the forwarder's and the operator's side: which events are due, what
+//! each delivery attempt did, dead letters, replay, destinations disabled by 410 Gone,
+//! and the listing and "whole story" queries of `payhook events`.
+//!
+//! Events are written by [`super::transactions`] in the same SQL transaction as their
+//! transition; nothing here creates or deletes one. Each function runs on a connection
+//! handed in by [`super::Store::read`] or [`super::Store::write`], so an attempt row and
+//! the event's new state are committed together.
+
+use super::queries::{txn_row, TxnRow, TXN_COLUMNS};
+use super::StoreError;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+/// An event ready for a delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueEvent {
+    /// `events.id`, the `webhook-id`.
+    pub id: String,
+    /// The transaction it is about.
+    pub transaction_id: i64,
+    /// The JSON body, exactly as fixed at creation.
+    pub payload: String,
+    /// Attempts so far in the current schedule.
+    pub attempts: i64,
+    /// When the current schedule started (creation or last replay); the horizon counts
+    /// from here.
+    pub schedule_started_at_ms: i64,
+}
+
+/// Pending events due at `now_ms`, oldest due first, at most `limit`.
+///
+/// An event is held back while an earlier event of the same transaction (lower
+/// transition) is still pending, so one transaction's events reach the merchant in
+/// order; other transactions' events are not held up by it. A dead earlier event does
+/// not hold later ones back: it was given up on, and waits for an operator's replay.
+pub fn due(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DueEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.id, e.transaction_id, e.payload, e.attempts,
+                COALESCE(e.schedule_started_at_ms, e.created_at_ms)
+           FROM events e
+          WHERE e.status = 'pending' AND e.next_attempt_at_ms <= ?1
+            AND NOT EXISTS (SELECT 1 FROM events p
+                             WHERE p.transaction_id = e.transaction_id
+                               AND p.status = 'pending'
+                               AND p.transition_id < e.transition_id)
+          ORDER BY e.next_attempt_at_ms, e.transition_id
+          LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok(DueEvent {
+                id: r.get(0)?,
+                transaction_id: r.get(1)?,
+                payload: r.get(2)?,
+                attempts: r.get(3)?,
+                schedule_started_at_ms: r.get(4)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Claims up to `limit` due events for delivery: [`due`], and each one's next attempt
+/// moved to `lease_until_ms`, in one writer job. While the lease runs no other pass
+/// claims the event again; if payhook stops mid-delivery the lease simply expires and the
+/// event is delivered again (at least once, same id). The attempt's outcome then
+/// replaces the lease ([`record_attempt`]).
+pub fn claim(
+    conn: &Connection,
+    now_ms: i64,
+    limit: usize,
+    lease_until_ms: i64,
+) -> Result<Vec<DueEvent>, StoreError> {
+    let events = due(conn, now_ms, limit)?;
+    let mut lease = conn.prepare_cached(
+        "UPDATE events SET next_attempt_at_ms = ?2 WHERE id = ?1 AND status = 'pending'",
+    )?;
+    for e in &events {
+        lease.execute(params![e.id, lease_until_ms])?;
+    }
+    Ok(events)
+}
+
+/// The earliest time a pending event that is not held back by an earlier one becomes
+/// due; `None` when there is none. The forwarder sleeps until then when idle.
+pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT MIN(e.next_attempt_at_ms) FROM events e
+              WHERE e.status = 'pending'
+                AND NOT EXISTS (SELECT 1 FROM events p
+                                 WHERE p.transaction_id = e.transaction_id
+                                   AND p.status = 'pending'
+                                   AND p.transition_id < e.transition_id)",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// One delivery attempt, as recorded in `attempts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The event delivered.
+    pub event_id: String,
+    /// URL posted to.
+    pub destination: String,
+    /// When the attempt started.
+    pub at_ms: i64,
+    /// Time to the answer, or to the failure.
+    pub latency_ms: i64,
+    /// HTTP status, if an answer came.
+    pub http_status: Option<u16>,
+    /// Why no usable answer came (timeout, connection refused, ...), or the refusal.
+    pub error: Option<String>,
+    /// First bytes of the answer body.
+    pub response_head: Option<String>,
+}
+
+/// What an attempt means for its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Acknowledged (2xx): delivered, never sent again unless replayed.
+    Delivered,
+    /// Failed; try again at this time.
+    Retry {
+        /// `events.next_attempt_at_ms`.
+        next_attempt_at_ms: i64,
+    },
+    /// Failed past the retry horizon: dead letter, kept for replay.
+    Dead,
+    /// The destination is gone (410) and now disabled: the event stays pending and due,
+    /// for when an operator re-enables the destination.
+    Parked,
+}
+
+/// Records `attempt` and applies `verdict` to its event, in one writer job.
+pub fn record_attempt(
+    conn: &Connection,
+    attempt: &AttemptRecord,
+    verdict: Verdict,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO attempts (event_id, destination, at_ms, latency_ms, http_status, error,
+                               response_head)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        attempt.event_id,
+        attempt.destination,
+        attempt.at_ms,
+        attempt.latency_ms,
+        attempt.http_status,
+        attempt.error,
+        attempt.response_head
+    ])?;
+    let last_error = attempt.error.clone().or_else(|| {
+        attempt
+            .http_status
+            .filter(|s| !(200..300).contains(s))
+            .map(|s| format!("HTTP {s}"))
+    });
+    // Every update is guarded by status = 'pending': only the forwarder moves a pending
+    // event, and an operator's replay only touches delivered or dead ones.
+    let id = &attempt.event_id;
+    match verdict {
+        Verdict::Delivered => conn
+            .prepare_cached(
+                "UPDATE events SET status = 'delivered', attempts = attempts + 1,
+                        next_attempt_at_ms = NULL, delivered_at_ms = ?2, last_error = NULL
+                  WHERE id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![id, attempt.at_ms])?,
+        Verdict::Retry { next_attempt_at_ms } => conn
+            .prepare_cached(
+                "UPDATE events SET attempts = attempts + 1, next_attempt_at_ms = ?2,
+                        last_error = ?3
+                  WHERE id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![id, next_attempt_at_ms, last_error])?,
+        // Parked stays due: it is not claimed while its destination is disabled, and goes
+        // out as soon as the destination is enabled again.
+        Verdict::Parked => conn
+            .prepare_cached(
+                "UPDATE events SET attempts = attempts + 1, next_attempt_at_ms = ?2,
+                        last_error = ?3
+                  WHERE id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![id, attempt.at_ms, last_error])?,
+        Verdict::Dead => conn
+            .prepare_cached(
+                "UPDATE events SET status = 'dead', attempts = attempts + 1,
+                        next_attempt_at_ms = NULL, last_error = ?2
+                  WHERE id = ?1 AND status = 'pending'",
+            )?
+            .execute(params![id, last_error])?,
+    };
+    Ok(())
+}
+
+/// The destination's disabled state: `Some((since_ms, reason))` when a 410 disabled it.
+pub fn destination_disabled(
+    conn: &Connection,
+    url: &str,
+) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT disabled_at_ms, COALESCE(disabled_reason, '') FROM destinations
+              WHERE url = ?1 AND disabled_at_ms IS NOT NULL",
+        )?
+        .query_row([url], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Disables a destination (it answered 410 Gone); survives restarts.
+pub fn disable_destination(
+    conn: &Connection,
+    url: &str,
+    now_ms: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO destinations (url, disabled_at_ms, disabled_reason) VALUES (?1, ?2, ?3)
+         ON CONFLICT (url) DO UPDATE SET disabled_at_ms = excluded.disabled_at_ms,
+                                         disabled_reason = excluded.disabled_reason",
+    )?
+    .execute(params![url, now_ms, reason])?;
+    Ok(())
+}
+
+/// Re-enables a destination; true if it was disabled.
+pub fn enable_destination(conn: &Connection, url: &str) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE destinations SET disabled_at_ms = NULL, disabled_reason = NULL
+              WHERE url = ?1 AND disabled_at_ms IS NOT NULL",
+        )?
+        .execute([url])?;
+    Ok(n == 1)
+}
+
+/// Every destination ever disabled, with its state (for the CLI).
+pub fn destinations(conn: &Connection) -> Result<Vec<DestinationRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT url, disabled_at_ms, disabled_reason FROM destinations ORDER BY url",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(DestinationRow {
+            url: r.get(0)?,
+            disabled_at_ms: r.get(1)?,
+            disabled_reason: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A `destinations` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationRow {
+    /// URL.
+    pub url: String,
+    /// When a 410 disabled it; `None` once re-enabled.
+    pub disabled_at_ms: Option<i64>,
+    /// Why.
+    pub disabled_reason: Option<String>,
+}
+
+const REPLAY: &str = "UPDATE events
+    SET status = 'pending', attempts = 0, next_attempt_at_ms = ?2,
+        schedule_started_at_ms = ?2, delivered_at_ms = NULL, last_error = NULL";
+
+/// Makes a delivered or dead event pending again, due at `now_ms`, with a fresh retry
+/// schedule. Its id (the `webhook-id`) and payload are unchanged, so a receiver that
+/// deduplicates on the id recognises it.
+pub fn replay(conn: &Connection, id: &str, now_ms: i64) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached(&format!(
+            "{REPLAY} WHERE id = ?1 AND status IN ('delivered', 'dead')"
+        ))?
+        .execute(params![id, now_ms])?;
+    if n == 1 {
+        return Ok(());
+    }
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM events WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    match status {
+        None => Err(StoreError::NotFound(format!("event {id}"))),
+        Some(s) => Err(StoreError::Refused(format!(
+            "event {id} is {s}: only delivered or dead events can be replayed"
+        ))),
+    }
+}
+
+/// Replays every dead event created at or after `since_ms`; returns their ids.
+pub fn replay_dead_since(
+    conn: &Connection,
+    since_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{REPLAY} WHERE status = 'dead' AND created_at_ms >= ?1 RETURNING id"
+    ))?;
+    let rows = stmt.query_map(params![since_ms, now_ms], |r| r.get(0))?;
+    let mut ids: Vec<String> = rows.collect::<Result<_, _>>()?;
+    ids.sort();
+    Ok(ids)
+}
+
+/// An event as an operator sees it in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRow {
+    /// `evt_...`.
+    pub id: String,
+    /// `transaction.succeeded`, ...
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// pending | delivered | dead.
+    pub status: String,
+    /// Provider of the transaction.
+    pub provider: String,
+    /// Provider's reference of the transaction.
+    pub provider_ref: String,
+    /// Attempts in the current schedule.
+    pub attempts: i64,
+    /// Creation time.
+    pub created_at_ms: i64,
+    /// Next attempt, if pending.
+    pub next_attempt_at_ms: Option<i64>,
+    /// Acknowledgement time, if delivered.
+    pub delivered_at_ms: Option<i64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+const EVENT_COLUMNS: &str = "e.id, e.type, e.status, t.provider, t.provider_ref, e.attempts,
+    e.created_at_ms, e.next_attempt_at_ms, e.delivered_at_ms, e.last_error";
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        event_type: r.get(1)?,
+        status: r.get(2)?,
+        provider: r.get(3)?,
+        provider_ref: r.get(4)?,
+        attempts: r.get(5)?,
+        created_at_ms: r.get(6)?,
+        next_attempt_at_ms: r.get(7)?,
+        delivered_at_ms: r.get(8)?,
+        last_error: r.get(9)?,
+    })
+}
+
+/// Events by creation time, optionally of one status and created at or after `since_ms`.
+pub fn list(
+    conn: &Connection,
+    status: Option<&str>,
+    since_ms: Option<i64>,
+    limit: usize,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e JOIN transactions t ON t.id = e.transaction_id
+          WHERE (?1 IS NULL OR e.status = ?1) AND (?2 IS NULL OR e.created_at_ms >= ?2)
+          ORDER BY e.created_at_ms, e.transition_id LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(
+        params![status, since_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+        event_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Counts of events by status (for metrics and the CLI).
+pub fn counts(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT status, count(*) FROM events GROUP BY status ORDER BY status")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A transition, as `events show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransitionRow {
+    /// Sequence within the transaction.
+    pub seq: i64,
+    /// applied | conflict | stale | unconfirmed.
+    pub outcome: String,
+    /// Status before.
+    pub from_status: Option<String>,
+    /// Status reported.
+    pub to_status: String,
+    /// Reason given.
+    pub reason: Option<String>,
+    /// callback | poll | operator | merchant | reconciler.
+    pub source: String,
+    /// `callbacks.id` when from a callback.
+    pub callback_id: Option<i64>,
+    /// `polls.id` when from a poll.
+    pub poll_id: Option<i64>,
+    /// Operator's note.
+    pub note: Option<String>,
+    /// When.
+    pub at_ms: i64,
+}
+
+/// A stored callback, as `events show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallbackRow {
+    /// `callbacks.id`.
+    pub id: i64,
+    /// Callback kind.
+    pub kind: String,
+    /// Which check passed.
+    pub auth: String,
+    /// Times delivered.
+    pub deliveries: i64,
+    /// First delivery.
+    pub first_seen_at_ms: i64,
+    /// Why it could not be parsed, if so.
+    pub parse_error: Option<String>,
+    /// The body as received (lossy UTF-8).
+    pub body: String,
+}
+
+/// A status poll, as `events show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PollRow {
+    /// `polls.id`.
+    pub id: i64,
+    /// When.
+    pub at_ms: i64,
+    /// HTTP status, if any.
+    pub http_status: Option<i64>,
+    /// status | failed.
+    pub outcome: String,
+    /// Normalised status reported.
+    pub reported_status: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A delivery attempt, as `events show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptRow {
+    /// `attempts.id`.
+    pub id: i64,
+    /// The event delivered.
+    pub event_id: String,
+    /// URL posted to.
+    pub destination: String,
+    /// When.
+    pub at_ms: i64,
+    /// Latency.
+    pub latency_ms: i64,
+    /// HTTP status, if an answer came.
+    pub http_status: Option<i64>,
+    /// Failure.
+    pub error: Option<String>,
+    /// First bytes of the answer.
+    pub response_head: Option<String>,
+}
+
+/// Everything known about an event and its transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventStory {
+    /// The event.
+    pub event: EventRow,
+    /// Its JSON body (parsed, for readability).
+    pub payload: serde_json::Value,
+    /// Its transaction.
+    pub transaction: TxnRow,
+    /// Every event of that transaction, this one included.
+    pub events: Vec<EventRow>,
+    /// Every transition of that transaction.
+    pub transitions: Vec<TransitionRow>,
+    /// Callbacks about that transaction.
+    pub callbacks: Vec<CallbackRow>,
+    /// Status polls of that transaction.
+    pub polls: Vec<PollRow>,
+    /// Delivery attempts of this event.
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// The whole story of event `id`.
+pub fn story(conn: &Connection, id: &str) -> Result<EventStory, StoreError> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS}, e.transaction_id, e.payload
+               FROM events e JOIN transactions t ON t.id = e.transaction_id WHERE e.id = ?1"
+        ))?
+        .query_row([id], |r| {
+            Ok((event_row(r)?, r.get::<_, i64>(10)?, r.get::<_, String>(11)?))
+        })
+        .optional()?;
+    let Some((event, txn, payload)) = found else {
+        return Err(StoreError::NotFound(format!("event {id}")));
+    };
+    let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
+    let transaction = conn
+        .prepare_cached(&format!(
+            "SELECT {TXN_COLUMNS} FROM transactions WHERE id = ?1"
+        ))?
+        .query_row([txn], txn_row)?;
+    let events = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events e JOIN transactions t ON t.id = e.transaction_id
+              WHERE e.transaction_id = ?1 ORDER BY e.transition_id"
+        ))?
+        .query_map([txn], event_row)?
+        .collect::<Result<_, _>>()?;
+    let transitions = conn
+        .prepare_cached(
+            "SELECT seq, outcome, from_status, to_status, reason, source, callback_id, poll_id,
+                    note, at_ms
+               FROM transitions WHERE transaction_id = ?1 ORDER BY seq",
+        )?
+        .query_map([txn], |r| {
+            Ok(TransitionRow {
+                seq: r.get(0)?,
+                outcome: r.get(1)?,
+                from_status: r.get(2)?,
+                to_status: r.get(3)?,
+                reason: r.get(4)?,
+                source: r.get(5)?,
+                callback_id: r.get(6)?,
+                poll_id: r.get(7)?,
+                note: r.get(8)?,
+                at_ms: r.get(9)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let callbacks = conn
+        .prepare_cached(
+            "SELECT id, kind, auth, deliveries, first_seen_at_ms, parse_error, body
+               FROM callbacks WHERE transaction_id = ?1 ORDER BY id",
+        )?
+        .query_map([txn], |r| {
+            Ok(CallbackRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                auth: r.get(2)?,
+                deliveries: r.get(3)?,
+                first_seen_at_ms: r.get(4)?,
+                parse_error: r.get(5)?,
+                body: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(6)?).into_owned(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let polls = conn
+        .prepare_cached(
+            "SELECT id, at_ms, http_status, outcome, reported_status, error
+               FROM polls WHERE transaction_id = ?1 ORDER BY id",
+        )?
+        .query_map([txn], |r| {
+            Ok(PollRow {
+                id: r.get(0)?,
+                at_ms: r.get(1)?,
+                http_status: r.get(2)?,
+                outcome: r.get(3)?,
+                reported_status: r.get(4)?,
+                error: r.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let attempts = attempts(conn, id)?;
+    Ok(EventStory {
+        event,
+        payload,
+        transaction,
+        events,
+        transitions,
+        callbacks,
+        polls,
+        attempts,
+    })
+}
+
+/// Every delivery attempt of event `id`, oldest first.
+pub fn attempts(conn: &Connection, id: &str) -> Result<Vec<AttemptRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, event_id, destination, at_ms, latency_ms, http_status, error, response_head
+           FROM attempts WHERE event_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(AttemptRow {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            destination: r.get(2)?,
+            at_ms: r.get(3)?,
+            latency_ms: r.get(4)?,
+            http_status: r.get(5)?,
+            error: r.get(6)?,
+            response_head: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::{ProviderId, StatusReport, TxnKind};
+    use crate::state::Status;
+    use crate::store::transactions::{apply, Schedule, Source};
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrations::migrate(&mut c).unwrap();
+        c
+    }
+
+    /// Applies a status report from an operator and returns the event it wrote.
+    fn settle(c: &Connection, reference: &str, status: Status, now: i64) -> String {
+        let report = StatusReport::new(reference, TxnKind::Collection, status);
+        apply(
+            c,
+            ProviderId::ZengaPay,
+            &report,
+            false,
+            Source::Operator("test"),
+            Schedule::default(),
+            now,
+        )
+        .unwrap()
+        .event_id
+        .unwrap()
+    }
+
+    fn attempt(id: &str, at: i64, status: u16) -> AttemptRecord {
+        AttemptRecord {
+            event_id: id.into(),
+            destination: "http://127.0.0.1:9/h".into(),
+            at_ms: at,
+            latency_ms: 3,
+            http_status: Some(status),
+            error: None,
+            response_head: Some("nope".into()),
+        }
+    }
+
+    fn ids(v: Vec<DueEvent>) -> Vec<String> {
+        v.into_iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn a_later_event_waits_for_its_transactions_earlier_one_but_others_do_not() {
+        let c = db();
+        let a1 = settle(&c, "A", Status::Succeeded, 1000);
+        let a2 = settle(&c, "A", Status::Reversed, 1001);
+        let b1 = settle(&c, "B", Status::Failed, 1002);
+        assert_eq!(ids(due(&c, 999, 10).unwrap()), Vec::<String>::new());
+        assert_eq!(ids(due(&c, 5000, 10).unwrap()), [a1.clone(), b1.clone()]);
+        // A's first event fails and is rescheduled far out: A2 still waits, B does not.
+        record_attempt(
+            &c,
+            &attempt(&a1, 5000, 500),
+            Verdict::Retry {
+                next_attempt_at_ms: 9000,
+            },
+        )
+        .unwrap();
+        assert_eq!(ids(due(&c, 5000, 10).unwrap()), [b1.as_str()]);
+        assert_eq!(next_due_at(&c).unwrap(), Some(1002));
+        record_attempt(&c, &attempt(&b1, 5000, 200), Verdict::Delivered).unwrap();
+        assert_eq!(next_due_at(&c).unwrap(), Some(9000));
+        record_attempt(&c, &attempt(&a1, 9000, 204), Verdict::Delivered).unwrap();
+        assert_eq!(ids(due(&c, 9000, 10).unwrap()), [a2.as_str()]);
+        // A dead earlier event does not hold a later one back.
+        let c2 = db();
+        let x1 = settle(&c2, "X", Status::Succeeded, 1);
+        let x2 = settle(&c2, "X", Status::Reversed, 2);
+        record_attempt(&c2, &attempt(&x1, 5, 500), Verdict::Dead).unwrap();
+        assert_eq!(ids(due(&c2, 5, 10).unwrap()), [x2]);
+    }
+
+    #[test]
+    fn attempts_are_recorded_and_dead_letters_are_kept_and_replayable() {
+        let c = db();
+        let e = settle(&c, "A", Status::Succeeded, 1000);
+        record_attempt(
+            &c,
+            &attempt(&e, 2000, 503),
+            Verdict::Retry {
+                next_attempt_at_ms: 3000,
+            },
+        )
+        .unwrap();
+        record_attempt(&c, &attempt(&e, 3000, 500), Verdict::Dead).unwrap();
+        let row = &list(&c, Some("dead"), None, 10).unwrap()[0];
+        assert_eq!(
+            (row.id.as_str(), row.attempts, row.next_attempt_at_ms),
+            (e.as_str(), 2, None)
+        );
+        assert_eq!(row.last_error.as_deref(), Some("HTTP 500"));
+        assert!(due(&c, i64::MAX, 10).unwrap().is_empty());
+        assert!(matches!(
+            replay(&c, "evt_nope", 1),
+            Err(StoreError::NotFound(_))
+        ));
+        replay(&c, &e, 4000).unwrap();
+        assert!(matches!(replay(&c, &e, 4000), Err(StoreError::Refused(_))));
+        let again = due(&c, 4000, 10).unwrap();
+        assert_eq!(
+            (
+                again[0].id.as_str(),
+                again[0].attempts,
+                again[0].schedule_started_at_ms
+            ),
+            (e.as_str(), 0, 4000)
+        );
+        record_attempt(&c, &attempt(&e, 4000, 200), Verdict::Delivered).unwrap();
+        let story = story(&c, &e).unwrap();
+        assert_eq!(story.event.status, "delivered");
+        assert_eq!(
+            story
+                .attempts
+                .iter()
+                .map(|a| a.http_status)
+                .collect::<Vec<_>>(),
+            [Some(503), Some(500), Some(200)]
+        );
+        assert_eq!(story.transitions.len(), 1);
+        assert_eq!(story.payload["id"], e.as_str());
+        // --dead --since: only dead ones created since then.
+        let old = settle(&c, "B", Status::Failed, 100);
+        let new = settle(&c, "C", Status::Failed, 5000);
+        for id in [&old, &new] {
+            record_attempt(&c, &attempt(id, 6000, 500), Verdict::Dead).unwrap();
+        }
+        assert_eq!(replay_dead_since(&c, 5000, 7000).unwrap(), [new]);
+    }
+
+    #[test]
+    fn a_disabled_destination_stays_disabled_until_enabled() {
+        let c = db();
+        let url = "https://m.example/h";
+        assert_eq!(destination_disabled(&c, url).unwrap(), None);
+        disable_destination(&c, url, 5, "410 Gone").unwrap();
+        assert_eq!(
+            destination_disabled(&c, url).unwrap(),
+            Some((5, "410 Gone".into()))
+        );
+        assert_eq!(
+            destination_disabled(&c, "https://other.example/h").unwrap(),
+            None
+        );
+        assert!(enable_destination(&c, url).unwrap());
+        assert!(!enable_destination(&c, url).unwrap());
+        assert_eq!(destination_disabled(&c, url).unwrap(), None);
+    }
+}
