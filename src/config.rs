@@ -450,7 +450,20 @@ pub struct ZengaPayConfig {
     /// Polling plan and API root.
     #[serde(flatten)]
     pub poll: PollConfig,
+    /// How often the account statement is swept for transactions payhook does not know
+    /// (`"0s"`: never). Needs `api_token`.
+    #[serde(serialize_with = "ser_duration")]
+    pub sweep_interval: Duration,
+    /// How far back each sweep reads the statement.
+    #[serde(serialize_with = "ser_duration")]
+    pub sweep_lookback: Duration,
 }
+
+/// Default ZengaPay statement sweep interval.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+/// Default ZengaPay statement lookback: INDETERMINATE resolves within 24 h (§1.4), plus
+/// room for a restart.
+pub const DEFAULT_SWEEP_LOOKBACK: Duration = Duration::from_secs(26 * 3600);
 
 /// `[providers.bitpesa]`
 #[derive(Debug, Clone, Serialize)]
@@ -611,6 +624,8 @@ struct RawZengaPay {
     poll_max_interval: Option<String>,
     poll_deadline: Option<String>,
     poll_rate_per_minute: Option<u32>,
+    sweep_interval: Option<String>,
+    sweep_lookback: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -709,6 +724,25 @@ impl Config {
                     base,
                 )?,
                 poll: poll_config(ProviderId::ZengaPay, poll)?,
+                sweep_interval: match z.sweep_interval {
+                    Some(t) => parse_duration(&t)
+                        .map_err(|why| invalid("providers.zengapay.sweep_interval", why))?,
+                    None => DEFAULT_SWEEP_INTERVAL,
+                },
+                sweep_lookback: match z.sweep_lookback {
+                    Some(t) => {
+                        let d = parse_duration(&t)
+                            .map_err(|why| invalid("providers.zengapay.sweep_lookback", why))?;
+                        if d < Duration::from_secs(60) {
+                            return Err(invalid(
+                                "providers.zengapay.sweep_lookback",
+                                "must be at least 1m",
+                            ));
+                        }
+                        d
+                    }
+                    None => DEFAULT_SWEEP_LOOKBACK,
+                },
             });
         }
         if let Some(b) = raw.providers.bitpesa {

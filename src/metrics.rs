@@ -38,6 +38,14 @@ const HELP: &[(&str, &str)] = &[
         "Status queries made, by provider and outcome (status or failed).",
     ),
     (
+        "payhook_sweeps_total",
+        "Statement sweeps, by provider and outcome (ok or failed).",
+    ),
+    (
+        "payhook_sweep_found_total",
+        "Transactions found in a provider's statement that payhook did not know.",
+    ),
+    (
         "payhook_escalations_total",
         "Open transactions escalated to NEEDS_REVIEW at their deadline.",
     ),

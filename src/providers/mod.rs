@@ -436,6 +436,17 @@ impl From<ParseError> for PollError {
 /// A status query, built by a provider and sent by the reconciler.
 pub type StatusRequest = http::Request<Full<Bytes>>;
 
+/// One page of a provider's statement, read by the reconciler's sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SweepPage {
+    /// The transactions listed (charges and other non-payment entries left out).
+    pub reports: Vec<StatusReport>,
+    /// Entries that could not be read and were skipped.
+    pub skipped: usize,
+    /// The next page to ask for, if there is one.
+    pub next_page: Option<u32>,
+}
+
 /// An access token for a provider's status API (Daraja OAuth, Jenga merchant token),
 /// fetched and cached by the reconciler.
 #[derive(Debug, Clone)]
@@ -497,6 +508,20 @@ pub trait Provider: Send + Sync {
         _status: StatusCode,
         _body: &[u8],
     ) -> Result<StatusReport, PollError> {
+        Err(PollError::Unsupported)
+    }
+    /// A page of the provider's statement of transactions between `from_ms` and `to_ms`,
+    /// for finding transactions payhook does not know; `None` if there is none.
+    fn sweep_request(
+        &self,
+        _from_ms: i64,
+        _to_ms: i64,
+        _page: u32,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        None
+    }
+    /// Reads the answer to [`Provider::sweep_request`].
+    fn parse_sweep_reply(&self, _status: StatusCode, _body: &[u8]) -> Result<SweepPage, PollError> {
         Err(PollError::Unsupported)
     }
     /// The request that fetches an access token, when the status API needs one; the

@@ -9,11 +9,16 @@
 //!
 //! Status: `GET /v1/collections/{ref}` or `/v1/transfers/{ref}` with the API token as a
 //! bearer (§1.4). A 404 soon after initiation means "not yet", never FAILED.
+//!
+//! Sweep: `GET /v1/account/statement?start=…&end=…&designation=TRANSACTION&page=…` lists
+//! the account's transactions (seed 004 "Account Statement"); the reconciler records the
+//! ones payhook does not know, so a payment whose callback was lost and that nobody
+//! registered is still found.
 
 use super::{
     header_str, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError, PendingTxn,
-    PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
-    VerifiedCallback, VerifyError,
+    PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest,
+    SweepPage, TxnKind, VerifiedCallback, VerifyError,
 };
 use crate::config::{Secret, ZengaPayConfig};
 use crate::money::{decimal_text, Money};
@@ -252,6 +257,56 @@ impl Provider for ZengaPay {
         )
     }
 
+    fn sweep_request(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        page: u32,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        let token = self.api_token.as_ref()?;
+        let url = format!(
+            "{}/v1/account/statement?start={}&end={}&designation=TRANSACTION&limit={STATEMENT_PAGE_SIZE}&page={page}",
+            self.base_url,
+            statement_time(from_ms).replace(' ', "%20"),
+            statement_time(to_ms).replace(' ', "%20"),
+        );
+        Some(
+            http::Request::get(url)
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose()),
+                )
+                .header(http::header::ACCEPT, "application/json")
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| PollError::Request(e.to_string())),
+        )
+    }
+
+    fn parse_sweep_reply(&self, status: StatusCode, body: &[u8]) -> Result<SweepPage, PollError> {
+        if !status.is_success() {
+            return Err(PollError::from_status(status));
+        }
+        let reply: StatementReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let st = reply.statement.ok_or(ParseError::Missing("statement"))?;
+        let mut page = SweepPage::default();
+        for entry in st.data.unwrap_or_default() {
+            let is_charge = entry
+                .transactionEntryDesignation
+                .as_deref()
+                .is_some_and(|d| !d.eq_ignore_ascii_case("TRANSACTION"));
+            match statement_report(entry) {
+                Some(r) => page.reports.push(r),
+                None if is_charge => {}
+                None => page.skipped += 1,
+            }
+        }
+        page.next_page = match (st.current_page, st.last_page) {
+            (Some(cur), Some(last)) if cur < last => Some(cur + 1),
+            _ => None,
+        };
+        Ok(page)
+    }
+
     fn parse_status_reply(
         &self,
         txn: &PendingTxn,
@@ -298,6 +353,91 @@ impl Provider for ZengaPay {
         report.receipt = d.MNOTransactionReferenceId;
         Ok(report)
     }
+}
+
+/// Entries read per statement page.
+pub const STATEMENT_PAGE_SIZE: u32 = 100;
+
+/// A statement date (`YYYY-MM-DD HH:MM:SS`) in Ugandan time (EAT, UTC+3), the zone of
+/// ZengaPay's own timestamps; the sweep's lookback leaves room should it be UTC.
+///
+/// ```
+/// assert_eq!(payhook::providers::zengapay::statement_time(0), "1970-01-01 03:00:00");
+/// ```
+pub fn statement_time(ms: i64) -> String {
+    let text = crate::clock::rfc3339(ms.saturating_add(3 * 3_600_000));
+    text.chars()
+        .take(19)
+        .map(|c| if c == 'T' { ' ' } else { c })
+        .collect()
+}
+
+/// `GET /v1/account/statement` answer: a Laravel-style page (`current_page`,
+/// `last_page`, `data`).
+#[derive(Deserialize)]
+struct StatementReply<'a> {
+    #[serde(borrow)]
+    statement: Option<Statement<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Statement<'a> {
+    current_page: Option<u32>,
+    last_page: Option<u32>,
+    #[serde(borrow)]
+    data: Option<Vec<StatementEntry<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct StatementEntry<'a> {
+    transactionReference: Option<String>,
+    transactionStatus: Option<String>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    currencyCode: Option<String>,
+    msisdn: Option<String>,
+    MNOTransactionReferenceId: Option<String>,
+    transactionExternalReference: Option<String>,
+    transactionEntryGeneralType: Option<String>,
+    transactionEntryDesignation: Option<String>,
+    transactionEntrySpecificType: Option<String>,
+}
+
+/// One statement entry as a report, or `None` for an entry that is not a payment (a
+/// charge, §1.6) or cannot be read.
+fn statement_report(e: StatementEntry<'_>) -> Option<StatusReport> {
+    if e.transactionEntryDesignation
+        .as_deref()
+        .is_some_and(|d| !d.eq_ignore_ascii_case("TRANSACTION"))
+    {
+        return None;
+    }
+    let reference = e
+        .transactionReference
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())?;
+    let word = e.transactionStatus?;
+    let status = parse_status(&word)?;
+    let specific = e.transactionEntrySpecificType.unwrap_or_default();
+    let general = e.transactionEntryGeneralType.unwrap_or_default();
+    let kind = if specific.starts_with("INBOUND") || general.eq_ignore_ascii_case("CREDIT") {
+        TxnKind::Collection
+    } else if specific.starts_with("OUTBOUND") || general.eq_ignore_ascii_case("DEBIT") {
+        TxnKind::Transfer
+    } else {
+        TxnKind::Unknown
+    };
+    let mut r = StatusReport::new(reference, kind, status);
+    r.provider_status = Some(word);
+    r.money = match (e.amount.map(decimal_text), e.currencyCode.as_deref()) {
+        (Some(Ok(Some(a))), Some(code)) => Money::parse(&a, currency_of(code)).ok(),
+        _ => None,
+    };
+    r.merchant_ref = e.transactionExternalReference;
+    r.msisdn = e.msisdn;
+    r.receipt = e.MNOTransactionReferenceId;
+    Some(r)
 }
 
 /// `GET /v1/collections/{ref}` answer (§1.4).
@@ -398,6 +538,32 @@ mod tests {
         assert!(no_token
             .status_request(&pending(TxnKind::Collection), INPUTS)
             .is_none());
+    }
+
+    #[test]
+    fn the_documented_statement_reads_payments_and_leaves_charges_out() {
+        // The "Account Statement" sample of seed 004, trimmed to one payment and one charge
+        // (whose amount 2152.2 is not even representable in UGX).
+        let body = r#"{"code":200,"status":"OK","statement":{"current_page":1,"data":[
+            {"transactionSystemId":"ZPY200806176137TX","transactionReference":"9122712b-6f0c-54ff-ab53-515b8d29fae4","transactionStatus":"SUCCEEDED","amount":107610,"msisdn":"256784553576","channel":"API","currencyCode":"UGX-MTNMM","transactionExternalReference":"20080620471018","transactionEntryGeneralType":"CREDIT","transactionEntryDesignation":"TRANSACTION","transactionEntrySpecificType":"INBOUND_MSISDN_CREDIT"},
+            {"transactionSystemId":"ZPY200806205562TX","transactionReference":"ac24cc4d-56b7-53ee-9070-579aa9afa8a4","transactionStatus":"SUCCEEDED","amount":2152.2,"msisdn":null,"channel":"BACK_END_PROCESSOR","currencyCode":"UGX-MTNMM","transactionEntryGeneralType":"DEBIT","transactionEntryDesignation":"CHARGES","transactionEntrySpecificType":"OUTBOUND_ZPACCT_DEBIT"}
+            ],"last_page":3,"per_page":25}}"#;
+        let page = provider()
+            .parse_sweep_reply(StatusCode::OK, body.as_bytes())
+            .unwrap();
+        assert_eq!(
+            (page.reports.len(), page.skipped, page.next_page),
+            (1, 0, Some(2))
+        );
+        let r = &page.reports[0];
+        assert_eq!((r.kind, r.status), (TxnKind::Collection, Status::Succeeded));
+        assert_eq!(r.money.as_ref().unwrap().minor, 107_610);
+        assert_eq!(r.merchant_ref.as_deref(), Some("20080620471018"));
+        let req = provider().sweep_request(0, 3_600_000, 2).unwrap().unwrap();
+        assert_eq!(
+            req.uri().query().unwrap(),
+            "start=1970-01-01%2003:00:00&end=1970-01-01%2004:00:00&designation=TRANSACTION&limit=100&page=2"
+        );
     }
 
     #[test]

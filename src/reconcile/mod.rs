@@ -48,6 +48,9 @@ pub const MAX_IN_FLIGHT: usize = 8;
 pub const IDLE_MAX: Duration = Duration::from_secs(5);
 /// A cached access token is dropped this long before the provider says it expires.
 pub const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// Most statement pages one sweep reads (100 entries each): a bound on one pass, so a
+/// provider answering "next page" forever cannot hold the loop.
+pub const SWEEP_MAX_PAGES: u32 = 200;
 /// Pause after a step failed (the store is unavailable, say), so a failing store is not
 /// hammered.
 pub const ON_ERROR: Duration = Duration::from_secs(5);
@@ -61,6 +64,22 @@ pub enum ReconcileError {
     /// A poll task panicked or was cancelled.
     #[error("poll task failed: {0}")]
     Task(String),
+    /// A statement page could not be fetched or read; the next sweep reads it again.
+    #[error("statement sweep: {0}")]
+    Sweep(String),
+}
+
+/// What one statement sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Swept {
+    /// Pages read.
+    pub pages: u32,
+    /// Transactions the statement listed.
+    pub listed: usize,
+    /// Of those, the ones payhook did not know and recorded.
+    pub recorded: usize,
+    /// Entries that could not be read.
+    pub skipped: usize,
 }
 
 /// What one step did.
@@ -271,6 +290,85 @@ pub async fn step_provider(
     }
 }
 
+/// The sweep settings of `provider` (interval, lookback), when it has a statement to
+/// sweep and sweeping is on.
+pub fn sweep_plan(config: &Config, provider: ProviderId) -> Option<(Duration, Duration)> {
+    match provider {
+        ProviderId::ZengaPay => config
+            .providers
+            .zengapay
+            .as_ref()
+            .filter(|z| z.api_token.is_some() && !z.sweep_interval.is_zero())
+            .map(|z| (z.sweep_interval, z.sweep_lookback)),
+        _ => None,
+    }
+}
+
+/// One statement sweep of `provider` over `[now - lookback, now]`: reads every page
+/// (within the provider's rate limit) and records the transactions payhook does not know,
+/// due for polling at once. `Ok(None)` when the provider has nothing to sweep.
+pub async fn sweep(
+    ctx: &Ctx,
+    provider: ProviderId,
+    now_ms: i64,
+) -> Result<Option<Swept>, ReconcileError> {
+    let Some((_, lookback)) = sweep_plan(&ctx.config, provider) else {
+        return Ok(None);
+    };
+    let Some(p) = ctx.registry.get(provider).cloned() else {
+        return Ok(None);
+    };
+    let deadline_ms = ms(ctx.config.poll(provider).deadline);
+    let from = now_ms.saturating_sub(ms(lookback));
+    let mut out = Swept::default();
+    let mut page = 1;
+    loop {
+        let Some(request) = p.sweep_request(from, now_ms, page) else {
+            return Ok(None);
+        };
+        let request = request.map_err(|e| ReconcileError::Sweep(e.to_string()))?;
+        ctx.reconciler.limiter(provider).until_ready().await;
+        let reply = ctx
+            .reconciler
+            .client
+            .send(
+                request,
+                ctx.config.reconciler.request_timeout,
+                STATUS_BODY_LIMIT_BYTES,
+            )
+            .await
+            .map_err(|e| ReconcileError::Sweep(format!("page {page}: {e}")))?;
+        let found = p
+            .parse_sweep_reply(reply.status, &reply.body)
+            .map_err(|e| ReconcileError::Sweep(format!("page {page}: {e}")))?;
+        out.pages += 1;
+        out.listed += found.reports.len();
+        out.skipped += found.skipped;
+        let reports = found.reports;
+        let recorded = ctx
+            .store
+            .write(move |c| polls::record_discovered(c, provider, &reports, deadline_ms, now_ms))
+            .await?;
+        for reference in &recorded {
+            tracing::warn!(provider = %provider, txn_ref = %reference, "found in the statement but unknown to payhook; recorded and queued for a status query");
+        }
+        out.recorded += recorded.len();
+        match found.next_page {
+            Some(next) if next > page && out.pages < SWEEP_MAX_PAGES => page = next,
+            _ => break,
+        }
+    }
+    if out.recorded > 0 {
+        ctx.metrics.add(
+            "payhook_sweep_found_total",
+            &[("provider", provider.as_str())],
+            out.recorded as u64,
+        );
+        ctx.reconciler.wake(provider).notify_one();
+    }
+    Ok(Some(out))
+}
+
 /// The provider's access token, from the cache or fetched now (within the provider's rate
 /// limit). `Ok(None)`: the provider needs none.
 async fn access_token(
@@ -478,10 +576,50 @@ pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()> + Send) {
         }
     };
     loops.spawn(fan_out);
+    for p in ProviderId::ALL {
+        if let Some((interval, _)) = sweep_plan(&ctx.config, p) {
+            loops.spawn(sweep_loop(ctx.clone(), p, interval, stop_rx.clone()));
+        }
+    }
     shutdown.await;
     let _ = stop_tx.send(true);
     while loops.join_next().await.is_some() {}
     tracing::info!("reconciler stopped");
+}
+
+/// Sweeps `provider`'s statement every `interval`, starting at once (a restart catches
+/// up through the lookback).
+async fn sweep_loop(
+    ctx: Ctx,
+    provider: ProviderId,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let result = tokio::select! {
+            r = sweep(&ctx, provider, clock::now_ms()) => r,
+            _ = stop.changed() => return,
+        };
+        let outcome = match &result {
+            Ok(Some(s)) => {
+                tracing::info!(provider = %provider, pages = s.pages, listed = s.listed, recorded = s.recorded, skipped = s.skipped, "statement swept");
+                "ok"
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(provider = %provider, error = %e, "statement sweep failed; trying again at the next interval");
+                "failed"
+            }
+        };
+        ctx.metrics.inc(
+            "payhook_sweeps_total",
+            &[("provider", provider.as_str()), ("outcome", outcome)],
+        );
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// One provider's loop: step while there is work, otherwise wait for the next due row, a

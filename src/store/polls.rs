@@ -235,6 +235,51 @@ pub fn postpone(conn: &Connection, id: i64, at_ms: i64) -> Result<(), StoreError
     set_next_poll(conn, id, at_ms)
 }
 
+/// Note on the transition of a transaction found by a statement sweep.
+pub const SWEEP_NOTE: &str = "found in the provider's statement";
+
+/// Records the transactions a provider's statement lists and payhook does not know. Each
+/// is created PENDING (a `reconciler` transition with [`SWEEP_NOTE`]) and due for polling
+/// at once, so its outcome is settled by a status query, with its poll row as evidence,
+/// like any other. Known transactions are left to their own schedule. Returns the
+/// references recorded.
+pub fn record_discovered(
+    conn: &Connection,
+    provider: ProviderId,
+    reports: &[StatusReport],
+    deadline_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<String>, StoreError> {
+    let mut recorded = Vec::new();
+    for r in reports {
+        let known = conn
+            .prepare_cached("SELECT 1 FROM transactions WHERE provider = ?1 AND provider_ref = ?2")?
+            .exists(params![provider.as_str(), r.provider_ref])?;
+        if known {
+            continue;
+        }
+        let mut pending = r.clone();
+        pending.status = Status::Pending;
+        pending.reason = None;
+        // The status query will say it; the statement's word would contradict PENDING.
+        pending.provider_status = None;
+        transactions::apply(
+            conn,
+            provider,
+            &pending,
+            false,
+            Source::Reconciler(SWEEP_NOTE),
+            Schedule {
+                next_poll_at_ms: Some(now_ms),
+                deadline_at_ms: Some(now_ms.saturating_add(deadline_ms)),
+            },
+            now_ms,
+        )?;
+        recorded.push(r.provider_ref.clone());
+    }
+    Ok(recorded)
+}
+
 /// When the next open transaction of `provider` falls due (`Some(i64::MIN)` for one due
 /// now with no time set), or `None` when it has none.
 pub fn next_due(conn: &Connection, provider: ProviderId) -> Result<Option<i64>, StoreError> {

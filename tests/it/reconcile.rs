@@ -854,3 +854,131 @@ async fn jenga_details_queries_are_rsa_signed_and_settle() {
         assert_eq!(q.headers["signature"], expected.trim());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_statement_sweep_records_unknown_transactions_and_polling_settles_them() {
+    use payhook::providers::ProviderId;
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "sweep_lookback = \"2h\"")).await;
+    insert(&d, "known-1", "collection", None);
+    let entry = |reference: &str, status: &str, designation: &str| {
+        format!(
+            r#"{{"transactionReference":"{reference}","transactionStatus":"{status}","amount":5000,"msisdn":"256772000001","currencyCode":"UGX-MTNMM","transactionExternalReference":"ext-{reference}","transactionEntryGeneralType":"CREDIT","transactionEntryDesignation":"{designation}","transactionEntrySpecificType":"INBOUND_MSISDN_CREDIT"}}"#
+        )
+    };
+    let page = |n: u32, entries: Vec<String>| {
+        format!(
+            r#"{{"code":200,"status":"OK","statement":{{"current_page":{n},"last_page":2,"data":[{}]}}}}"#,
+            entries.join(",")
+        )
+    };
+    let statement = "/v1/account/statement";
+    fake.push(
+        statement,
+        FakeReply::new(
+            200,
+            page(
+                1,
+                vec![
+                    entry("known-1", "SUCCEEDED", "TRANSACTION"),
+                    entry("found-1", "SUCCEEDED", "TRANSACTION"),
+                    entry("charge-1", "SUCCEEDED", "CHARGES"),
+                ],
+            ),
+        ),
+    );
+    fake.push(
+        statement,
+        FakeReply::new(
+            200,
+            page(2, vec![entry("found-2", "FAILED", "TRANSACTION")]),
+        ),
+    );
+    let now = now_ms();
+    let swept = reconcile::sweep(&d.ctx, ProviderId::ZengaPay, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((swept.pages, swept.listed, swept.recorded), (2, 3, 2));
+    let seen = fake.requests();
+    assert!(seen[1].target.contains("page=2"), "{}", seen[1].target);
+    assert!(seen[0].target.contains("designation=TRANSACTION"));
+    assert_eq!(seen[0].headers["authorization"], "Bearer zp-token");
+    for reference in ["found-1", "found-2"] {
+        let r = row(&d, reference);
+        assert_eq!(
+            (r.status.as_str(), r.transitions, r.events),
+            ("PENDING", 1, 0)
+        );
+        assert!(
+            r.next_poll_at_ms.unwrap() <= now,
+            "due for a status query now"
+        );
+    }
+    assert_eq!(
+        d.count("SELECT count(*) FROM transitions WHERE source = 'reconciler' AND note = 'found in the provider''s statement'"),
+        2
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM transactions WHERE provider_ref = 'charge-1'"),
+        0
+    );
+    assert_eq!(
+        row(&d, "known-1").transitions,
+        0,
+        "a known transaction is left alone"
+    );
+
+    // The status query settles what the sweep found, as for any transaction.
+    fake.push(
+        "/v1/collections/found-1",
+        FakeReply::new(200, zp_status("found-1", "SUCCEEDED", "5000")),
+    );
+    fake.push(
+        "/v1/collections/found-2",
+        FakeReply::new(200, zp_status("found-2", "FAILED", "5000")),
+    );
+    fake.set_default(FakeReply::new(
+        200,
+        r#"{"code":200,"data":{"transactionStatus":"PENDING"}}"#,
+    ));
+    reconcile::step(&d.ctx).await.unwrap();
+    assert_eq!(row(&d, "found-1").status, "SUCCEEDED");
+    assert_eq!(row(&d, "found-2").status, "FAILED");
+
+    // Sweeping the same window again finds nothing new.
+    fake.push(
+        statement,
+        FakeReply::new(
+            200,
+            page(2, vec![entry("found-2", "FAILED", "TRANSACTION")]),
+        ),
+    );
+    let again = reconcile::sweep(&d.ctx, ProviderId::ZengaPay, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.listed, again.recorded), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_sweep_records_nothing() {
+    use payhook::providers::ProviderId;
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "")).await;
+    fake.push("/v1/account/statement", FakeReply::new(500, "oops"));
+    let err = reconcile::sweep(&d.ctx, ProviderId::ZengaPay, now_ms())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("HTTP 500"), "{err}");
+    fake.push("/v1/account/statement", FakeReply::new(200, "<html>"));
+    assert!(reconcile::sweep(&d.ctx, ProviderId::ZengaPay, now_ms())
+        .await
+        .is_err());
+    assert_eq!(d.count("SELECT count(*) FROM transactions"), 0);
+    // No statement to sweep for a provider without one.
+    assert!(reconcile::sweep(&d.ctx, ProviderId::BitPesa, now_ms())
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -99,7 +99,8 @@ impl FakeProvider {
         format!("http://{}", self.addr)
     }
 
-    /// Queues `reply` for the next request to `target` (path and query).
+    /// Queues `reply` for the next request to `target`: a path and query, or a path alone
+    /// (then any query matches).
     pub fn push(&self, target: &str, reply: FakeReply) {
         self.state
             .scripts
@@ -153,14 +154,17 @@ async fn answer(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let reply = st
-        .scripts
-        .lock()
-        .unwrap()
-        .get_mut(&target)
-        .and_then(VecDeque::pop_front)
-        .or_else(|| st.default.lock().unwrap().clone())
-        .unwrap_or_else(|| FakeReply::new(404, "{}"));
+    // A script queued for the exact target (path and query) first, then for the path.
+    let path = parts.uri.path().to_string();
+    let reply = {
+        let mut scripts = st.scripts.lock().unwrap();
+        scripts
+            .get_mut(&target)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| scripts.get_mut(&path).and_then(VecDeque::pop_front))
+    }
+    .or_else(|| st.default.lock().unwrap().clone())
+    .unwrap_or_else(|| FakeReply::new(404, "{}"));
     st.seen.lock().unwrap().push(Seen {
         at,
         method,
