@@ -255,10 +255,19 @@ pub async fn step_provider(
     };
     // One token for the whole batch: fetched (or taken from the cache) once, so a batch
     // never sends a burst of token requests. A failure to get one is every poll's failure.
-    let token = if claimed.due.is_empty() {
-        Ok(None)
-    } else {
+    let wants_query = claimed.due.iter().any(|t| {
+        // A probe without a token: `Some` means this row has a query to make.
+        let probe = PollInputs {
+            now_ms,
+            nonce: "",
+            access_token: None,
+        };
+        p.status_request(t, probe).is_some()
+    });
+    let token = if wants_query {
         access_token(ctx, provider, p.as_ref()).await
+    } else {
+        Ok(None)
     };
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut set = JoinSet::new();
@@ -423,36 +432,39 @@ async fn poll_one(
         Ok(t) => (t, None),
         Err(e) => (None, Some(format!("access token: {e}"))),
     };
-    if token_error.is_none() {
-        // Wait for the provider's quota before building the request, so that
-        // time-stamped credentials are fresh when they leave.
-        ctx.reconciler.limiter(provider).until_ready().await;
-    }
     let nonce = nonce();
-    let sent_at = at();
-    let inputs = PollInputs {
-        now_ms: sent_at,
+    let inputs = |now_ms| PollInputs {
+        now_ms,
         nonce: &nonce,
         access_token: token.as_ref(),
     };
-    let built = match token_error {
-        // No token, no query: recorded as a failed poll (credentials errors are poll
-        // failures, never states).
-        Some(e) => Some(Err(PollError::Request(e))),
-        None => p.status_request(&txn, inputs),
-    };
-    let Some(request) = built else {
-        // Nothing to ask (e.g. no API token configured): wait for a callback or the
-        // deadline, without counting a poll.
+    // A row with nothing to ask (no API token configured, a Daraja C2B payment, Tujenge)
+    // waits for a callback or its deadline, without counting a poll or using the quota.
+    if p.status_request(&txn, inputs(at())).is_none() {
         let until = txn
             .deadline_at_ms
-            .unwrap_or_else(|| sent_at.saturating_add(ms(plan.max_interval)));
+            .unwrap_or_else(|| at().saturating_add(ms(plan.max_interval)));
         let id = txn.id;
         ctx.store
             .write(move |c| polls::postpone(c, id, until))
             .await?;
         return Ok(());
+    }
+    let request = match token_error {
+        // No token, no query: recorded as a failed poll (credentials errors are poll
+        // failures, never states).
+        Some(e) => Err(PollError::Request(e)),
+        None => {
+            // Wait for the provider's quota, then build the request, so that
+            // time-stamped credentials are fresh when they leave.
+            ctx.reconciler.limiter(provider).until_ready().await;
+            match p.status_request(&txn, inputs(at())) {
+                Some(r) => r,
+                None => Err(PollError::Unsupported),
+            }
+        }
     };
+    let sent_at = at();
     let started = Instant::now();
     let (http_status, answer, retry_after) = match request {
         Err(e) => (None, Err(e.to_string()), None),

@@ -758,6 +758,25 @@ async fn a_daraja_callback_success_is_held_until_the_stk_query_confirms_it() {
 async fn a_refused_daraja_token_is_a_failed_poll_and_changes_nothing() {
     let fake = FakeProvider::start().await;
     let d = TestDaemon::start(&daraja_config(&fake)).await;
+    // A C2B payment has no synchronous query (§3.5): parked until its deadline, with no
+    // request at all (not even for a token).
+    d.db()
+        .execute(
+            "INSERT INTO transactions (provider, provider_ref, kind) VALUES ('daraja', 'RKTQDM7W6S', 'c2b')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Worked);
+    assert!(fake.requests().is_empty());
+    let (attempts, next, deadline): (i64, i64, i64) = d
+        .db()
+        .query_row(
+            "SELECT poll_attempts, next_poll_at_ms, deadline_at_ms FROM transactions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((attempts, next), (0, deadline));
     d.db()
         .execute(
             "INSERT INTO transactions (provider, provider_ref, kind) VALUES ('daraja', 'ws_CO_x', 'stk')",
