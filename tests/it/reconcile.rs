@@ -144,6 +144,11 @@ async fn pending_transactions_settle_with_no_callback_at_all() {
     // Settled: nothing more to ask.
     assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Idle);
     assert_eq!(fake.requests().len(), 2);
+    let metrics = crate::support::http::get(d.addr, "/metrics").await.body;
+    assert!(
+        metrics.contains(r#"payhook_polls_total{provider="zengapay",outcome="status"} 2"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
