@@ -239,6 +239,7 @@ pub async fn step_provider(
         lease_ms: ms(LEASE),
         default_deadline_ms: ms(plan.deadline),
         pollable: enabled.is_some(),
+        park_ms: ms(plan.max_interval),
     };
     let claimed = ctx.store.write(move |c| polls::claim(c, &claim)).await?;
     for a in &claimed.escalated {
@@ -439,11 +440,12 @@ async fn poll_one(
         access_token: token.as_ref(),
     };
     // A row with nothing to ask (no API token configured, a Daraja C2B payment, Tujenge)
-    // waits for a callback or its deadline, without counting a poll or using the quota.
+    // waits for a callback or its deadline, without counting a poll or using the quota. It
+    // is looked at again after `poll_max_interval` at most, so that credentials added
+    // later still get it polled before its deadline.
     if p.status_request(&txn, inputs(at())).is_none() {
-        let until = txn
-            .deadline_at_ms
-            .unwrap_or_else(|| at().saturating_add(ms(plan.max_interval)));
+        let later = at().saturating_add(ms(plan.max_interval));
+        let until = txn.deadline_at_ms.map_or(later, |d| d.min(later));
         let id = txn.id;
         ctx.store
             .write(move |c| polls::postpone(c, id, until))

@@ -31,8 +31,11 @@ pub struct ClaimPlan {
     /// this.
     pub default_deadline_ms: i64,
     /// False when payhook cannot poll this provider (not configured, no status API): due
-    /// rows are then parked until their deadline instead of being handed out.
+    /// rows are then parked instead of being handed out.
     pub pollable: bool,
+    /// How long a row is parked: until its deadline, but at most this long, so that a
+    /// provider configured later gets its rows polled before they go to review.
+    pub park_ms: i64,
 }
 
 /// What [`claim`] did.
@@ -98,7 +101,11 @@ pub fn claim(conn: &Connection, plan: &ClaimPlan) -> Result<Claimed, StoreError>
         if deadline <= plan.now_ms {
             out.escalated.push(escalate(conn, &txn, plan.now_ms)?);
         } else if !plan.pollable {
-            set_next_poll(conn, txn.id, deadline)?;
+            set_next_poll(
+                conn,
+                txn.id,
+                deadline.min(plan.now_ms.saturating_add(plan.park_ms)),
+            )?;
             out.parked += 1;
         } else if out.due.len() < plan.limit {
             set_next_poll(conn, txn.id, plan.now_ms.saturating_add(plan.lease_ms))?;
@@ -323,6 +330,7 @@ mod tests {
             lease_ms: 1000,
             default_deadline_ms: 10_000,
             pollable: true,
+            park_ms: 1_000_000,
         }
     }
 

@@ -781,7 +781,12 @@ async fn a_refused_daraja_token_is_a_failed_poll_and_changes_nothing() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!((attempts, next), (0, deadline));
+    // Parked for poll_max_interval (5 min for Daraja), never past the deadline.
+    assert_eq!(attempts, 0);
+    assert!(
+        next <= deadline && next >= now_ms() + 4 * 60_000,
+        "{next} {deadline}"
+    );
     d.db()
         .execute(
             "INSERT INTO transactions (provider, provider_ref, kind) VALUES ('daraja', 'ws_CO_x', 'stk')",
