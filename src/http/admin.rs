@@ -94,6 +94,10 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
     {
         Ok(done) => {
             tracing::info!(provider = %provider, txn_ref = %reference, created = done.created, "transaction registered");
+            if done.created {
+                // Let the loops see the new row's first poll time instead of an idle wait.
+                ctx.wake_reconciler.notify_one();
+            }
             let status = if done.created {
                 StatusCode::CREATED
             } else {

@@ -411,3 +411,92 @@ fn track_review_and_resolve_from_the_command_line() {
     let (ok, out, _) = payhook(dir.path(), &["review"]);
     assert!(ok && !out.contains("zp-cli"), "{out}");
 }
+
+/// The whole pipeline in the built binary, with no callback at all: the application
+/// registers a payment on the admin listener, the background reconciler polls the (fake)
+/// provider, and the forwarder delivers the settlement to the (fake) merchant.
+#[test]
+fn a_registered_payment_is_settled_by_polling_and_forwarded_without_any_callback() {
+    use crate::support::fake_merchant::FakeMerchant;
+    use crate::support::fake_provider::{FakeProvider, FakeReply};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (fake, mut merchant) =
+        rt.block_on(async { (FakeProvider::start().await, FakeMerchant::start().await) });
+    let reference = "566a4a89-4024-584c-b1f5-8c59aff0d334";
+    fake.push(
+        &format!("/v1/collections/{reference}"),
+        FakeReply::new(
+            200,
+            format!(r#"{{"code":200,"status":"OK","data":{{"transactionReference":"{reference}","transactionStatus":"SUCCEEDED","amount":126600,"currencyCode":"UGX-MTNMM"}}}}"#),
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\n[store]\npath = \"p.db\"\n\
+             [providers.zengapay]\nsecret_hash = \"zp-SECRET-1\"\napi_token = \"zp-API-TOKEN-4\"\n\
+             base_url = \"{}\"\npoll_first_after = \"1s\"\n\
+             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"admin-TOKEN-0123456789\"\n\
+             [forward]\nurl = \"{}\"\nsecrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\n",
+            fake.url(),
+            merchant.url()
+        ),
+    );
+    let log = std::fs::File::create(dir.path().join("payhook.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !Command::new(BIN)
+        .args(["healthcheck", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "payhook did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let event = rt.block_on(async {
+        let body = format!(
+            r#"{{"provider":"zengapay","provider_ref":"{reference}","kind":"collection","amount":"126600","currency":"UGX","merchant_ref":"order-1001"}}"#
+        );
+        let admin = format!("127.0.0.1:{admin_port}").parse().unwrap();
+        let r = crate::support::http::post(
+            admin,
+            "/v1/transactions",
+            &[("Authorization", "Bearer admin-TOKEN-0123456789")],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        merchant.next().await
+    });
+    let payload = event.json();
+    assert_eq!(payload["type"], "transaction.succeeded");
+    assert_eq!(payload["data"]["provider_ref"], reference);
+    assert_eq!(payload["data"]["merchant_ref"], "order-1001");
+    assert_eq!(
+        fake.requests()[0].headers["authorization"],
+        "Bearer zp-API-TOKEN-4"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_with_deadline(&mut child, Duration::from_secs(20)).success());
+    let logs = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
+    assert!(logs.contains("admin listener started"), "{logs}");
+    for secret in ["zp-API-TOKEN-4", "admin-TOKEN-0123456789", "zp-SECRET-1"] {
+        assert!(!logs.contains(secret), "{secret} logged:\n{logs}");
+    }
+}
