@@ -7,7 +7,8 @@
 //!   [`http::ingest`] verifies → parses → stores → acknowledges, [`http::client_ip`]
 //!   resolves the client address behind trusted proxies, [`http::allowlist`] applies
 //!   each provider's source-address policy, [`http::error`] is the one
-//!   failure → status mapping.
+//!   failure → status mapping. [`http::admin`] is the separate loopback listener where
+//!   the merchant's application registers payments (`POST /v1/transactions`).
 //! - [`providers`]: one file per provider behind the [`providers::Provider`] trait.
 //!   Providers do no I/O.
 //! - [`store`]: SQLite. Only this module writes SQL. One writer thread group-commits;
@@ -16,7 +17,9 @@
 //! - [`money`], [`clock`]: exact amounts and epoch-millisecond time.
 //! - [`retry`]: pure retry schedules; [`outbound`]: the one outbound HTTP client.
 //! - [`reconcile`]: the polling loops that settle open transactions through the
-//!   providers' status endpoints; [`schedule`]: their per-provider plans.
+//!   providers' status endpoints, within a per-provider rate limit, and sweep statements
+//!   for transactions payhook does not know; [`store::polls`] is their SQL and
+//!   [`schedule`] their per-provider plans.
 //! - [`forward`]: the forwarder loop, delivering outbox events to the merchant signed
 //!   with [`forward::sign`] (Standard Webhooks).
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
@@ -26,7 +29,8 @@
 //! 2. A callback delivered n times is stored once and applied once.
 //! 3. A terminal status never changes except SUCCEEDED → REVERSED.
 //! 4. Every settled transition has exactly one event, created in the same commit.
-//! 5. No failed poll changes a status.
+//! 5. No failed poll changes a status; no transaction is failed without a provider's or
+//!    an operator's definitive answer (a deadline leads to NEEDS_REVIEW).
 //! 6. No secret reaches a log line, the stored headers, or `Debug` output.
 //!
 //! # Errors
