@@ -1,5 +1,7 @@
-//! The command line: `serve`, `check-config`, `migrate`, `healthcheck`, and `events`
-//! (list, show, replay the outbox; re-enable a destination disabled by 410 Gone).
+//! The command line: `serve`, `check-config`, `migrate`, `healthcheck`, `events` (list,
+//! show, replay the outbox; re-enable a destination disabled by 410 Gone), and the
+//! operator and merchant commands `track`, `review` and `resolve`. Commands that touch the
+//! store open it directly (SQLite lets them run beside the daemon).
 //! Start-up glue, so errors are `anyhow` with "while ..." context.
 
 use crate::config::Config;
@@ -31,12 +33,57 @@ pub enum Command {
     Migrate,
     /// Exit 0 if the running daemon reports ready (GET /readyz), 1 otherwise.
     Healthcheck,
+    /// Register a payment the application just started, so that payhook reconciles it even
+    /// if no callback ever arrives.
+    Track(TrackArgs),
+    /// List what needs a human: NEEDS_REVIEW transactions, conflicts, unparsed callbacks.
+    Review,
+    /// Record a human decision about a transaction (e.g. one in NEEDS_REVIEW).
+    Resolve(ResolveArgs),
     /// See and recover the events delivered to the merchant (the outbox).
     Events {
         /// What to do with them.
         #[command(subcommand)]
         command: EventsCommand,
     },
+}
+
+/// `payhook track PROVIDER REF ...`
+#[derive(Debug, clap::Args)]
+pub struct TrackArgs {
+    /// zengapay, bitpesa, daraja, jenga or tujenge.
+    pub provider: String,
+    /// The provider's reference (ZengaPay transactionReference, TransferZero id,
+    /// Daraja CheckoutRequestID, Jenga reference).
+    pub reference: String,
+    /// Payment kind: collection, transfer, stk, c2b, b2c, ipn.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Expected amount, in major units as decimal text (e.g. 1500.00); needs --currency.
+    #[arg(long, requires = "currency")]
+    pub amount: Option<String>,
+    /// ISO-4217 currency of --amount.
+    #[arg(long, requires = "amount")]
+    pub currency: Option<String>,
+    /// The application's own reference for the payment.
+    #[arg(long)]
+    pub merchant_ref: Option<String>,
+}
+
+/// `payhook resolve REF --status S --note N`
+#[derive(Debug, clap::Args)]
+pub struct ResolveArgs {
+    /// Provider reference or merchant reference of the transaction.
+    pub reference: String,
+    /// The decided status: SUCCEEDED, FAILED (or REVERSED for a success).
+    #[arg(long)]
+    pub status: String,
+    /// Why: kept with the decision in the transaction's history.
+    #[arg(long)]
+    pub note: String,
+    /// Only consider this provider's transactions (when REF is ambiguous).
+    #[arg(long)]
+    pub provider: Option<String>,
 }
 
 /// `payhook events ...`. Times (`--since`) are RFC 3339 (`2026-11-23T06:00:00Z`), a date
@@ -97,6 +144,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(cli.config.as_ref()),
         Command::Migrate => migrate(cli.config.as_ref()),
         Command::Healthcheck => healthcheck(cli.config.as_ref()),
+        Command::Track(args) => track(cli.config.as_ref(), args),
+        Command::Review => review(cli.config.as_ref()),
+        Command::Resolve(args) => resolve(cli.config.as_ref(), args),
         Command::Events { command } => events(cli.config.as_ref(), command),
     };
     match result {
@@ -195,6 +245,135 @@ fn open_store(cfg: &Config) -> anyhow::Result<crate::store::Store> {
         max_size_bytes: None,
     })
     .with_context(|| format!("while opening {}", cfg.store.path.display()))
+}
+
+/// Reads a `track` command line into a registration.
+pub fn registration(args: &TrackArgs) -> anyhow::Result<crate::store::transactions::Registration> {
+    use crate::providers::{ProviderId, TxnKind};
+    let provider: ProviderId = args.provider.parse()?;
+    let kind = match &args.kind {
+        Some(k) => k.parse::<TxnKind>().map_err(anyhow::Error::msg)?,
+        None => TxnKind::Unknown,
+    };
+    let reference = args.reference.trim();
+    anyhow::ensure!(!reference.is_empty(), "the reference must not be empty");
+    let expected = match (&args.amount, &args.currency) {
+        (Some(a), Some(c)) => Some(
+            crate::money::Money::parse(a, c)
+                .with_context(|| format!("while reading --amount {a:?}"))?,
+        ),
+        _ => None,
+    };
+    Ok(crate::store::transactions::Registration {
+        provider,
+        provider_ref: reference.to_string(),
+        kind,
+        expected,
+        merchant_ref: args.merchant_ref.clone().filter(|m| !m.trim().is_empty()),
+    })
+}
+
+fn track(path: Option<&PathBuf>, args: TrackArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(path)?;
+    let reg = registration(&args)?;
+    if !cfg_enables(&cfg, reg.provider) {
+        eprintln!(
+            "payhook: warning: [providers.{}] is not configured; the transaction is recorded but \
+             not polled until it is (it goes to review at its deadline)",
+            reg.provider
+        );
+    }
+    let now = crate::clock::now_ms();
+    let schedule = crate::schedule::first_poll(&cfg.poll(reg.provider), now);
+    let store = open_store(&cfg)?;
+    let done = store
+        .write_blocking(move |c| crate::store::transactions::register(c, &reg, schedule, now))
+        .context("while registering the transaction")?;
+    println!(
+        "{} {}: {} ({})",
+        args.provider,
+        args.reference.trim(),
+        done.status,
+        if done.created {
+            "now tracked"
+        } else {
+            "already known"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cfg_enables(cfg: &Config, p: crate::providers::ProviderId) -> bool {
+    crate::providers::Registry::from_config(cfg)
+        .get(p)
+        .is_some()
+}
+
+fn review(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(path)?;
+    let store = open_store(&cfg)?;
+    let items = store
+        .read_blocking(crate::store::queries::review_queue)
+        .context("while reading the review queue")?;
+    if items.is_empty() {
+        println!("nothing to review");
+    }
+    for i in items {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            crate::clock::rfc3339(i.at_ms),
+            i.item,
+            i.provider,
+            i.provider_ref.as_deref().unwrap_or("-"),
+            i.status.as_deref().unwrap_or("-"),
+            i.detail.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resolve(path: Option<&PathBuf>, args: ResolveArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(path)?;
+    let status: crate::state::Status = args.status.parse()?;
+    anyhow::ensure!(!args.note.trim().is_empty(), "--note must say why");
+    let provider = args
+        .provider
+        .as_deref()
+        .map(str::parse::<crate::providers::ProviderId>)
+        .transpose()?;
+    let store = open_store(&cfg)?;
+    let reference = args.reference.clone();
+    let matches: Vec<_> = store
+        .read_blocking(move |c| crate::store::queries::transactions_by_any_ref(c, &reference))
+        .context("while looking the transaction up")?
+        .into_iter()
+        .filter(|t| provider.is_none_or(|p| t.provider == p.as_str()))
+        .collect();
+    let txn = match matches.as_slice() {
+        [] => anyhow::bail!("no transaction has the reference {:?}", args.reference),
+        [one] => one.clone(),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|t| format!("{} {} ({})", t.provider, t.provider_ref, t.status))
+                .collect();
+            anyhow::bail!(
+                "{:?} is ambiguous: it matches {}; name the provider reference or add --provider",
+                args.reference,
+                list.join(", ")
+            )
+        }
+    };
+    let note = args.note.clone();
+    let now = crate::clock::now_ms();
+    let applied = store
+        .write_blocking(move |c| crate::store::transactions::resolve(c, txn.id, status, &note, now))
+        .context("while recording the decision")?;
+    println!(
+        "{} {}: {} (was {})",
+        txn.provider, txn.provider_ref, applied.status, txn.status
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn events(path: Option<&PathBuf>, command: EventsCommand) -> anyhow::Result<ExitCode> {

@@ -123,9 +123,70 @@ pub struct Config {
     pub store: StoreConfig,
     /// Provider sections; a provider is enabled when its section is present.
     pub providers: ProvidersConfig,
+    /// The reconciler loop.
+    pub reconciler: ReconcilerConfig,
+    /// The admin listener (`POST /v1/transactions`); off unless `[admin]` is present.
+    pub admin: Option<AdminConfig>,
     /// `[forward]`: where events go. `None`: forwarding is off and events accumulate in
     /// the outbox until it is configured.
     pub forward: Option<ForwardConfig>,
+}
+
+/// Default admin listen address: loopback only, like the callback listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
+/// Shortest admin token accepted: guessable tokens are refused at start-up.
+pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
+
+/// `[admin]`: the merchant application's local API.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminConfig {
+    /// Where the admin listener binds; must be a loopback address.
+    pub listen: SocketAddr,
+    /// Bearer token the application presents (`Authorization: Bearer <token>`).
+    pub token: Secret,
+}
+
+/// `[reconciler]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconcilerConfig {
+    /// Run the polling loop (`true`). Turning it off leaves transactions to callbacks and
+    /// deadlines only; tests turn it off to drive `reconcile::step` themselves.
+    pub enabled: bool,
+    /// Bound on one status query: connect, headers and body.
+    #[serde(serialize_with = "ser_duration")]
+    pub request_timeout: Duration,
+}
+
+/// Default bound on one status query.
+pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        ReconcilerConfig {
+            enabled: true,
+            request_timeout: DEFAULT_POLL_TIMEOUT,
+        }
+    }
+}
+
+/// How the reconciler polls one provider: the `base_url` and `poll_*` keys of its
+/// `[providers.*]` section, defaulting to `schedule::defaults` (providers.md §6.6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PollConfig {
+    /// The provider's API root (scheme, host, optional port; no trailing slash).
+    pub base_url: String,
+    /// First status query this long after payhook learns of a transaction.
+    #[serde(rename = "poll_first_after", serialize_with = "ser_duration")]
+    pub first_after: Duration,
+    /// Longest interval between two queries of one transaction.
+    #[serde(rename = "poll_max_interval", serialize_with = "ser_duration")]
+    pub max_interval: Duration,
+    /// Still open this long after payhook learned of it: NEEDS_REVIEW (never FAILED).
+    #[serde(rename = "poll_deadline", serialize_with = "ser_duration")]
+    pub deadline: Duration,
+    /// Most status queries a minute to this provider, however many are due.
+    #[serde(rename = "poll_rate_per_minute")]
+    pub rate_per_minute: u32,
 }
 
 /// `[forward]`: the merchant's application, and how deliveries to it are retried.
@@ -311,6 +372,25 @@ pub struct DarajaConfig {
     pub access: AccessConfig,
     /// Hold a success until the status endpoint confirms it (default true).
     pub confirm_unsigned: bool,
+    /// Credentials of the STK push query (§3.2); without them Daraja is not polled and a
+    /// held success waits for its deadline.
+    pub api: Option<DarajaApi>,
+    /// Polling plan and API root.
+    #[serde(flatten)]
+    pub poll: PollConfig,
+}
+
+/// `[providers.daraja]` API keys: OAuth client credentials and the STK shortcode/passkey.
+#[derive(Debug, Clone, Serialize)]
+pub struct DarajaApi {
+    /// OAuth consumer key (Basic user of `/oauth/v1/generate`).
+    pub consumer_key: Secret,
+    /// OAuth consumer secret.
+    pub consumer_secret: Secret,
+    /// The paybill/till shortcode STK pushes are made for (`BusinessShortCode`).
+    pub shortcode: String,
+    /// The Lipa na M-Pesa passkey (part of the query `Password`).
+    pub passkey: Secret,
 }
 
 /// `[providers.jenga]`
@@ -323,6 +403,26 @@ pub struct JengaConfig {
     /// Source-address check; none by default (Jenga publishes no sender addresses).
     #[serde(flatten)]
     pub access: AccessConfig,
+    /// Credentials of the transaction details query (§4.2); without them Jenga is not
+    /// polled.
+    pub api: Option<JengaApi>,
+    /// Polling plan and API root.
+    #[serde(flatten)]
+    pub poll: PollConfig,
+}
+
+/// `[providers.jenga]` API keys: the merchant token and the request-signing key.
+#[derive(Debug, Clone, Serialize)]
+pub struct JengaApi {
+    /// JengaHQ merchant code.
+    pub merchant_code: String,
+    /// JengaHQ API key (`Api-Key` header of the token request).
+    pub api_key: Secret,
+    /// JengaHQ consumer secret.
+    pub consumer_secret: Secret,
+    /// The RSA private key (PEM text, PKCS#8 or PKCS#1) whose public half is uploaded to
+    /// JengaHQ; read from `private_key_file`, checked at load.
+    pub private_key: Secret,
 }
 
 /// `[providers.tujenge]`
@@ -344,7 +444,26 @@ pub struct TujengeConfig {
 pub struct ZengaPayConfig {
     /// The account's "Secret Hash" (dashboard → Developer Settings), the HMAC key.
     pub secret_hash: Secret,
+    /// The API token for the status endpoints (`Authorization: Bearer`, §1); without it
+    /// ZengaPay transactions are not polled.
+    pub api_token: Option<Secret>,
+    /// Polling plan and API root.
+    #[serde(flatten)]
+    pub poll: PollConfig,
+    /// How often the account statement is swept for transactions payhook does not know
+    /// (`"0s"`: never). Needs `api_token`.
+    #[serde(serialize_with = "ser_duration")]
+    pub sweep_interval: Duration,
+    /// How far back each sweep reads the statement.
+    #[serde(serialize_with = "ser_duration")]
+    pub sweep_lookback: Duration,
 }
+
+/// Default ZengaPay statement sweep interval.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+/// Default ZengaPay statement lookback: INDETERMINATE resolves within 24 h (§1.4), plus
+/// room for a restart.
+pub const DEFAULT_SWEEP_LOOKBACK: Duration = Duration::from_secs(26 * 3600);
 
 /// `[providers.bitpesa]`
 #[derive(Debug, Clone, Serialize)]
@@ -356,6 +475,9 @@ pub struct BitPesaConfig {
     /// The exact URL registered with TransferZero, if it differs from
     /// `public_base_url` + request path (e.g. the proxy rewrites paths).
     pub webhook_url: Option<String>,
+    /// Polling plan and API root; status queries are signed with `api_key`/`api_secret`.
+    #[serde(flatten)]
+    pub poll: PollConfig,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -375,7 +497,35 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     providers: RawProviders,
+    #[serde(default)]
+    reconciler: RawReconciler,
+    admin: Option<RawAdmin>,
     forward: Option<RawForward>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+    token: Option<Secret>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReconciler {
+    enabled: Option<bool>,
+    request_timeout: Option<String>,
+}
+
+/// The `base_url` and `poll_*` keys every provider section takes. (serde cannot combine
+/// `flatten` with `deny_unknown_fields`, so each section lists them and hands them here.)
+struct RawPoll {
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -416,6 +566,18 @@ struct RawDaraja {
     allowed_ips: Option<Vec<String>>,
     ip_policy: Option<IpPolicy>,
     confirm_unsigned: Option<bool>,
+    consumer_key: Option<Secret>,
+    consumer_key_file: Option<PathBuf>,
+    consumer_secret: Option<Secret>,
+    consumer_secret_file: Option<PathBuf>,
+    shortcode: Option<String>,
+    passkey: Option<Secret>,
+    passkey_file: Option<PathBuf>,
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -427,6 +589,17 @@ struct RawJenga {
     ipn_password_file: Option<PathBuf>,
     allowed_ips: Option<Vec<String>>,
     ip_policy: Option<IpPolicy>,
+    merchant_code: Option<String>,
+    api_key: Option<Secret>,
+    api_key_file: Option<PathBuf>,
+    consumer_secret: Option<Secret>,
+    consumer_secret_file: Option<PathBuf>,
+    private_key_file: Option<PathBuf>,
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -444,6 +617,15 @@ struct RawTujenge {
 struct RawZengaPay {
     secret_hash: Option<Secret>,
     secret_hash_file: Option<PathBuf>,
+    api_token: Option<Secret>,
+    api_token_file: Option<PathBuf>,
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
+    sweep_interval: Option<String>,
+    sweep_lookback: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -454,6 +636,11 @@ struct RawBitPesa {
     api_secret: Option<Secret>,
     api_secret_file: Option<PathBuf>,
     webhook_url: Option<String>,
+    base_url: Option<String>,
+    poll_first_after: Option<String>,
+    poll_max_interval: Option<String>,
+    poll_deadline: Option<String>,
+    poll_rate_per_minute: Option<u32>,
 }
 
 impl Default for Config {
@@ -521,8 +708,41 @@ impl Config {
         let mut providers = ProvidersConfig::default();
         if let Some(z) = raw.providers.zengapay {
             let key = "providers.zengapay.secret_hash";
+            let poll = RawPoll {
+                base_url: z.base_url,
+                poll_first_after: z.poll_first_after,
+                poll_max_interval: z.poll_max_interval,
+                poll_deadline: z.poll_deadline,
+                poll_rate_per_minute: z.poll_rate_per_minute,
+            };
             providers.zengapay = Some(ZengaPayConfig {
                 secret_hash: required_secret(key, z.secret_hash, z.secret_hash_file, base)?,
+                api_token: optional_secret(
+                    "providers.zengapay.api_token",
+                    z.api_token,
+                    z.api_token_file,
+                    base,
+                )?,
+                poll: poll_config(ProviderId::ZengaPay, poll)?,
+                sweep_interval: match z.sweep_interval {
+                    Some(t) => parse_duration(&t)
+                        .map_err(|why| invalid("providers.zengapay.sweep_interval", why))?,
+                    None => DEFAULT_SWEEP_INTERVAL,
+                },
+                sweep_lookback: match z.sweep_lookback {
+                    Some(t) => {
+                        let d = parse_duration(&t)
+                            .map_err(|why| invalid("providers.zengapay.sweep_lookback", why))?;
+                        if d < Duration::from_secs(60) {
+                            return Err(invalid(
+                                "providers.zengapay.sweep_lookback",
+                                "must be at least 1m",
+                            ));
+                        }
+                        d
+                    }
+                    None => DEFAULT_SWEEP_LOOKBACK,
+                },
             });
         }
         if let Some(b) = raw.providers.bitpesa {
@@ -551,6 +771,16 @@ impl Config {
                     base,
                 )?,
                 webhook_url,
+                poll: poll_config(
+                    ProviderId::BitPesa,
+                    RawPoll {
+                        base_url: b.base_url,
+                        poll_first_after: b.poll_first_after,
+                        poll_max_interval: b.poll_max_interval,
+                        poll_deadline: b.poll_deadline,
+                        poll_rate_per_minute: b.poll_rate_per_minute,
+                    },
+                )?,
             });
         }
         if let Some(d) = raw.providers.daraja {
@@ -565,6 +795,32 @@ impl Config {
                 )?,
                 access: access(key, d.allowed_ips, d.ip_policy, &DARAJA_SENDER_IPS)?,
                 confirm_unsigned: d.confirm_unsigned.unwrap_or(true),
+                api: daraja_api(
+                    optional_secret(
+                        "providers.daraja.consumer_key",
+                        d.consumer_key,
+                        d.consumer_key_file,
+                        base,
+                    )?,
+                    optional_secret(
+                        "providers.daraja.consumer_secret",
+                        d.consumer_secret,
+                        d.consumer_secret_file,
+                        base,
+                    )?,
+                    d.shortcode,
+                    optional_secret("providers.daraja.passkey", d.passkey, d.passkey_file, base)?,
+                )?,
+                poll: poll_config(
+                    ProviderId::Daraja,
+                    RawPoll {
+                        base_url: d.base_url,
+                        poll_first_after: d.poll_first_after,
+                        poll_max_interval: d.poll_max_interval,
+                        poll_deadline: d.poll_deadline,
+                        poll_rate_per_minute: d.poll_rate_per_minute,
+                    },
+                )?,
             });
         }
         if let Some(j) = raw.providers.jenga {
@@ -583,6 +839,32 @@ impl Config {
                     base,
                 )?,
                 access: access(key, j.allowed_ips, j.ip_policy, &[])?,
+                api: jenga_api(
+                    j.merchant_code,
+                    optional_secret("providers.jenga.api_key", j.api_key, j.api_key_file, base)?,
+                    optional_secret(
+                        "providers.jenga.consumer_secret",
+                        j.consumer_secret,
+                        j.consumer_secret_file,
+                        base,
+                    )?,
+                    optional_secret(
+                        "providers.jenga.private_key",
+                        None,
+                        j.private_key_file,
+                        base,
+                    )?,
+                )?,
+                poll: poll_config(
+                    ProviderId::Jenga,
+                    RawPoll {
+                        base_url: j.base_url,
+                        poll_first_after: j.poll_first_after,
+                        poll_max_interval: j.poll_max_interval,
+                        poll_deadline: j.poll_deadline,
+                        poll_rate_per_minute: j.poll_rate_per_minute,
+                    },
+                )?,
             });
         }
         if let Some(t) = raw.providers.tujenge {
@@ -599,11 +881,53 @@ impl Config {
                 confirm_unsigned: t.confirm_unsigned.unwrap_or(true),
             });
         }
+        let reconciler = ReconcilerConfig {
+            enabled: raw.reconciler.enabled.unwrap_or(true),
+            request_timeout: match raw.reconciler.request_timeout {
+                Some(t) => {
+                    let d = parse_duration(&t)
+                        .map_err(|why| invalid("reconciler.request_timeout", why))?;
+                    if d < Duration::from_millis(100) || d > Duration::from_secs(300) {
+                        return Err(invalid(
+                            "reconciler.request_timeout",
+                            "must be between 100ms and 5m",
+                        ));
+                    }
+                    d
+                }
+                None => DEFAULT_POLL_TIMEOUT,
+            },
+        };
+        let admin = match raw.admin {
+            None => None,
+            Some(a) => {
+                let text = a.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
+                let listen: SocketAddr = text.parse().map_err(|e| {
+                    invalid("admin.listen", format!("{text:?} is not ip:port ({e})"))
+                })?;
+                // The admin API registers payments: it must never face the network.
+                if !listen.ip().is_loopback() {
+                    return Err(invalid(
+                        "admin.listen",
+                        format!("{listen} is not a loopback address (127.0.0.0/8 or ::1)"),
+                    ));
+                }
+                let token = required_secret("admin.token", a.token, a.token_file, base)?;
+                if token.expose().chars().count() < ADMIN_TOKEN_MIN_CHARS {
+                    return Err(invalid(
+                        "admin.token",
+                        format!("must be at least {ADMIN_TOKEN_MIN_CHARS} characters"),
+                    ));
+                }
+                Some(AdminConfig { listen, token })
+            }
+        };
         let forward = match raw.forward {
             Some(f) => Some(forward_config(f, base)?),
             None => None,
         };
         Ok(Config {
+            admin,
             listen,
             public_base_url,
             max_body_bytes,
@@ -611,14 +935,135 @@ impl Config {
             log: raw.log,
             store,
             providers,
+            reconciler,
             forward,
         })
+    }
+
+    /// The polling plan of `provider`: its section's keys, or the built-in defaults for a
+    /// provider without one.
+    pub fn poll(&self, provider: ProviderId) -> PollConfig {
+        let configured = match provider {
+            ProviderId::ZengaPay => self.providers.zengapay.as_ref().map(|c| &c.poll),
+            ProviderId::BitPesa => self.providers.bitpesa.as_ref().map(|c| &c.poll),
+            ProviderId::Daraja => self.providers.daraja.as_ref().map(|c| &c.poll),
+            ProviderId::Jenga => self.providers.jenga.as_ref().map(|c| &c.poll),
+            ProviderId::Tujenge => None,
+        };
+        configured
+            .cloned()
+            .unwrap_or_else(|| crate::schedule::defaults(provider))
     }
 
     /// The effective configuration as TOML, secrets redacted (`check-config`).
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
+}
+
+/// The STK query credentials: all four keys, or none.
+fn daraja_api(
+    consumer_key: Option<Secret>,
+    consumer_secret: Option<Secret>,
+    shortcode: Option<String>,
+    passkey: Option<Secret>,
+) -> Result<Option<DarajaApi>, ConfigError> {
+    match (consumer_key, consumer_secret, shortcode, passkey) {
+        (None, None, None, None) => Ok(None),
+        (Some(consumer_key), Some(consumer_secret), Some(shortcode), Some(passkey)) => {
+            let shortcode = shortcode.trim().to_string();
+            if shortcode.is_empty() || !shortcode.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    "providers.daraja.shortcode",
+                    format!("{shortcode:?} is not a numeric shortcode"),
+                ));
+            }
+            Ok(Some(DarajaApi {
+                consumer_key,
+                consumer_secret,
+                shortcode,
+                passkey,
+            }))
+        }
+        _ => Err(invalid(
+            "providers.daraja.consumer_key",
+            "the STK query needs consumer_key, consumer_secret, shortcode and passkey together",
+        )),
+    }
+}
+
+/// The transaction query credentials: all four keys, or none; the key must parse.
+fn jenga_api(
+    merchant_code: Option<String>,
+    api_key: Option<Secret>,
+    consumer_secret: Option<Secret>,
+    private_key: Option<Secret>,
+) -> Result<Option<JengaApi>, ConfigError> {
+    match (merchant_code, api_key, consumer_secret, private_key) {
+        (None, None, None, None) => Ok(None),
+        (Some(merchant_code), Some(api_key), Some(consumer_secret), Some(private_key)) => {
+            crate::providers::jenga::signing_key(private_key.expose())
+                .map_err(|why| invalid("providers.jenga.private_key_file", why))?;
+            Ok(Some(JengaApi {
+                merchant_code: merchant_code.trim().to_string(),
+                api_key,
+                consumer_secret,
+                private_key,
+            }))
+        }
+        _ => Err(invalid(
+            "providers.jenga.merchant_code",
+            "the transaction query needs merchant_code, api_key, consumer_secret and \
+             private_key_file together",
+        )),
+    }
+}
+
+/// Builds a provider's polling plan from its section, over the built-in defaults.
+fn poll_config(provider: ProviderId, raw: RawPoll) -> Result<PollConfig, ConfigError> {
+    let key = |k: &str| format!("providers.{provider}.{k}");
+    let mut plan = crate::schedule::defaults(provider);
+    if let Some(u) = raw.base_url {
+        plan.base_url = validate_url(&key("base_url"), &u)?
+            .trim_end_matches('/')
+            .to_string();
+    }
+    for (name, value, slot) in [
+        (
+            "poll_first_after",
+            raw.poll_first_after,
+            &mut plan.first_after,
+        ),
+        (
+            "poll_max_interval",
+            raw.poll_max_interval,
+            &mut plan.max_interval,
+        ),
+        ("poll_deadline", raw.poll_deadline, &mut plan.deadline),
+    ] {
+        if let Some(text) = value {
+            *slot = parse_duration(&text).map_err(|why| invalid(&key(name), why))?;
+        }
+    }
+    if plan.max_interval < plan.first_after {
+        return Err(invalid(
+            &key("poll_max_interval"),
+            "must not be shorter than poll_first_after",
+        ));
+    }
+    if plan.deadline.is_zero() {
+        return Err(invalid(&key("poll_deadline"), "must be longer than 0s"));
+    }
+    if let Some(rate) = raw.poll_rate_per_minute {
+        if !(1..=60_000).contains(&rate) {
+            return Err(invalid(
+                &key("poll_rate_per_minute"),
+                "must be between 1 and 60000",
+            ));
+        }
+        plan.rate_per_minute = rate;
+    }
+    Ok(plan)
 }
 
 fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig, ConfigError> {
@@ -949,6 +1394,93 @@ mod tests {
         assert_eq!(c.max_body_bytes, 65536);
         assert_eq!(c.store.path, Path::new("/tmp/payhook.db"));
         assert!(c.providers.zengapay.is_none() && c.providers.bitpesa.is_none());
+        assert!(c.reconciler.enabled);
+        assert_eq!(
+            c.poll(ProviderId::BitPesa),
+            crate::schedule::defaults(ProviderId::BitPesa)
+        );
+    }
+
+    #[test]
+    fn status_api_credentials_never_print_and_come_all_or_none() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("jenga.pem");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/jenga/test_private_key.pem"
+            ),
+            &key,
+        )
+        .unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = r#"[providers.daraja]
+            callback_tokens = ["path-token-0123456789abcdef"]
+            consumer_key = "dk-SECRET-1"
+            consumer_secret = "dk-SECRET-2"
+            shortcode = "174379"
+            passkey = "dk-SECRET-3"
+            [providers.jenga]
+            ipn_username = "u"
+            ipn_password = "p"
+            merchant_code = "001"
+            api_key = "jg-SECRET-4"
+            consumer_secret = "jg-SECRET-5"
+            private_key_file = "jenga.pem""#;
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        assert!(c.providers.daraja.as_ref().unwrap().api.is_some());
+        let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+        for s in [
+            "dk-SECRET-1",
+            "dk-SECRET-2",
+            "dk-SECRET-3",
+            "jg-SECRET-4",
+            "jg-SECRET-5",
+            "PRIVATE KEY",
+        ] {
+            assert!(!shown.contains(s), "{s} leaked in:\n{shown}");
+        }
+        let partial = text.replace("passkey = \"dk-SECRET-3\"", "");
+        let err = Config::from_toml(&partial, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.daraja.consumer_key"), "{err}");
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("providers.jenga.private_key_file"), "{err}");
+    }
+
+    #[test]
+    fn polling_keys_override_the_defaults_and_round_trip() {
+        let text = r#"[providers.zengapay]
+            secret_hash = "s"
+            api_token = "t"
+            base_url = "http://127.0.0.1:9/"
+            poll_first_after = "30s"
+            poll_max_interval = "15m"
+            poll_deadline = "2d"
+            poll_rate_per_minute = 600
+            [reconciler]
+            enabled = false
+            request_timeout = "500ms""#;
+        let c = Config::from_toml(text, Path::new(".")).unwrap();
+        let p = c.poll(ProviderId::ZengaPay);
+        assert_eq!(p.base_url, "http://127.0.0.1:9");
+        assert_eq!(p.first_after, Duration::from_secs(30));
+        assert_eq!(p.max_interval, Duration::from_secs(900));
+        assert_eq!(p.deadline, Duration::from_secs(2 * 86_400));
+        assert_eq!(p.rate_per_minute, 600);
+        assert!(!c.reconciler.enabled);
+        assert_eq!(c.reconciler.request_timeout, Duration::from_millis(500));
+        // check-config output is itself a valid file with the same meaning.
+        let shown = c.to_redacted_toml();
+        assert!(shown.contains("poll_deadline = \"2d\""), "{shown}");
+        assert!(shown.contains("request_timeout = \"500ms\""), "{shown}");
     }
 
     #[test]
@@ -965,14 +1497,22 @@ mod tests {
             r#"public_base_url = "https://hooks.example.com"
                [providers.zengapay]
                secret_hash = "zp-very-secret"
+               api_token = "zp-token-secret"
                [providers.bitpesa]
                api_key = "bp-key-secret"
-               api_secret = "bp-api-secret""#,
+               api_secret = "bp-api-secret"
+               [admin]
+               token = "admin-token-secret-0123""#,
             Path::new("."),
         )
         .unwrap();
         let shown = format!("{c:?}\n{}", c.to_redacted_toml());
-        for s in ["zp-very-secret", "bp-key-secret", "bp-api-secret"] {
+        for s in [
+            "zp-very-secret",
+            "zp-token-secret",
+            "bp-key-secret",
+            "bp-api-secret",
+        ] {
             assert!(!shown.contains(s), "{s} leaked in:\n{shown}");
         }
         assert!(shown.contains("[redacted]"));
@@ -989,6 +1529,29 @@ mod tests {
             ),
             ("lisen = \"127.0.0.1:1\"", "lisen"),
             ("trusted_proxies = [\"10.0.0.300\"]", "trusted_proxies"),
+            (
+                "[providers.zengapay]\nsecret_hash=\"a\"\npoll_deadline=\"1y\"",
+                "providers.zengapay.poll_deadline",
+            ),
+            (
+                "[providers.zengapay]\nsecret_hash=\"a\"\npoll_first_after=\"1h\"\npoll_max_interval=\"1m\"",
+                "providers.zengapay.poll_max_interval",
+            ),
+            (
+                "[providers.zengapay]\nsecret_hash=\"a\"\npoll_rate_per_minute=0",
+                "providers.zengapay.poll_rate_per_minute",
+            ),
+            (
+                "[providers.zengapay]\nsecret_hash=\"a\"\nbase_url=\"ftp://x\"",
+                "providers.zengapay.base_url",
+            ),
+            ("[reconciler]\nrequest_timeout=\"10\"", "reconciler.request_timeout"),
+            (
+                "[admin]\nlisten=\"0.0.0.0:8081\"\ntoken=\"0123456789abcdef\"",
+                "admin.listen",
+            ),
+            ("[admin]\n", "admin.token"),
+            ("[admin]\ntoken=\"short\"", "admin.token"),
             (
                 "[providers.zengapay]\nsecret_hash=\"a\"\nsecret_hash_file=\"/x\"",
                 "not both",

@@ -7,7 +7,8 @@
 //!   [`http::ingest`] verifies → parses → stores → acknowledges, [`http::client_ip`]
 //!   resolves the client address behind trusted proxies, [`http::allowlist`] applies
 //!   each provider's source-address policy, [`http::error`] is the one
-//!   failure → status mapping.
+//!   failure → status mapping. [`http::admin`] is the separate loopback listener where
+//!   the merchant's application registers payments (`POST /v1/transactions`).
 //! - [`providers`]: one file per provider behind the [`providers::Provider`] trait.
 //!   Providers do no I/O.
 //! - [`store`]: SQLite. Only this module writes SQL. One writer thread group-commits;
@@ -15,6 +16,10 @@
 //! - [`state`]: the state machine, pure.
 //! - [`money`], [`clock`]: exact amounts and epoch-millisecond time.
 //! - [`retry`]: pure retry schedules; [`outbound`]: the one outbound HTTP client.
+//! - [`reconcile`]: the polling loops that settle open transactions through the
+//!   providers' status endpoints, within a per-provider rate limit, and sweep statements
+//!   for transactions payhook does not know; [`store::polls`] is their SQL and
+//!   [`schedule`] their per-provider plans.
 //! - [`forward`]: the forwarder loop, delivering outbox events to the merchant signed
 //!   with [`forward::sign`] (Standard Webhooks).
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
@@ -24,7 +29,8 @@
 //! 2. A callback delivered n times is stored once and applied once.
 //! 3. A terminal status never changes except SUCCEEDED → REVERSED.
 //! 4. Every settled transition has exactly one event, created in the same commit.
-//! 5. No failed poll changes a status.
+//! 5. No failed poll changes a status; no transaction is failed without a provider's or
+//!    an operator's definitive answer (a deadline leads to NEEDS_REVIEW).
 //! 6. No secret reaches a log line, the stored headers, or `Debug` output.
 //!
 //! # Errors
@@ -44,6 +50,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbound;
 pub mod providers;
+pub mod reconcile;
 pub mod retry;
 pub mod schedule;
 pub mod shutdown;
@@ -71,6 +78,8 @@ pub struct Ctx {
     pub wake_reconciler: Arc<Notify>,
     /// Poked when an event was written to the outbox.
     pub wake_forwarder: Arc<Notify>,
+    /// The reconciler's rate limiters, access tokens and wake-ups.
+    pub reconciler: Arc<reconcile::Reconciler>,
     /// The one outbound HTTP client (connection pool shared by the background loops).
     pub client: outbound::HttpClient,
 }
@@ -78,6 +87,14 @@ pub struct Ctx {
 /// Why the daemon could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The admin listener could not bind its address.
+    #[error("while binding the admin listener {addr}: {source}")]
+    Bind {
+        /// Configured address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The store could not be opened or migrated.
     #[error("while opening the store {path}: {source}")]
     Store {
@@ -99,14 +116,16 @@ impl Ctx {
             path: opts.path.clone(),
             source,
         })?;
+        let client = outbound::HttpClient::new();
         Ok(Ctx {
             registry: Arc::new(providers::Registry::from_config(&config)),
+            reconciler: Arc::new(reconcile::Reconciler::new(&config, client.clone())),
             config: Arc::new(config),
             store,
             metrics: Arc::new(metrics::Metrics::default()),
             wake_reconciler: Arc::new(Notify::new()),
             wake_forwarder: Arc::new(Notify::new()),
-            client: outbound::HttpClient::new(),
+            client,
         })
     }
 }
@@ -119,13 +138,36 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    let admin = match &config.admin {
+        Some(a) => Some(
+            TcpListener::bind(a.listen)
+                .await
+                .map_err(|source| RunError::Bind {
+                    addr: a.listen,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let ctx = tokio::task::block_in_place(|| Ctx::new(config))?;
-    serve(ctx, listener, shutdown).await;
+    serve_with_admin(ctx, listener, admin, shutdown).await;
     Ok(())
 }
 
-/// Runs the daemon with a prepared [`Ctx`] (tests use this to keep a handle on it).
+/// Runs the daemon with a prepared [`Ctx`] (tests use this to keep a handle on it). The
+/// admin listener, if configured, binds its configured address.
 pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
+    serve_with_admin(ctx, listener, None, shutdown).await
+}
+
+/// [`serve`] with an already-bound admin listener (tests bind `127.0.0.1:0`). With `None`
+/// and an `[admin]` section, the configured address is bound here.
+pub async fn serve_with_admin(
+    ctx: Ctx,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -138,8 +180,40 @@ pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output
     if enabled.is_empty() {
         tracing::warn!("no provider is enabled: every callback route answers 404 until a [providers.*] section is configured");
     }
-    // Background loops stop after the listener has drained, so that events written by
-    // the last acknowledged callbacks are still picked up by a delivery pass.
+    // The reconciler and the admin listener stop when shutdown starts: nothing new is
+    // claimed or registered. The forwarder stops only after the callback listener has
+    // drained, so that events written by the last acknowledged callbacks (and the last
+    // polls) still get a delivery pass.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let reconciler = tokio::spawn(reconcile::run(ctx.clone(), stopped()));
+    let admin = match (admin, &ctx.config.admin) {
+        (Some(l), _) => Some(l),
+        (None, Some(a)) => match TcpListener::bind(a.listen).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(listen = %a.listen, error = %e, "cannot bind the admin listener; POST /v1/transactions is unavailable");
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let admin = admin.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(listen = %addr, "admin listener started");
+        }
+        tokio::spawn(http::accept_loop(
+            l,
+            ctx.clone(),
+            stopped(),
+            http::admin::handle,
+        ))
+    });
     let (stop_loops, loops_stopped) = tokio::sync::oneshot::channel::<()>();
     let forwarder = if ctx.config.forward.is_some() {
         Some(tokio::spawn(forward::run(ctx.clone(), async move {
@@ -149,7 +223,20 @@ pub async fn serve(ctx: Ctx, listener: TcpListener, shutdown: impl Future<Output
         tracing::info!("no [forward] section: events accumulate in the outbox undelivered");
         None
     };
-    http::serve(listener, ctx.clone(), shutdown).await;
+    http::serve(listener, ctx.clone(), async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Err(e) = reconciler.await {
+        tracing::error!(error = %e, "reconciler task failed");
+    }
+    if let Some(Err(e)) = match admin {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
+        tracing::error!(error = %e, "admin listener task failed");
+    }
     drop(stop_loops);
     if let Some(task) = forwarder {
         if let Err(e) = task.await {

@@ -34,6 +34,22 @@ const HELP: &[(&str, &str)] = &[
         "Connections closed at once because the connection limit was reached.",
     ),
     (
+        "payhook_polls_total",
+        "Status queries made, by provider and outcome (status or failed).",
+    ),
+    (
+        "payhook_sweeps_total",
+        "Statement sweeps, by provider and outcome (ok or failed).",
+    ),
+    (
+        "payhook_sweep_found_total",
+        "Transactions found in a provider's statement that payhook did not know.",
+    ),
+    (
+        "payhook_escalations_total",
+        "Open transactions escalated to NEEDS_REVIEW at their deadline.",
+    ),
+    (
         "payhook_deliveries_total",
         "Event delivery attempts to the merchant, by outcome (delivered, retry, dead, gone).",
     ),

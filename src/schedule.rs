@@ -1,33 +1,154 @@
-//! Per-provider polling defaults for newly seen transactions (providers.md §6.6): when to
-//! ask the status endpoint first, and when an open transaction is escalated to review.
+//! Per-provider polling plans (providers.md §6.6): when to ask a status endpoint first, how
+//! the interval grows, how many requests a minute a provider tolerates, and when an open
+//! transaction is escalated to review. [`defaults`] holds each provider's documented limits;
+//! `[providers.*]` keys override them (`poll_first_after`, `poll_max_interval`,
+//! `poll_deadline`, `poll_rate_per_minute`, `base_url`).
+//!
+//! Pure: the reconciler and ingest pass `now` in; the schedule itself is persisted per
+//! transaction (`next_poll_at_ms`, `poll_attempts`, `deadline_at_ms`).
 
+use crate::config::PollConfig;
 use crate::providers::ProviderId;
+use crate::retry::RetryPolicy;
 use crate::store::transactions::Schedule;
+use std::time::Duration;
 
-const SECOND_MS: i64 = 1000;
-const MINUTE_MS: i64 = 60 * SECOND_MS;
-const HOUR_MS: i64 = 60 * MINUTE_MS;
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
 
-/// (first poll after, deadline after) in milliseconds, per provider.
-pub fn defaults(provider: ProviderId) -> (i64, i64) {
-    match provider {
-        // INDETERMINATE "usually resolved within 24 h" (§1.4).
-        ProviderId::ZengaPay => (MINUTE_MS, 24 * HOUR_MS),
-        // ≤ 6 polls in the first hour, then hourly; compliance may take 24 h (§2.4).
-        ProviderId::BitPesa => (10 * MINUTE_MS, 72 * HOUR_MS),
-        // STK query from 30-60 s after initiation (§3.7).
-        ProviderId::Daraja => (45 * SECOND_MS, 24 * HOUR_MS),
-        ProviderId::Jenga => (MINUTE_MS, 24 * HOUR_MS),
+/// Fraction of each interval that is randomised, so that a backlog registered at once does
+/// not stay in lock-step.
+const JITTER: f64 = 0.1;
+
+/// The built-in plan of each provider.
+pub fn defaults(provider: ProviderId) -> PollConfig {
+    let (base_url, first_after, max_interval, deadline, rate_per_minute) = match provider {
+        // Every 1, 2, 4, 8, 15, 15 ... minutes ("every 5-15 min to 24 h"); INDETERMINATE is
+        // "usually resolved within 24 h" (§1.4, §6.6).
+        ProviderId::ZengaPay => (
+            "https://api.zengapay.com",
+            MINUTE,
+            15 * MINUTE,
+            24 * HOUR,
+            60,
+        ),
+        // At most 6 polls in the first hour, then hourly, at most 2500 calls a day (§2.4):
+        // 10, 20, 40 minutes, then every hour; 1 request a minute is 1440 a day. Compliance
+        // checks may take 24 h, so the deadline leaves room for them.
+        ProviderId::BitPesa => (
+            "https://api.transferzero.com",
+            10 * MINUTE,
+            HOUR,
+            72 * HOUR,
+            1,
+        ),
+        // STK query from 30-60 s after initiation, a few times over the first minutes
+        // (§3.7, §6.6); spike arrest (500.003.02) punishes bursts.
+        ProviderId::Daraja => (
+            "https://api.safaricom.co.ke",
+            45 * SECOND,
+            5 * MINUTE,
+            24 * HOUR,
+            30,
+        ),
+        ProviderId::Jenga => (
+            "https://api.finserve.africa",
+            MINUTE,
+            15 * MINUTE,
+            24 * HOUR,
+            60,
+        ),
         // Nothing to poll (§5): wait for the callback, then review.
-        ProviderId::Tujenge => (24 * HOUR_MS, 24 * HOUR_MS),
+        ProviderId::Tujenge => ("https://api.tujenge.io", 24 * HOUR, 24 * HOUR, 24 * HOUR, 1),
+    };
+    PollConfig {
+        base_url: base_url.to_string(),
+        first_after,
+        max_interval,
+        deadline,
+        rate_per_minute,
     }
 }
 
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// The schedule of a transaction first seen at `now_ms`.
-pub fn first_poll(provider: ProviderId, now_ms: i64) -> Schedule {
-    let (first, deadline) = defaults(provider);
+pub fn first_poll(plan: &PollConfig, now_ms: i64) -> Schedule {
     Schedule {
-        next_poll_at_ms: Some(now_ms + first),
-        deadline_at_ms: Some(now_ms + deadline),
+        next_poll_at_ms: Some(now_ms.saturating_add(ms(plan.first_after))),
+        deadline_at_ms: Some(now_ms.saturating_add(ms(plan.deadline))),
+    }
+}
+
+/// The interval policy of a plan: `first_after`, doubling, capped at `max_interval`.
+pub fn policy(plan: &PollConfig) -> RetryPolicy {
+    RetryPolicy {
+        first: plan.first_after,
+        max_interval: plan.max_interval,
+        factor: 2,
+        jitter: JITTER,
+        horizon: plan.deadline,
+    }
+}
+
+/// When to poll again after poll number `attempt` (1 for the first), given what the
+/// provider asked for with `Retry-After` and a uniform `draw` in 0.0..1.0 for jitter.
+///
+/// ```
+/// use payhook::{providers::ProviderId, schedule};
+/// use std::time::Duration;
+/// let plan = schedule::defaults(ProviderId::BitPesa);
+/// // TransferZero: 10, 20, 40 minutes, then hourly (providers.md §2.4).
+/// assert_eq!(schedule::next_poll_at(&plan, 0, 1, None, 0.0), 20 * 60_000);
+/// assert_eq!(schedule::next_poll_at(&plan, 0, 9, None, 0.0), 3_600_000);
+/// assert_eq!(schedule::next_poll_at(&plan, 0, 1, Some(Duration::from_secs(7200)), 0.0), 3_600_000);
+/// ```
+pub fn next_poll_at(
+    plan: &PollConfig,
+    now_ms: i64,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    draw: f64,
+) -> i64 {
+    // The first poll happened `first_after` in; the next interval is the following step.
+    let delay = policy(plan).next_delay(attempt.saturating_add(1), retry_after, draw);
+    now_ms.saturating_add(ms(delay))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transferzero_polls_at_most_six_times_in_the_first_hour_then_hourly() {
+        let plan = defaults(ProviderId::BitPesa);
+        let mut at = ms(plan.first_after);
+        let mut polls_in_first_hour = 0;
+        for attempt in 1..=30u32 {
+            if at <= ms(HOUR) {
+                polls_in_first_hour += 1;
+            }
+            let next = next_poll_at(&plan, at, attempt, None, 0.5);
+            if at > ms(HOUR) {
+                assert!(next - at >= ms(HOUR) * 9 / 10, "hourly after hour one");
+            }
+            at = next;
+        }
+        assert!(polls_in_first_hour <= 6, "{polls_in_first_hour}");
+    }
+
+    #[test]
+    fn retry_after_postpones_but_is_capped() {
+        let plan = defaults(ProviderId::ZengaPay);
+        let asked = Some(Duration::from_secs(600));
+        assert_eq!(next_poll_at(&plan, 0, 1, asked, 0.0), 600_000);
+        let huge = Some(Duration::from_secs(10 * 24 * 3600));
+        assert_eq!(
+            next_poll_at(&plan, 0, 1, huge, 0.0),
+            ms(crate::retry::RETRY_AFTER_MAX)
+        );
     }
 }

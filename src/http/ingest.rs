@@ -117,7 +117,7 @@ pub async fn handle(
         tracing::warn!(provider = %provider, error = %e, "authenticated callback could not be parsed; storing it raw for review");
     }
     let received_at_ms = now_ms();
-    let schedule = crate::schedule::first_poll(provider, received_at_ms);
+    let schedule = crate::schedule::first_poll(&ctx.config.poll(provider), received_at_ms);
     let confirm_unsigned = ctx.config.providers.confirm_unsigned(provider);
     let new = NewCallback {
         verified,
@@ -189,7 +189,11 @@ pub async fn handle(
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (413) and slow senders (408).
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, HttpError> {
+pub(crate) async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, HttpError> {
     // Refuse early when the client announces too much, without reading a byte of it.
     let announced = headers
         .get(header::CONTENT_LENGTH)

@@ -1,9 +1,11 @@
-//! The callback listener: a raw hyper 1.x HTTP/1.1 server, no framework.
+//! The callback listener: a raw hyper 1.x HTTP/1.1 server, no framework. The admin
+//! listener ([`admin`]) runs on the same accept loop with its own handler.
 //!
 //! The accept loop bounds concurrent connections, bounds how long a client may take to
 //! send its headers, and on shutdown stops accepting, then drains in-flight requests for
 //! at most [`DRAIN_DEADLINE`] (hyper-util's `GracefulShutdown`).
 
+pub mod admin;
 pub mod allowlist;
 pub mod client_ip;
 pub mod error;
@@ -42,6 +44,20 @@ pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Serves callbacks on `listener` until `shutdown` completes, then drains.
 pub async fn serve(listener: TcpListener, ctx: Ctx, shutdown: impl Future<Output = ()>) {
+    accept_loop(listener, ctx, shutdown, handle).await
+}
+
+/// The accept loop shared by the listeners: bounded connections, header timeout, graceful
+/// drain; `handler` answers each request.
+pub async fn accept_loop<H, F>(
+    listener: TcpListener,
+    ctx: Ctx,
+    shutdown: impl Future<Output = ()>,
+    handler: H,
+) where
+    H: Fn(Ctx, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -73,7 +89,7 @@ pub async fn serve(listener: TcpListener, ctx: Ctx, shutdown: impl Future<Output
         let ctx = ctx.clone();
         let service = service_fn(move |req| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(handle(ctx, peer, req).await) }
+            async move { Ok::<_, Infallible>(handler(ctx, peer, req).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -6,15 +6,22 @@
 //! is the public one TransferZero called, so it comes from configuration, never from the
 //! request's Host header (which the reverse proxy rewrites). Nonces are checked for replay
 //! in the store, inside the same transaction that stores the callback.
+//!
+//! Status: `GET /v1/transactions/{id}`, signed like any request, a GET hashing the empty
+//! body (§2.2, §2.4); the answer wraps the transaction in `"object"`.
 
 use super::{
-    ct_eq, header_str, verify_hex_mac, CallbackEvent, ParseError, Provider, ProviderId,
-    RawCallback, StatusReport, TxnKind, VerifiedCallback, VerifyError,
+    ct_eq, header_str, path_segment, verify_hex_mac, CallbackEvent, ParseError, PendingTxn,
+    PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
+    VerifiedCallback, VerifyError,
 };
 use crate::config::{BitPesaConfig, Secret};
 use crate::money::{decimal_text, Money};
 use crate::state::Status;
+use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use http::StatusCode;
+use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha512};
@@ -32,6 +39,7 @@ pub struct BitPesa {
     api_secret: Secret,
     webhook_url: Option<String>,
     public_base_url: Option<String>,
+    api_base_url: String,
 }
 
 impl BitPesa {
@@ -42,6 +50,7 @@ impl BitPesa {
             api_secret: cfg.api_secret.clone(),
             webhook_url: cfg.webhook_url.clone(),
             public_base_url: public_base_url.map(str::to_string),
+            api_base_url: cfg.poll.base_url.clone(),
         }
     }
 
@@ -139,6 +148,58 @@ impl Provider for BitPesa {
             report,
         })
     }
+
+    fn status_request(
+        &self,
+        txn: &PendingTxn,
+        inputs: PollInputs<'_>,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        let url = format!(
+            "{}/v1/transactions/{}",
+            self.api_base_url,
+            path_segment(&txn.provider_ref)
+        );
+        let signature = sign(&self.api_secret, inputs.nonce, "GET", &url, b"");
+        Some(
+            http::Request::get(&url)
+                .header(KEY_HEADER, self.api_key.expose())
+                .header(NONCE_HEADER, inputs.nonce)
+                .header(SIGNATURE_HEADER, signature)
+                .header(http::header::ACCEPT, "application/json")
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| PollError::Request(e.to_string())),
+        )
+    }
+
+    fn parse_status_reply(
+        &self,
+        txn: &PendingTxn,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<StatusReport, PollError> {
+        if !status.is_success() {
+            return Err(PollError::from_status(status));
+        }
+        let reply: StatusReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let o = reply.object.ok_or(ParseError::Missing("object"))?;
+        if o.id.as_deref().is_some_and(|id| id != txn.provider_ref) {
+            return Err(PollError::Malformed(format!(
+                "answer is about {:?}, not {:?}",
+                o.id, txn.provider_ref
+            )));
+        }
+        if o.state.is_none() {
+            return Err(ParseError::Missing("object.state").into());
+        }
+        Ok(transaction_report("poll", &txn.provider_ref, &o)?)
+    }
+}
+
+/// `GET /v1/transactions/{id}` answer (§2.4).
+#[derive(Deserialize)]
+struct StatusReply<'a> {
+    #[serde(borrow)]
+    object: Option<Object<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -257,7 +318,81 @@ mod tests {
             api_secret: Secret::new("YOUR_API_SECRET"),
             webhook_url: Some(url.to_string()),
             public_base_url: None,
+            api_base_url: "https://api-sandbox.transferzero.com".into(),
         }
+    }
+
+    fn pending(id: &str) -> PendingTxn {
+        PendingTxn {
+            id: 1,
+            provider: ProviderId::BitPesa,
+            provider_ref: id.into(),
+            kind: TxnKind::Transfer,
+            status: Status::Pending,
+            unconfirmed: false,
+            poll_attempts: 0,
+            created_at_ms: 0,
+            deadline_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn status_requests_are_signed_over_the_empty_body() {
+        let p = provider("https://x.test/");
+        let inputs = PollInputs {
+            now_ms: 0,
+            nonce: "nonce-1",
+            access_token: None,
+        };
+        let req = p.status_request(&pending("t-1"), inputs).unwrap().unwrap();
+        let url = "https://api-sandbox.transferzero.com/v1/transactions/t-1";
+        assert_eq!(req.uri().to_string(), url);
+        assert_eq!(req.headers()[KEY_HEADER], "YOUR_API_KEY");
+        assert_eq!(req.headers()[NONCE_HEADER], "nonce-1");
+        // Written out independently: HMAC-SHA512(secret, nonce&GET&url&sha512("")).
+        let empty = "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e";
+        let mut mac = Hmac::<Sha512>::new_from_slice(b"YOUR_API_SECRET").unwrap();
+        mac.update(format!("nonce-1&GET&{url}&{empty}").as_bytes());
+        assert_eq!(
+            req.headers()[SIGNATURE_HEADER],
+            hex::encode(mac.finalize().into_bytes()).as_str()
+        );
+    }
+
+    #[test]
+    fn status_answers_map_like_webhooks() {
+        let p = provider("https://x.test/");
+        let txn = pending("t-1");
+        let ok = |body: &str| p.parse_status_reply(&txn, StatusCode::OK, body.as_bytes());
+        let r = ok(r#"{"object":{"id":"t-1","state":"paid","input_amount":1500.5,"input_currency":"KES"}}"#).unwrap();
+        assert_eq!(
+            (r.status, r.money.unwrap().minor),
+            (Status::Succeeded, 150050)
+        );
+        assert_eq!(
+            ok(r#"{"object":{"id":"t-1","state":"processing"}}"#)
+                .unwrap()
+                .status,
+            Status::Pending
+        );
+        assert_eq!(
+            ok(r#"{"object":{"id":"t-1","state":"manual"}}"#)
+                .unwrap()
+                .status,
+            Status::Indeterminate
+        );
+        assert!(matches!(
+            ok(r#"{"object":{"id":"t-1"}}"#),
+            Err(PollError::Malformed(_))
+        ));
+        assert!(matches!(
+            ok(r#"{"object":{"id":"t-2","state":"paid"}}"#),
+            Err(PollError::Malformed(_))
+        ));
+        assert_eq!(
+            p.parse_status_reply(&txn, StatusCode::SERVICE_UNAVAILABLE, b""),
+            Err(PollError::Http(503))
+        );
     }
 
     fn verify(

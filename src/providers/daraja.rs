@@ -21,17 +21,28 @@
 //!
 //! Sub-routes avoid the words Daraja refuses in callback URLs (§3.6 item 1).
 //!
+//! Status: the STK push query (§3.2), `POST /mpesa/stkpushquery/v1/query` with an OAuth
+//! bearer token (`GET /oauth/v1/generate`, Basic consumer key:secret, cached by the
+//! reconciler) and `Password = base64(shortcode + passkey + timestamp)`. Only STK
+//! transactions have a synchronous query; C2B and B2C wait for their callbacks or their
+//! deadline (Transaction Status answers asynchronously, §3.5).
+//!
 //! The helpers the reconciler reuses for STK and Transaction Status queries are `pub`:
 //! [`result_status`] (ResultCode → status and reason), [`named_values`] / [`lookup`]
 //! (metadata items read by name), [`value_text`], [`parse_transaction_status`].
 
 use super::{
-    ct_eq, sha256_hex, Ack, CallbackEvent, ParseError, Provider, ProviderId, RawCallback,
-    StatusReport, TxnKind, VerifiedCallback, VerifyError,
+    ct_eq, sha256_hex, AccessToken, Ack, CallbackEvent, ParseError, PendingTxn, PollError,
+    PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
+    VerifiedCallback, VerifyError,
 };
-use crate::config::{DarajaConfig, Secret};
+use crate::config::{DarajaApi, DarajaConfig, Secret};
 use crate::money::Money;
 use crate::state::Status;
+use base64::Engine;
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -41,6 +52,8 @@ pub const CURRENCY: &str = "KES";
 /// The Daraja provider.
 pub struct Daraja {
     tokens: Vec<Secret>,
+    api: Option<DarajaApi>,
+    base_url: String,
 }
 
 impl Daraja {
@@ -48,8 +61,120 @@ impl Daraja {
     pub fn new(cfg: &DarajaConfig) -> Self {
         Daraja {
             tokens: cfg.callback_tokens.clone(),
+            api: cfg.api.clone(),
+            base_url: cfg.poll.base_url.clone(),
         }
     }
+}
+
+/// Daraja's `Timestamp` (`YYYYMMDDHHmmss`) in Kenyan time (EAT, UTC+3, no daylight saving),
+/// as Safaricom's own samples use it.
+///
+/// ```
+/// // 2021-06-28 06:24:08 UTC is 09:24:08 in Nairobi.
+/// assert_eq!(payhook::providers::daraja::timestamp(1_624_861_448_000), "20210628092408");
+/// ```
+pub fn timestamp(now_ms: i64) -> String {
+    const EAT_OFFSET_MS: i64 = 3 * 3_600_000;
+    crate::clock::rfc3339(now_ms.saturating_add(EAT_OFFSET_MS))
+        .chars()
+        .take(19)
+        .filter(char::is_ascii_digit)
+        .collect()
+}
+
+/// The STK `Password`: base64 of shortcode, passkey and timestamp concatenated (§3.1).
+///
+/// ```
+/// // The verified vector of providers.md §3.1 (Daraja sandbox passkey).
+/// let p = payhook::providers::daraja::stk_password(
+///     "174379",
+///     "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+///     "20210628092408",
+/// );
+/// assert_eq!(p, "MTc0Mzc5YmZiMjc5ZjlhYTliZGJjZjE1OGU5N2RkNzFhNDY3Y2QyZTBjODkzMDU5YjEwZjc4ZTZiNzJhZGExZWQyYzkxOTIwMjEwNjI4MDkyNDA4");
+/// ```
+pub fn stk_password(shortcode: &str, passkey: &str, timestamp: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{shortcode}{passkey}{timestamp}"))
+}
+
+/// True for transactions the STK push query can answer: STK pushes, and references of
+/// unknown kind shaped like a `CheckoutRequestID` (`ws_CO_…`).
+fn stk_queryable(txn: &PendingTxn) -> bool {
+    txn.kind == TxnKind::Stk
+        || (txn.kind == TxnKind::Unknown && txn.provider_ref.starts_with("ws_CO_"))
+}
+
+/// The STK push query answer (§3.2), and the error answer Daraja sends instead.
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct StkQueryReply<'a> {
+    #[serde(borrow)]
+    ResultCode: Option<&'a RawValue>,
+    ResultDesc: Option<String>,
+    CheckoutRequestID: Option<String>,
+    errorCode: Option<String>,
+    errorMessage: Option<String>,
+}
+
+/// `/oauth/v1/generate` answer: `expires_in` is a string of seconds (a number accepted).
+#[derive(Deserialize)]
+struct TokenReply<'a> {
+    access_token: Option<String>,
+    #[serde(borrow)]
+    expires_in: Option<&'a RawValue>,
+}
+
+/// Reads an STK query answer. "Being processed" comes as an HTTP 500 with
+/// `errorCode 500.001.1001`, and as `ResultCode 4999`: both PENDING, not failures. The
+/// same error code also means wrong credentials or an unknown merchant, so it is read by
+/// its message (§3.2); token, validation, spike-arrest and quota errors are poll
+/// failures.
+pub fn parse_stk_query(
+    provider_ref: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<StatusReport, PollError> {
+    let reply: StkQueryReply = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(_) if !status.is_success() => return Err(PollError::from_status(status)),
+        Err(e) => return Err(ParseError::from(e).into()),
+    };
+    if let Some(code) = reply.errorCode.as_deref() {
+        let message = reply.errorMessage.unwrap_or_default();
+        let lower = message.to_ascii_lowercase();
+        if code == "500.001.1001"
+            && (lower.contains("being processed") || lower.contains("under processing"))
+        {
+            let mut r = StatusReport::new(provider_ref, TxnKind::Stk, Status::Pending);
+            r.provider_status = Some(code.to_string());
+            return Ok(r);
+        }
+        // 404.001.03: invalid access token — the cached token must be dropped.
+        if code.starts_with("404.001.") || code.starts_with("401") {
+            return Err(PollError::Unauthorized(status.as_u16()));
+        }
+        return Err(PollError::Refused(format!("{code}: {message}")));
+    }
+    if !status.is_success() {
+        return Err(PollError::from_status(status));
+    }
+    if let Some(id) = reply.CheckoutRequestID.as_deref() {
+        if id.trim() != provider_ref {
+            return Err(PollError::Malformed(format!(
+                "answer is about {id:?}, not {provider_ref:?}"
+            )));
+        }
+    }
+    let code = value_text(reply.ResultCode).ok_or(ParseError::Missing("ResultCode"))?;
+    let (normalised, reason) = result_status(ResultFamily::Stk, &code);
+    let mut r = StatusReport::new(provider_ref, TxnKind::Stk, normalised);
+    r.reason = reason.map(str::to_string);
+    r.provider_status = Some(match reply.ResultDesc {
+        Some(desc) => format!("{code}: {desc}"),
+        None => code,
+    });
+    Ok(r)
 }
 
 /// Which configured token `candidate` is, compared in constant time against *every*
@@ -103,6 +228,88 @@ impl Provider for Daraja {
 
     fn parse_callback(&self, cb: &VerifiedCallback) -> Result<CallbackEvent, ParseError> {
         parse_body(cb.sub_route.as_deref(), &cb.body)
+    }
+
+    fn status_request(
+        &self,
+        txn: &PendingTxn,
+        inputs: PollInputs<'_>,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        let api = self.api.as_ref()?;
+        if !stk_queryable(txn) {
+            return None;
+        }
+        let Some(token) = inputs.access_token else {
+            return Some(Err(PollError::Request("no access token".into())));
+        };
+        let ts = timestamp(inputs.now_ms);
+        let body = serde_json::json!({
+            "BusinessShortCode": api.shortcode,
+            "Password": stk_password(&api.shortcode, api.passkey.expose(), &ts),
+            "Timestamp": ts,
+            "CheckoutRequestID": txn.provider_ref,
+        })
+        .to_string();
+        Some(
+            http::Request::post(format!("{}/mpesa/stkpushquery/v1/query", self.base_url))
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose()),
+                )
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| PollError::Request(e.to_string())),
+        )
+    }
+
+    fn parse_status_reply(
+        &self,
+        txn: &PendingTxn,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<StatusReport, PollError> {
+        parse_stk_query(&txn.provider_ref, status, body)
+    }
+
+    fn token_request(&self) -> Option<Result<StatusRequest, PollError>> {
+        let api = self.api.as_ref()?;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            api.consumer_key.expose(),
+            api.consumer_secret.expose()
+        ));
+        Some(
+            http::Request::get(format!(
+                "{}/oauth/v1/generate?grant_type=client_credentials",
+                self.base_url
+            ))
+            .header(http::header::AUTHORIZATION, format!("Basic {basic}"))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| PollError::Request(e.to_string())),
+        )
+    }
+
+    fn parse_token_reply(&self, status: StatusCode, body: &[u8]) -> Result<AccessToken, PollError> {
+        if !status.is_success() {
+            // Wrong consumer key/secret answers 400 or 401: a configuration problem.
+            return Err(match status.as_u16() {
+                400 | 401 | 403 => PollError::Unauthorized(status.as_u16()),
+                _ => PollError::from_status(status),
+            });
+        }
+        let reply: TokenReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let token = reply
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or(ParseError::Missing("access_token"))?;
+        // "valid ~1 h" (§3); when unreadable, assume the documented hour.
+        let secs = value_text(reply.expires_in)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(3600);
+        Ok(AccessToken {
+            token: Secret::new(token),
+            valid_for: std::time::Duration::from_secs(secs),
+        })
     }
 
     fn ack(&self, event: Option<&CallbackEvent>) -> Ack {
@@ -609,7 +816,134 @@ mod tests {
     fn provider() -> Daraja {
         Daraja {
             tokens: vec![Secret::new("old-token-9999999999"), Secret::new(TOKEN)],
+            api: Some(DarajaApi {
+                consumer_key: Secret::new("ck"),
+                consumer_secret: Secret::new("cs"),
+                shortcode: "174379".into(),
+                passkey: Secret::new(
+                    "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+                ),
+            }),
+            base_url: "https://sandbox.safaricom.co.ke".into(),
         }
+    }
+
+    fn stk(reference: &str, kind: TxnKind) -> PendingTxn {
+        PendingTxn {
+            id: 1,
+            provider: ProviderId::Daraja,
+            provider_ref: reference.into(),
+            kind,
+            status: Status::Pending,
+            unconfirmed: true,
+            poll_attempts: 0,
+            created_at_ms: 0,
+            deadline_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn stk_queries_carry_the_password_timestamp_and_bearer_token() {
+        let p = provider();
+        let token = Secret::new("tok");
+        let inputs = PollInputs {
+            now_ms: 1_624_861_448_000,
+            nonce: "n",
+            access_token: Some(&token),
+        };
+        let req = p
+            .status_request(&stk("ws_CO_1", TxnKind::Stk), inputs)
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.method(), http::Method::POST);
+        assert_eq!(
+            req.uri().to_string(),
+            "https://sandbox.safaricom.co.ke/mpesa/stkpushquery/v1/query"
+        );
+        assert_eq!(req.headers()["authorization"], "Bearer tok");
+        // C2B and B2C have no synchronous query; an unknown kind is queried only when the
+        // reference looks like a CheckoutRequestID.
+        assert!(p
+            .status_request(&stk("RKTQDM7W6S", TxnKind::C2b), inputs)
+            .is_none());
+        assert!(p
+            .status_request(&stk("RKTQDM7W6S", TxnKind::Unknown), inputs)
+            .is_none());
+        assert!(p
+            .status_request(&stk("ws_CO_2", TxnKind::Unknown), inputs)
+            .is_some());
+        let no_token = PollInputs {
+            access_token: None,
+            ..inputs
+        };
+        assert!(matches!(
+            p.status_request(&stk("ws_CO_1", TxnKind::Stk), no_token),
+            Some(Err(PollError::Request(_)))
+        ));
+        let t = p.token_request().unwrap().unwrap();
+        assert_eq!(t.headers()["authorization"], "Basic Y2s6Y3M=");
+        assert!(t
+            .uri()
+            .query()
+            .unwrap()
+            .contains("grant_type=client_credentials"));
+    }
+
+    #[test]
+    fn stk_query_answers_map_and_processing_is_pending() {
+        let parse = |status: u16, body: &str| {
+            parse_stk_query(
+                "ws_CO_1",
+                StatusCode::from_u16(status).unwrap(),
+                body.as_bytes(),
+            )
+        };
+        let ok = r#"{"ResponseCode":"0","ResponseDescription":"accepted","MerchantRequestID":"m","CheckoutRequestID":"ws_CO_1","ResultCode":"0","ResultDesc":"The service request is processed successfully."}"#;
+        assert_eq!(parse(200, ok).unwrap().status, Status::Succeeded);
+        let cancelled = ok.replace(r#""ResultCode":"0""#, r#""ResultCode":"1032""#);
+        let r = parse(200, &cancelled).unwrap();
+        assert_eq!(
+            (r.status, r.reason.as_deref()),
+            (Status::Failed, Some("CANCELLED_BY_USER"))
+        );
+        let still = ok.replace(r#""ResultCode":"0""#, r#""ResultCode":"4999""#);
+        assert_eq!(parse(200, &still).unwrap().status, Status::Pending);
+        let processing = r#"{"requestId":"ws_CO_1","errorCode":"500.001.1001","errorMessage":"The transaction is being processed"}"#;
+        assert_eq!(parse(500, processing).unwrap().status, Status::Pending);
+        let wrong_creds =
+            r#"{"requestId":"x","errorCode":"500.001.1001","errorMessage":"Wrong credentials"}"#;
+        assert!(matches!(
+            parse(500, wrong_creds),
+            Err(PollError::Refused(_))
+        ));
+        let bad_token =
+            r#"{"requestId":"x","errorCode":"404.001.03","errorMessage":"Invalid Access Token"}"#;
+        assert_eq!(parse(404, bad_token), Err(PollError::Unauthorized(404)));
+        let spike =
+            r#"{"requestId":"x","errorCode":"500.003.02","errorMessage":"Spike arrest violation"}"#;
+        assert!(matches!(parse(500, spike), Err(PollError::Refused(_))));
+        assert_eq!(parse(503, "<html>"), Err(PollError::Http(503)));
+        assert!(matches!(parse(200, "{}"), Err(PollError::Malformed(_))));
+        let other = ok.replace("ws_CO_1", "ws_CO_9");
+        assert!(matches!(parse(200, &other), Err(PollError::Malformed(_))));
+    }
+
+    #[test]
+    fn oauth_answers_give_a_token_and_its_lifetime() {
+        let p = provider();
+        let t = p
+            .parse_token_reply(
+                StatusCode::OK,
+                br#"{"access_token":"abc","expires_in":"3599"}"#,
+            )
+            .unwrap();
+        assert_eq!((t.token.expose(), t.valid_for.as_secs()), ("abc", 3599));
+        assert_eq!(
+            p.parse_token_reply(StatusCode::BAD_REQUEST, b"{}")
+                .unwrap_err(),
+            PollError::Unauthorized(400)
+        );
+        assert!(p.parse_token_reply(StatusCode::OK, b"{}").is_err());
     }
 
     fn verify(rest: Option<&str>) -> Result<VerifiedCallback, VerifyError> {

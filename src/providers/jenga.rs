@@ -12,32 +12,204 @@
 //! IPN `status` SUCCESS | FAILED is terminal (§6.2). Account alerts (`callbackType`
 //! `ALT`) share the shape: a credit is read like an IPN, a debit is stored and changes
 //! nothing. Dedupe is on `callbackType`, the trimmed reference and `status` (§4.1).
+//!
+//! Status: `GET /v3-apis/transaction-api/v3.0/transactions/details/{ref}` (§4.2) with a
+//! merchant bearer token (`POST /authentication/api/v3/authenticate/merchant`, cached by
+//! the reconciler) and `Signature: base64(RSA-SHA256(private key, ref))`. `stateCode` 2 is
+//! SUCCEEDED, 1 FAILED (except `data.code` 400105, "unknown status": INDETERMINATE), -1
+//! PENDING. Signing uses `ring`, already in the tree for TLS, so no RSA crate is added.
 
 use super::{
-    ct_eq, header_str, CallbackEvent, ParseError, Provider, ProviderId, RawCallback, StatusReport,
-    TxnKind, VerifiedCallback, VerifyError,
+    ct_eq, header_str, path_segment, AccessToken, CallbackEvent, ParseError, PendingTxn, PollError,
+    PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
+    VerifiedCallback, VerifyError,
 };
 use crate::config::{JengaConfig, Secret};
 use crate::money::{decimal_text, Money};
 use crate::state::Status;
 use base64::Engine;
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Full;
+use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 
 /// The Jenga provider.
 pub struct Jenga {
     username: Secret,
     password: Secret,
+    api: Option<Api>,
+    base_url: String,
+}
+
+/// The query credentials, with the key parsed once.
+struct Api {
+    merchant_code: String,
+    api_key: Secret,
+    consumer_secret: Secret,
+    key: Arc<RsaKeyPair>,
 }
 
 impl Jenga {
     /// From `[providers.jenga]`.
     pub fn new(cfg: &JengaConfig) -> Self {
+        let api = cfg.api.as_ref().and_then(|a| {
+            // The key was parsed when the configuration was loaded, so this holds.
+            let key = signing_key(a.private_key.expose())
+                .inspect_err(|e| tracing::error!(error = %e, "Jenga private key unusable; Jenga is not polled"))
+                .ok()?;
+            Some(Api {
+                merchant_code: a.merchant_code.clone(),
+                api_key: a.api_key.clone(),
+                consumer_secret: a.consumer_secret.clone(),
+                key: Arc::new(key),
+            })
+        });
         Jenga {
             username: cfg.ipn_username.clone(),
             password: cfg.ipn_password.clone(),
+            api,
+            base_url: cfg.poll.base_url.clone(),
         }
     }
+}
+
+/// Parses an RSA private key from PEM: PKCS#8 (`BEGIN PRIVATE KEY`, what
+/// `openssl genpkey` writes) or PKCS#1 (`BEGIN RSA PRIVATE KEY`, `openssl genrsa`).
+pub fn signing_key(pem: &str) -> Result<RsaKeyPair, String> {
+    let (label, der) = pem_block(pem)?;
+    let parsed = match label.as_str() {
+        "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),
+        "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der),
+        other => return Err(format!("a {other:?} PEM block is not an RSA private key")),
+    };
+    parsed.map_err(|e| format!("not a usable RSA private key: {e}"))
+}
+
+/// The first PEM block: its label and decoded bytes.
+fn pem_block(pem: &str) -> Result<(String, Vec<u8>), String> {
+    let begin = pem
+        .find("-----BEGIN ")
+        .ok_or("no \"-----BEGIN\" line: not a PEM file")?;
+    let rest = &pem[begin + 11..];
+    let label_end = rest.find("-----").ok_or("malformed BEGIN line")?;
+    let label = rest[..label_end].to_string();
+    let body = &rest[label_end + 5..];
+    let end = body
+        .find(&format!("-----END {label}-----"))
+        .ok_or("no matching END line")?;
+    let b64: String = body[..end].split_whitespace().collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("PEM body is not base64: {e}"))?;
+    Ok((label, der))
+}
+
+/// `base64(RSA-SHA256(key, message))`, the `Signature` header (§4.2).
+pub fn sign(key: &RsaKeyPair, message: &str) -> Result<String, String> {
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    // PKCS#1 v1.5 signatures are deterministic; the generator only serves ring's blinding.
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        message.as_bytes(),
+        &mut sig,
+    )
+    .map_err(|_| "RSA signing failed".to_string())?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(sig))
+}
+
+/// Transaction details answer (§4.2). `status: true` only means the query worked.
+#[derive(Deserialize)]
+struct DetailsReply<'a> {
+    status: Option<bool>,
+    message: Option<String>,
+    #[serde(borrow)]
+    data: Option<Details<'a>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Details<'a> {
+    state: Option<String>,
+    #[serde(borrow)]
+    stateCode: Option<&'a RawValue>,
+    #[serde(borrow)]
+    code: Option<&'a RawValue>,
+    transactionReference: Option<String>,
+}
+
+/// Token answer; `expiresIn`'s form is not documented (§4.2, unverified), so only a
+/// number of seconds is believed.
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct TokenReply<'a> {
+    accessToken: Option<String>,
+    #[serde(borrow)]
+    expiresIn: Option<&'a RawValue>,
+}
+
+/// How long a Jenga token is used when its answer does not say in seconds.
+const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 600;
+
+/// A JSON scalar (number or string) as trimmed text.
+fn scalar_text(raw: Option<&RawValue>) -> Option<String> {
+    let raw = raw?;
+    let text = match serde_json::from_str::<String>(raw.get()) {
+        Ok(s) => s,
+        Err(_) => raw.get().to_string(),
+    };
+    Some(text.trim().to_string()).filter(|t| !t.is_empty() && t != "null")
+}
+
+/// Reads a transaction details answer.
+pub fn parse_details(
+    provider_ref: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<StatusReport, PollError> {
+    if !status.is_success() {
+        return Err(PollError::from_status(status));
+    }
+    let reply: DetailsReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+    if reply.status != Some(true) {
+        return Err(PollError::Refused(
+            reply.message.unwrap_or_else(|| "status is not true".into()),
+        ));
+    }
+    let d = reply.data.ok_or(ParseError::Missing("data"))?;
+    if let Some(r) = d.transactionReference.as_deref() {
+        if !r.trim().is_empty() && r.trim() != provider_ref {
+            return Err(PollError::Malformed(format!(
+                "answer is about {r:?}, not {provider_ref:?}"
+            )));
+        }
+    }
+    let state_code = scalar_text(d.stateCode).ok_or(ParseError::Missing("data.stateCode"))?;
+    let code = scalar_text(d.code);
+    let (normalised, reason) = match state_code.as_str() {
+        "2" => (Status::Succeeded, None),
+        // 400105: "failed with unknown status, contact Finserve support" (§4.2).
+        "1" if code.as_deref() == Some("400105") => {
+            (Status::Indeterminate, Some("NEEDS_PROVIDER_ACTION"))
+        }
+        "1" => (Status::Failed, Some("PROVIDER_FAILED")),
+        "-1" => (Status::Pending, None),
+        other => {
+            return Err(PollError::Malformed(format!("unknown stateCode {other:?}")));
+        }
+    };
+    let mut r = StatusReport::new(provider_ref, TxnKind::Unknown, normalised);
+    r.reason = reason.map(str::to_string);
+    r.provider_status = Some(format!(
+        "{state_code}:{}{}",
+        d.state.unwrap_or_default(),
+        code.map(|c| format!(":{c}")).unwrap_or_default()
+    ));
+    // The answer's amount comes without a currency (§4.2), so it is not compared here.
+    Ok(r)
 }
 
 impl Provider for Jenga {
@@ -80,6 +252,87 @@ impl Provider for Jenga {
 
     fn parse_callback(&self, cb: &VerifiedCallback) -> Result<CallbackEvent, ParseError> {
         parse_body(&cb.body)
+    }
+
+    fn status_request(
+        &self,
+        txn: &PendingTxn,
+        inputs: PollInputs<'_>,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        let api = self.api.as_ref()?;
+        let Some(token) = inputs.access_token else {
+            return Some(Err(PollError::Request("no access token".into())));
+        };
+        let signature = match sign(&api.key, &txn.provider_ref) {
+            Ok(s) => s,
+            Err(e) => return Some(Err(PollError::Request(e))),
+        };
+        Some(
+            http::Request::get(format!(
+                "{}/v3-apis/transaction-api/v3.0/transactions/details/{}",
+                self.base_url,
+                path_segment(&txn.provider_ref)
+            ))
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.expose()),
+            )
+            .header("signature", signature)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| PollError::Request(e.to_string())),
+        )
+    }
+
+    fn parse_status_reply(
+        &self,
+        txn: &PendingTxn,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<StatusReport, PollError> {
+        let mut r = parse_details(&txn.provider_ref, status, body)?;
+        r.kind = txn.kind;
+        Ok(r)
+    }
+
+    fn token_request(&self) -> Option<Result<StatusRequest, PollError>> {
+        let api = self.api.as_ref()?;
+        let body = serde_json::json!({
+            "merchantCode": api.merchant_code,
+            "consumerSecret": api.consumer_secret.expose(),
+        })
+        .to_string();
+        Some(
+            http::Request::post(format!(
+                "{}/authentication/api/v3/authenticate/merchant",
+                self.base_url
+            ))
+            .header("api-key", api.api_key.expose())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| PollError::Request(e.to_string())),
+        )
+    }
+
+    fn parse_token_reply(&self, status: StatusCode, body: &[u8]) -> Result<AccessToken, PollError> {
+        if !status.is_success() {
+            return Err(match status.as_u16() {
+                400 | 401 | 403 => PollError::Unauthorized(status.as_u16()),
+                _ => PollError::from_status(status),
+            });
+        }
+        let reply: TokenReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let token = reply
+            .accessToken
+            .filter(|t| !t.is_empty())
+            .ok_or(ParseError::Missing("accessToken"))?;
+        let secs = scalar_text(reply.expiresIn)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS);
+        Ok(AccessToken {
+            token: Secret::new(token),
+            valid_for: std::time::Duration::from_secs(secs),
+        })
     }
 }
 
@@ -221,7 +474,69 @@ mod tests {
         Jenga {
             username: Secret::new("ipnuser"),
             password: Secret::new("ipnpass"),
+            api: None,
+            base_url: "https://uat.finserve.africa".into(),
         }
+    }
+
+    #[test]
+    fn pem_keys_parse_and_other_blocks_are_named() {
+        let pem = include_str!("../../fixtures/jenga/test_private_key.pem");
+        let key = signing_key(pem).unwrap();
+        assert_eq!(key.public().modulus_len(), 256);
+        let err = signing_key("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----")
+            .err()
+            .unwrap();
+        assert!(err.contains("CERTIFICATE"), "{err}");
+        assert!(signing_key("not pem").is_err());
+    }
+
+    #[test]
+    fn the_signature_matches_openssl() {
+        let pem = include_str!("../../fixtures/jenga/test_private_key.pem");
+        let key = signing_key(pem).unwrap();
+        // fixtures/README.md: `printf %s 328411183176 | openssl dgst -sha256 -sign
+        // test_private_key.pem | base64 -w0`.
+        let expected = include_str!("../../fixtures/jenga/signature_328411183176.b64");
+        assert_eq!(sign(&key, "328411183176").unwrap(), expected.trim());
+    }
+
+    #[test]
+    fn details_answers_map_by_state_code() {
+        let parse = |status: u16, body: &str| {
+            parse_details(
+                "328411183176",
+                StatusCode::from_u16(status).unwrap(),
+                body.as_bytes(),
+            )
+        };
+        let body = |state_code: &str, code: &str| {
+            format!(
+                r#"{{"status":true,"code":0,"message":"success","data":{{"state":"x","stateCode":{state_code},"code":{code},"transactionReference":"328411183176"}}}}"#
+            )
+        };
+        assert_eq!(
+            parse(200, &body("2", "0")).unwrap().status,
+            Status::Succeeded
+        );
+        assert_eq!(parse(200, &body("1", "1")).unwrap().status, Status::Failed);
+        assert_eq!(
+            parse(200, &body("1", "400105")).unwrap().status,
+            Status::Indeterminate
+        );
+        assert_eq!(
+            parse(200, &body("\"-1\"", "0")).unwrap().status,
+            Status::Pending
+        );
+        assert!(matches!(
+            parse(200, &body("7", "0")),
+            Err(PollError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(200, r#"{"status":false,"message":"Invalid signature"}"#),
+            Err(PollError::Refused(_))
+        ));
+        assert_eq!(parse(401, "{}"), Err(PollError::Unauthorized(401)));
     }
 
     fn verify(auth: Option<&str>) -> Result<VerifiedCallback, VerifyError> {

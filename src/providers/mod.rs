@@ -2,7 +2,10 @@
 //!
 //! Providers do no I/O. `verify` checks the credential on the raw request bytes before
 //! anything is parsed; `parse_callback` turns a verified body into a [`CallbackEvent`].
-//! The HTTP layer owns sockets, the store owns SQL. A new provider is one file here plus
+//! For reconciliation, `status_request` builds the status query of one open transaction
+//! and `parse_status_reply` reads the answer; the reconciler sends it (providers never
+//! touch the network) and whatever is not pure (the time, a nonce, an access token) is
+//! passed in through [`PollInputs`]. The HTTP layer owns sockets, the store owns SQL. A new provider is one file here plus
 //! one [`ProviderId`] variant.
 
 pub mod bitpesa;
@@ -11,11 +14,13 @@ pub mod jenga;
 pub mod tujenge;
 pub mod zengapay;
 
+use crate::config::Secret;
 use crate::money::Money;
 use crate::state::Status;
 use bytes::Bytes;
 use hmac::Mac;
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
+use http_body_util::Full;
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -329,6 +334,148 @@ impl Default for Ack {
     }
 }
 
+/// An open transaction the reconciler asks its provider about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTxn {
+    /// `transactions.id`.
+    pub id: i64,
+    /// Its provider.
+    pub provider: ProviderId,
+    /// The provider's reference, the key of the status query.
+    pub provider_ref: String,
+    /// Payment kind (ZengaPay has one endpoint per kind).
+    pub kind: TxnKind,
+    /// Current status (PENDING or INDETERMINATE).
+    pub status: Status,
+    /// True when an unsigned callback reported a success that a poll must confirm.
+    pub unconfirmed: bool,
+    /// Status queries made so far.
+    pub poll_attempts: i64,
+    /// When payhook first knew of it.
+    pub created_at_ms: i64,
+    /// Escalate to NEEDS_REVIEW if still open by then.
+    pub deadline_at_ms: Option<i64>,
+}
+
+/// What building a status request may need that is not pure: the reconciler supplies
+/// them, so providers stay deterministic and testable from fixtures.
+#[derive(Debug, Clone, Copy)]
+pub struct PollInputs<'a> {
+    /// Now, epoch milliseconds (Daraja's timestamp).
+    pub now_ms: i64,
+    /// A fresh unique value (TransferZero's `Authorization-Nonce`).
+    pub nonce: &'a str,
+    /// A bearer token the reconciler fetched and cached (Daraja OAuth), if the provider
+    /// uses one.
+    pub access_token: Option<&'a Secret>,
+}
+
+/// Why a status poll gave no usable status. None of these changes a transaction's state
+/// (design.md invariant 5): the reconciler records the poll and reschedules it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollError {
+    /// The provider has no status endpoint payhook can use (or it is not configured).
+    #[error("no status endpoint")]
+    Unsupported,
+    /// The request could not be built (e.g. a reference that is not a valid path segment).
+    #[error("cannot build the status request: {0}")]
+    Request(String),
+    /// 401/403: bad credentials or an egress IP the provider has not whitelisted.
+    #[error("refused with HTTP {0}: check credentials and IP whitelisting")]
+    Unauthorized(u16),
+    /// 404: often just too soon after creation (providers.md §1.4); never FAILED.
+    #[error("not found (yet)")]
+    NotFound,
+    /// 429: over the provider's rate limit.
+    #[error("rate limited")]
+    RateLimited,
+    /// Any other non-success answer (5xx, ...).
+    #[error("HTTP {0}")]
+    Http(u16),
+    /// A success answer whose body payhook cannot read.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+    /// The provider answered with an error of its own (Daraja `errorCode`: spike arrest,
+    /// quota, wrong credentials, ...), not a status.
+    #[error("provider error: {0}")]
+    Refused(String),
+}
+
+impl PollError {
+    /// Short stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PollError::Unsupported => "unsupported",
+            PollError::Request(_) => "request",
+            PollError::Unauthorized(_) => "unauthorized",
+            PollError::NotFound => "not_found",
+            PollError::RateLimited => "rate_limited",
+            PollError::Http(_) => "http",
+            PollError::Malformed(_) => "malformed",
+            PollError::Refused(_) => "refused",
+        }
+    }
+
+    /// The failure a non-2xx answer means, for providers without special cases.
+    pub fn from_status(status: StatusCode) -> PollError {
+        match status.as_u16() {
+            401 | 403 => PollError::Unauthorized(status.as_u16()),
+            404 => PollError::NotFound,
+            429 => PollError::RateLimited,
+            other => PollError::Http(other),
+        }
+    }
+}
+
+impl From<ParseError> for PollError {
+    fn from(e: ParseError) -> Self {
+        PollError::Malformed(e.to_string())
+    }
+}
+
+/// A status query, built by a provider and sent by the reconciler.
+pub type StatusRequest = http::Request<Full<Bytes>>;
+
+/// One page of a provider's statement, read by the reconciler's sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SweepPage {
+    /// The transactions listed (charges and other non-payment entries left out).
+    pub reports: Vec<StatusReport>,
+    /// Entries that could not be read and were skipped.
+    pub skipped: usize,
+    /// The next page to ask for, if there is one.
+    pub next_page: Option<u32>,
+}
+
+/// An access token for a provider's status API (Daraja OAuth, Jenga merchant token),
+/// fetched and cached by the reconciler.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The bearer token.
+    pub token: Secret,
+    /// How long the provider says it stays valid.
+    pub valid_for: std::time::Duration,
+}
+
+/// Percent-encodes a reference for use as one URL path segment: references come from
+/// callbacks and merchants, and must not be able to change the path (`../`, `?`, `#`).
+///
+/// ```
+/// assert_eq!(payhook::providers::path_segment("ab-1_2.~"), "ab-1_2.~");
+/// assert_eq!(payhook::providers::path_segment("../x?y"), "..%2Fx%3Fy");
+/// ```
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// One provider's wire format and authentication. Implementations do no I/O.
 pub trait Provider: Send + Sync {
     /// Which provider this is.
@@ -341,6 +488,54 @@ pub trait Provider: Send + Sync {
     /// body could not be parsed).
     fn ack(&self, _event: Option<&CallbackEvent>) -> Ack {
         Ack::default()
+    }
+    /// The status query for one open transaction; `None` if the provider has none (or it
+    /// is not configured), in which case the transaction waits for a callback or its
+    /// deadline.
+    fn status_request(
+        &self,
+        _txn: &PendingTxn,
+        _inputs: PollInputs<'_>,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        None
+    }
+    /// Reads the answer to [`Provider::status_request`]. Every HTTP status reaches this
+    /// method, because some providers state a status in an error answer (Daraja's
+    /// "being processed" comes as HTTP 500, providers.md §3.2).
+    fn parse_status_reply(
+        &self,
+        _txn: &PendingTxn,
+        _status: StatusCode,
+        _body: &[u8],
+    ) -> Result<StatusReport, PollError> {
+        Err(PollError::Unsupported)
+    }
+    /// A page of the provider's statement of transactions between `from_ms` and `to_ms`,
+    /// for finding transactions payhook does not know; `None` if there is none.
+    fn sweep_request(
+        &self,
+        _from_ms: i64,
+        _to_ms: i64,
+        _page: u32,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        None
+    }
+    /// Reads the answer to [`Provider::sweep_request`].
+    fn parse_sweep_reply(&self, _status: StatusCode, _body: &[u8]) -> Result<SweepPage, PollError> {
+        Err(PollError::Unsupported)
+    }
+    /// The request that fetches an access token, when the status API needs one; the
+    /// reconciler caches the token until it expires and passes it in [`PollInputs`].
+    fn token_request(&self) -> Option<Result<StatusRequest, PollError>> {
+        None
+    }
+    /// Reads the answer to [`Provider::token_request`].
+    fn parse_token_reply(
+        &self,
+        _status: StatusCode,
+        _body: &[u8],
+    ) -> Result<AccessToken, PollError> {
+        Err(PollError::Unsupported)
     }
 }
 

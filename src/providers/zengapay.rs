@@ -6,15 +6,27 @@
 //! (what ZengaPay's own plugin signs since 2022), or as an integer. Accepting several does
 //! not help a forger: every candidate needs the secret. Which one matched is stored in
 //! `callbacks.auth` so that an account can later be pinned to one.
+//!
+//! Status: `GET /v1/collections/{ref}` or `/v1/transfers/{ref}` with the API token as a
+//! bearer (§1.4). A 404 soon after initiation means "not yet", never FAILED.
+//!
+//! Sweep: `GET /v1/account/statement?start=…&end=…&designation=TRANSACTION&page=…` lists
+//! the account's transactions (seed 004 "Account Statement"); the reconciler records the
+//! ones payhook does not know, so a payment whose callback was lost and that nobody
+//! registered is still found.
 
 use super::{
-    header_str, verify_hex_mac, Ack, CallbackEvent, ParseError, Provider, ProviderId, RawCallback,
-    StatusReport, TxnKind, VerifiedCallback, VerifyError,
+    header_str, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError, PendingTxn,
+    PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest,
+    SweepPage, TxnKind, VerifiedCallback, VerifyError,
 };
 use crate::config::{Secret, ZengaPayConfig};
 use crate::money::{decimal_text, Money};
 use crate::state::Status;
+use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use http::StatusCode;
+use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::Sha256;
@@ -37,6 +49,8 @@ pub mod variant {
 /// The ZengaPay provider.
 pub struct ZengaPay {
     secret_hash: Secret,
+    api_token: Option<Secret>,
+    base_url: String,
 }
 
 impl ZengaPay {
@@ -44,6 +58,8 @@ impl ZengaPay {
     pub fn new(cfg: &ZengaPayConfig) -> Self {
         ZengaPay {
             secret_hash: cfg.secret_hash.clone(),
+            api_token: cfg.api_token.clone(),
+            base_url: cfg.poll.base_url.clone(),
         }
     }
 
@@ -211,6 +227,237 @@ impl Provider for ZengaPay {
         // §1.1: exactly 200 is the safe answer; the body is ignored.
         Ack::default()
     }
+
+    fn status_request(
+        &self,
+        txn: &PendingTxn,
+        _inputs: PollInputs<'_>,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        let token = self.api_token.as_ref()?;
+        // One endpoint per kind (§1.4); a transaction of unknown kind is most likely a
+        // collection, the common case, and a wrong guess only yields a 404 (a failed poll).
+        let kind = match txn.kind {
+            TxnKind::Transfer => "transfers",
+            _ => "collections",
+        };
+        let url = format!(
+            "{}/v1/{kind}/{}",
+            self.base_url,
+            path_segment(&txn.provider_ref)
+        );
+        Some(
+            http::Request::get(url)
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose()),
+                )
+                .header(http::header::ACCEPT, "application/json")
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| PollError::Request(e.to_string())),
+        )
+    }
+
+    fn sweep_request(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        page: u32,
+    ) -> Option<Result<StatusRequest, PollError>> {
+        let token = self.api_token.as_ref()?;
+        let url = format!(
+            "{}/v1/account/statement?start={}&end={}&designation=TRANSACTION&limit={STATEMENT_PAGE_SIZE}&page={page}",
+            self.base_url,
+            statement_time(from_ms).replace(' ', "%20"),
+            statement_time(to_ms).replace(' ', "%20"),
+        );
+        Some(
+            http::Request::get(url)
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose()),
+                )
+                .header(http::header::ACCEPT, "application/json")
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| PollError::Request(e.to_string())),
+        )
+    }
+
+    fn parse_sweep_reply(&self, status: StatusCode, body: &[u8]) -> Result<SweepPage, PollError> {
+        if !status.is_success() {
+            return Err(PollError::from_status(status));
+        }
+        let reply: StatementReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let st = reply.statement.ok_or(ParseError::Missing("statement"))?;
+        let mut page = SweepPage::default();
+        for entry in st.data.unwrap_or_default() {
+            let is_charge = entry
+                .transactionEntryDesignation
+                .as_deref()
+                .is_some_and(|d| !d.eq_ignore_ascii_case("TRANSACTION"));
+            match statement_report(entry) {
+                Some(r) => page.reports.push(r),
+                None if is_charge => {}
+                None => page.skipped += 1,
+            }
+        }
+        page.next_page = match (st.current_page, st.last_page) {
+            (Some(cur), Some(last)) if cur < last => Some(cur + 1),
+            _ => None,
+        };
+        Ok(page)
+    }
+
+    fn parse_status_reply(
+        &self,
+        txn: &PendingTxn,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<StatusReport, PollError> {
+        if !status.is_success() {
+            return Err(PollError::from_status(status));
+        }
+        let reply: StatusReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let d = reply.data.ok_or(ParseError::Missing("data"))?;
+        if let Some(r) = d.transactionReference.as_deref() {
+            if r.trim() != txn.provider_ref {
+                return Err(PollError::Malformed(format!(
+                    "answer is about {r:?}, not {:?}",
+                    txn.provider_ref
+                )));
+            }
+        }
+        let word = d
+            .transactionStatus
+            .ok_or(ParseError::Missing("data.transactionStatus"))?;
+        let normalised = parse_status(&word).ok_or_else(|| ParseError::Invalid {
+            field: "data.transactionStatus",
+            why: format!("unknown status {word:?}"),
+        })?;
+        let mut report = StatusReport::new(txn.provider_ref.clone(), txn.kind, normalised);
+        report.reason = (normalised == Status::Failed).then(|| "PROVIDER_FAILED".to_string());
+        report.provider_status = Some(word);
+        // `amount` is a number here, a string in webhooks (§1.6): decimal_text reads both.
+        if let (Some(amount), Some(code)) = (d.amount, d.currencyCode.as_deref()) {
+            let invalid = |why: String| ParseError::Invalid {
+                field: "data.amount",
+                why,
+            };
+            if let Some(text) = decimal_text(amount).map_err(|e| invalid(e.to_string()))? {
+                report.money = Some(
+                    Money::parse(&text, currency_of(code)).map_err(|e| invalid(e.to_string()))?,
+                );
+            }
+        }
+        report.merchant_ref = d.transactionExternalReference;
+        report.msisdn = d.msisdn;
+        report.receipt = d.MNOTransactionReferenceId;
+        Ok(report)
+    }
+}
+
+/// Entries read per statement page.
+pub const STATEMENT_PAGE_SIZE: u32 = 100;
+
+/// A statement date (`YYYY-MM-DD HH:MM:SS`) in Ugandan time (EAT, UTC+3), the zone of
+/// ZengaPay's own timestamps; the sweep's lookback leaves room should it be UTC.
+///
+/// ```
+/// assert_eq!(payhook::providers::zengapay::statement_time(0), "1970-01-01 03:00:00");
+/// ```
+pub fn statement_time(ms: i64) -> String {
+    let text = crate::clock::rfc3339(ms.saturating_add(3 * 3_600_000));
+    text.chars()
+        .take(19)
+        .map(|c| if c == 'T' { ' ' } else { c })
+        .collect()
+}
+
+/// `GET /v1/account/statement` answer: a Laravel-style page (`current_page`,
+/// `last_page`, `data`).
+#[derive(Deserialize)]
+struct StatementReply<'a> {
+    #[serde(borrow)]
+    statement: Option<Statement<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Statement<'a> {
+    current_page: Option<u32>,
+    last_page: Option<u32>,
+    #[serde(borrow)]
+    data: Option<Vec<StatementEntry<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct StatementEntry<'a> {
+    transactionReference: Option<String>,
+    transactionStatus: Option<String>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    currencyCode: Option<String>,
+    msisdn: Option<String>,
+    MNOTransactionReferenceId: Option<String>,
+    transactionExternalReference: Option<String>,
+    transactionEntryGeneralType: Option<String>,
+    transactionEntryDesignation: Option<String>,
+    transactionEntrySpecificType: Option<String>,
+}
+
+/// One statement entry as a report, or `None` for an entry that is not a payment (a
+/// charge, §1.6) or cannot be read.
+fn statement_report(e: StatementEntry<'_>) -> Option<StatusReport> {
+    if e.transactionEntryDesignation
+        .as_deref()
+        .is_some_and(|d| !d.eq_ignore_ascii_case("TRANSACTION"))
+    {
+        return None;
+    }
+    let reference = e
+        .transactionReference
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())?;
+    let word = e.transactionStatus?;
+    let status = parse_status(&word)?;
+    let specific = e.transactionEntrySpecificType.unwrap_or_default();
+    let general = e.transactionEntryGeneralType.unwrap_or_default();
+    let kind = if specific.starts_with("INBOUND") || general.eq_ignore_ascii_case("CREDIT") {
+        TxnKind::Collection
+    } else if specific.starts_with("OUTBOUND") || general.eq_ignore_ascii_case("DEBIT") {
+        TxnKind::Transfer
+    } else {
+        TxnKind::Unknown
+    };
+    let mut r = StatusReport::new(reference, kind, status);
+    r.provider_status = Some(word);
+    r.money = match (e.amount.map(decimal_text), e.currencyCode.as_deref()) {
+        (Some(Ok(Some(a))), Some(code)) => Money::parse(&a, currency_of(code)).ok(),
+        _ => None,
+    };
+    r.merchant_ref = e.transactionExternalReference;
+    r.msisdn = e.msisdn;
+    r.receipt = e.MNOTransactionReferenceId;
+    Some(r)
+}
+
+/// `GET /v1/collections/{ref}` answer (§1.4).
+#[derive(Deserialize)]
+struct StatusReply<'a> {
+    #[serde(borrow)]
+    data: Option<StatusData<'a>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct StatusData<'a> {
+    transactionReference: Option<String>,
+    transactionStatus: Option<String>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    currencyCode: Option<String>,
+    transactionExternalReference: Option<String>,
+    MNOTransactionReferenceId: Option<String>,
+    msisdn: Option<String>,
 }
 
 /// Maps ZengaPay's `transactionStatus` (§1.4).
@@ -241,7 +488,120 @@ mod tests {
     fn provider() -> ZengaPay {
         ZengaPay {
             secret_hash: Secret::new("SECRET_HASH"),
+            api_token: Some(Secret::new("TOKEN")),
+            base_url: "https://api.sandbox.zengapay.com".into(),
         }
+    }
+
+    fn pending(kind: TxnKind) -> PendingTxn {
+        PendingTxn {
+            id: 1,
+            provider: ProviderId::ZengaPay,
+            provider_ref: REF.into(),
+            kind,
+            status: Status::Pending,
+            unconfirmed: false,
+            poll_attempts: 0,
+            created_at_ms: 0,
+            deadline_at_ms: None,
+        }
+    }
+
+    const INPUTS: PollInputs<'static> = PollInputs {
+        now_ms: 0,
+        nonce: "n",
+        access_token: None,
+    };
+
+    #[test]
+    fn status_requests_use_the_kind_endpoint_and_the_bearer_token() {
+        let p = provider();
+        let req = p
+            .status_request(&pending(TxnKind::Transfer), INPUTS)
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.method(), http::Method::GET);
+        assert_eq!(
+            req.uri().to_string(),
+            format!("https://api.sandbox.zengapay.com/v1/transfers/{REF}")
+        );
+        assert_eq!(req.headers()["authorization"], "Bearer TOKEN");
+        let req = p
+            .status_request(&pending(TxnKind::Unknown), INPUTS)
+            .unwrap()
+            .unwrap();
+        assert!(req.uri().path().starts_with("/v1/collections/"));
+        let no_token = ZengaPay {
+            api_token: None,
+            ..provider()
+        };
+        assert!(no_token
+            .status_request(&pending(TxnKind::Collection), INPUTS)
+            .is_none());
+    }
+
+    #[test]
+    fn the_documented_statement_reads_payments_and_leaves_charges_out() {
+        // The "Account Statement" sample of seed 004, trimmed to one payment and one charge
+        // (whose amount 2152.2 is not even representable in UGX).
+        let body = r#"{"code":200,"status":"OK","statement":{"current_page":1,"data":[
+            {"transactionSystemId":"ZPY200806176137TX","transactionReference":"9122712b-6f0c-54ff-ab53-515b8d29fae4","transactionStatus":"SUCCEEDED","amount":107610,"msisdn":"256784553576","channel":"API","currencyCode":"UGX-MTNMM","transactionExternalReference":"20080620471018","transactionEntryGeneralType":"CREDIT","transactionEntryDesignation":"TRANSACTION","transactionEntrySpecificType":"INBOUND_MSISDN_CREDIT"},
+            {"transactionSystemId":"ZPY200806205562TX","transactionReference":"ac24cc4d-56b7-53ee-9070-579aa9afa8a4","transactionStatus":"SUCCEEDED","amount":2152.2,"msisdn":null,"channel":"BACK_END_PROCESSOR","currencyCode":"UGX-MTNMM","transactionEntryGeneralType":"DEBIT","transactionEntryDesignation":"CHARGES","transactionEntrySpecificType":"OUTBOUND_ZPACCT_DEBIT"}
+            ],"last_page":3,"per_page":25}}"#;
+        let page = provider()
+            .parse_sweep_reply(StatusCode::OK, body.as_bytes())
+            .unwrap();
+        assert_eq!(
+            (page.reports.len(), page.skipped, page.next_page),
+            (1, 0, Some(2))
+        );
+        let r = &page.reports[0];
+        assert_eq!((r.kind, r.status), (TxnKind::Collection, Status::Succeeded));
+        assert_eq!(r.money.as_ref().unwrap().minor, 107_610);
+        assert_eq!(r.merchant_ref.as_deref(), Some("20080620471018"));
+        let req = provider().sweep_request(0, 3_600_000, 2).unwrap().unwrap();
+        assert_eq!(
+            req.uri().query().unwrap(),
+            "start=1970-01-01%2003:00:00&end=1970-01-01%2004:00:00&designation=TRANSACTION&limit=100&page=2"
+        );
+    }
+
+    #[test]
+    fn status_answers_map_and_failures_stay_failures() {
+        let p = provider();
+        let txn = pending(TxnKind::Collection);
+        let body = format!(
+            r#"{{"code":200,"status":"OK","data":{{"transactionReference":"{REF}","transactionStatus":"SUCCEEDED","amount":126600,"currencyCode":"UGX-MTNMM","transactionExternalReference":"o-1","transactionCompletionDate":"0000-00-00 00:00:00"}}}}"#
+        );
+        let r = p
+            .parse_status_reply(&txn, StatusCode::OK, body.as_bytes())
+            .unwrap();
+        assert_eq!(r.status, Status::Succeeded);
+        assert_eq!(r.money.unwrap().minor, 126600);
+        let indeterminate = body.replace("SUCCEEDED", "INDETERMINATE");
+        assert_eq!(
+            p.parse_status_reply(&txn, StatusCode::OK, indeterminate.as_bytes())
+                .unwrap()
+                .status,
+            Status::Indeterminate
+        );
+        assert_eq!(
+            p.parse_status_reply(&txn, StatusCode::NOT_FOUND, b"{}"),
+            Err(PollError::NotFound)
+        );
+        assert_eq!(
+            p.parse_status_reply(&txn, StatusCode::TOO_MANY_REQUESTS, b""),
+            Err(PollError::RateLimited)
+        );
+        assert!(matches!(
+            p.parse_status_reply(&txn, StatusCode::OK, b"<html>"),
+            Err(PollError::Malformed(_))
+        ));
+        let other = body.replace(REF, "someone-else");
+        assert!(matches!(
+            p.parse_status_reply(&txn, StatusCode::OK, other.as_bytes()),
+            Err(PollError::Malformed(_))
+        ));
     }
 
     fn verify(body: &str, sig: &str) -> Result<VerifiedCallback, VerifyError> {

@@ -17,6 +17,7 @@
 pub mod callbacks;
 pub mod events;
 pub mod migrations;
+pub mod polls;
 pub mod queries;
 pub mod transactions;
 

@@ -80,3 +80,38 @@ pub fn transactions_by_any_ref(
     let rows = stmt.query_map([reference], txn_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// One row of the `review_queue` view: what a human must look at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReviewItem {
+    /// `transaction` (NEEDS_REVIEW), `conflict` or `callback` (unparsed).
+    pub item: String,
+    /// Provider.
+    pub provider: String,
+    /// Provider reference, when known.
+    pub provider_ref: Option<String>,
+    /// Status (current for a transaction, reported for a conflict).
+    pub status: Option<String>,
+    /// Reason, conflict note or parse error.
+    pub detail: Option<String>,
+    /// When, epoch milliseconds.
+    pub at_ms: i64,
+}
+
+/// The review queue, oldest first.
+pub fn review_queue(conn: &Connection) -> Result<Vec<ReviewItem>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT item, provider, provider_ref, status, detail, at_ms FROM review_queue ORDER BY at_ms",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ReviewItem {
+            item: r.get(0)?,
+            provider: r.get(1)?,
+            provider_ref: r.get(2)?,
+            status: r.get(3)?,
+            detail: r.get(4)?,
+            at_ms: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -529,3 +529,153 @@ fn emit(
     .execute(params![id, txn, t.id, event_type, payload, now_ms])?;
     Ok(id)
 }
+
+/// What a merchant's registration did ([`register`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Registered {
+    /// `transactions.id`.
+    pub transaction_id: i64,
+    /// True when the registration created the transaction.
+    pub created: bool,
+    /// Its status (a registration never changes an existing one).
+    pub status: String,
+}
+
+/// A merchant registering a payment it just started (`payhook track`,
+/// `POST /v1/transactions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// Provider.
+    pub provider: ProviderId,
+    /// The provider's reference.
+    pub provider_ref: String,
+    /// Payment kind, if known.
+    pub kind: crate::providers::TxnKind,
+    /// The amount the merchant expects; a different reported amount goes to review.
+    pub expected: Option<crate::money::Money>,
+    /// The merchant's own reference.
+    pub merchant_ref: Option<String>,
+}
+
+/// Registers a transaction for reconciliation. A new one is created PENDING (a `merchant`
+/// transition) with the provider's polling `schedule`; an existing one is never regressed
+/// or otherwise changed in status: registration only fills in the expected amount, the
+/// merchant reference and an unknown kind. Registering a different expected amount than
+/// the one on record is refused.
+pub fn register(
+    conn: &Connection,
+    reg: &Registration,
+    schedule: Schedule,
+    now_ms: i64,
+) -> Result<Registered, StoreError> {
+    let existing = load(conn, reg.provider, &reg.provider_ref)?;
+    if let (Some(cur), Some(want)) = (&existing, &reg.expected) {
+        let same_amount = cur.expected_amount_minor.is_none_or(|m| m == want.minor);
+        let same_currency = cur
+            .expected_currency
+            .as_deref()
+            .is_none_or(|c| c.eq_ignore_ascii_case(&want.currency));
+        if !(same_amount && same_currency) {
+            return Err(StoreError::Refused(format!(
+                "{} {} is already registered with amount {} {}",
+                reg.provider,
+                reg.provider_ref,
+                cur.expected_amount_minor.unwrap_or_default(),
+                cur.expected_currency.as_deref().unwrap_or("?")
+            )));
+        }
+    }
+    let (id, created, status) = match existing {
+        Some(cur) => (cur.id, false, cur.status),
+        None => {
+            let mut report = StatusReport::new(reg.provider_ref.clone(), reg.kind, Status::Pending);
+            report.merchant_ref.clone_from(&reg.merchant_ref);
+            let a = apply(
+                conn,
+                reg.provider,
+                &report,
+                false,
+                Source::Merchant,
+                schedule,
+                now_ms,
+            )?;
+            (a.transaction_id, true, a.status)
+        }
+    };
+    conn.prepare_cached(
+        "UPDATE transactions SET
+             expected_amount_minor = COALESCE(expected_amount_minor, ?2),
+             expected_currency = COALESCE(expected_currency, ?3),
+             merchant_ref = COALESCE(merchant_ref, ?4),
+             kind = CASE WHEN kind = 'unknown' THEN ?5 ELSE kind END
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        reg.expected.as_ref().map(|m| m.minor),
+        reg.expected.as_ref().map(|m| m.currency.as_str()),
+        reg.merchant_ref,
+        reg.kind.as_str(),
+    ])?;
+    Ok(Registered {
+        transaction_id: id,
+        created,
+        status: status.as_str().to_string(),
+    })
+}
+
+/// Reason recorded with an operator's decision; the note is in `transitions.note`.
+pub const OPERATOR_REASON: &str = "OPERATOR_DECISION";
+
+/// Records a human decision about transaction `id` (`payhook resolve`) through [`apply`]
+/// with `Source::Operator(note)`. Only a transition the state machine allows is written:
+/// a decision that contradicts a terminal status is refused, not recorded as a conflict,
+/// since the operator is here to be told.
+pub fn resolve(
+    conn: &Connection,
+    id: i64,
+    status: Status,
+    note: &str,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    if note.trim().is_empty() {
+        return Err(StoreError::Refused("a note is required".into()));
+    }
+    let (provider, provider_ref, kind, current): (String, String, String, String) = conn
+        .prepare_cached(
+            "SELECT provider, provider_ref, kind, status FROM transactions WHERE id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("transaction {id}")))?;
+    let refused = |e: String| StoreError::Refused(e);
+    let provider: ProviderId = provider
+        .parse()
+        .map_err(|e: crate::providers::UnknownProvider| refused(e.to_string()))?;
+    let current: Status = current
+        .parse()
+        .map_err(|e: crate::state::UnknownStatus| refused(e.to_string()))?;
+    match decide(current, status) {
+        Decision::Apply | Decision::NoOp => {
+            let mut report = StatusReport::new(
+                provider_ref,
+                kind.parse().unwrap_or(crate::providers::TxnKind::Unknown),
+                status,
+            );
+            report.reason = Some(OPERATOR_REASON.to_string());
+            apply(
+                conn,
+                provider,
+                &report,
+                false,
+                Source::Operator(note),
+                Schedule::default(),
+                now_ms,
+            )
+        }
+        Decision::Stale | Decision::Conflict => Err(refused(format!(
+            "{provider} {provider_ref} is {current}: {status} is not a transition payhook allows \
+             (terminal statuses never change, except SUCCEEDED → REVERSED)"
+        ))),
+    }
+}

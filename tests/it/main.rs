@@ -24,6 +24,8 @@ mod process;
 /// Property tests: providers' verify/parse and client-IP resolution on arbitrary input
 /// (issue 6).
 mod props;
+/// The reconciler against fake provider APIs (issue 4).
+mod reconcile;
 /// schema.sql equals the migrations (issue 2).
 mod schema;
 /// Daraja, Jenga and Tujenge callbacks, source-address allowlists behind a trusted

@@ -269,3 +269,234 @@ fn a_read_only_database_answers_503_and_readyz_fails() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+/// Runs the binary with `args` and the config in `dir`; returns (success, stdout, stderr).
+fn payhook(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("payhook.toml"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn track_review_and_resolve_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        "[store]\npath = \"payhook.db\"\n[providers.zengapay]\nsecret_hash = \"s\"\n",
+    );
+    let (ok, out, err) = payhook(
+        dir.path(),
+        &[
+            "track",
+            "zengapay",
+            "zp-cli",
+            "--kind",
+            "collection",
+            "--amount",
+            "1500",
+            "--currency",
+            "UGX",
+            "--merchant-ref",
+            "order-1",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("PENDING") && out.contains("now tracked"),
+        "{out}"
+    );
+    let (ok, out, _) = payhook(dir.path(), &["track", "zengapay", "zp-cli"]);
+    assert!(ok && out.contains("already known"), "{out}");
+    let (ok, _, err) = payhook(
+        dir.path(),
+        &["track", "zengapay", "zp-cli", "--amount", "1"],
+    );
+    assert!(!ok && err.contains("--currency"), "{err}");
+    let (ok, _, err) = payhook(dir.path(), &["track", "paypal", "x"]);
+    assert!(!ok && err.contains("unknown provider"), "{err}");
+
+    // Escalate it as the reconciler would at its deadline, then review and resolve it.
+    let db = rusqlite::Connection::open(dir.path().join("payhook.db")).unwrap();
+    db.execute(
+        "UPDATE transactions SET status = 'NEEDS_REVIEW', reason = 'DEADLINE_PASSED'",
+        [],
+    )
+    .unwrap();
+    // A second transaction sharing the merchant reference makes "order-1" ambiguous.
+    db.execute(
+        "INSERT INTO transactions (provider, provider_ref, merchant_ref) VALUES ('bitpesa', 'tz-9', 'order-1')",
+        [],
+    )
+    .unwrap();
+    let (ok, out, _) = payhook(dir.path(), &["review"]);
+    assert!(
+        ok && out.contains("zp-cli") && out.contains("DEADLINE_PASSED"),
+        "{out}"
+    );
+
+    let (ok, _, err) = payhook(
+        dir.path(),
+        &[
+            "resolve",
+            "order-1",
+            "--status",
+            "SUCCEEDED",
+            "--note",
+            "seen in the statement",
+        ],
+    );
+    assert!(!ok && err.contains("ambiguous"), "{err}");
+    let (ok, _, err) = payhook(
+        dir.path(),
+        &["resolve", "zp-cli", "--status", "SUCCEEDED", "--note", " "],
+    );
+    assert!(!ok && err.contains("note"), "{err}");
+    let (ok, out, err) = payhook(
+        dir.path(),
+        &[
+            "resolve",
+            "order-1",
+            "--provider",
+            "zengapay",
+            "--status",
+            "SUCCEEDED",
+            "--note",
+            "seen in the statement",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("SUCCEEDED"), "{out}");
+    let (status, source, note): (String, String, String) = db
+        .query_row(
+            "SELECT t.status, r.source, r.note FROM transactions t JOIN transitions r ON r.transaction_id = t.id
+              WHERE t.provider_ref = 'zp-cli' ORDER BY r.seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (status.as_str(), source.as_str(), note.as_str()),
+        ("SUCCEEDED", "operator", "seen in the statement")
+    );
+    let events: i64 = db
+        .query_row(
+            "SELECT count(*) FROM events WHERE type = 'transaction.succeeded'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 1);
+    // A settled transaction cannot be decided the other way.
+    let (ok, _, err) = payhook(
+        dir.path(),
+        &[
+            "resolve",
+            "zp-cli",
+            "--status",
+            "FAILED",
+            "--note",
+            "changed my mind",
+        ],
+    );
+    assert!(!ok && err.contains("not a transition"), "{err}");
+    let (ok, out, _) = payhook(dir.path(), &["review"]);
+    assert!(ok && !out.contains("zp-cli"), "{out}");
+}
+
+/// The whole pipeline in the built binary, with no callback at all: the application
+/// registers a payment on the admin listener, the background reconciler polls the (fake)
+/// provider, and the forwarder delivers the settlement to the (fake) merchant.
+#[test]
+fn a_registered_payment_is_settled_by_polling_and_forwarded_without_any_callback() {
+    use crate::support::fake_merchant::FakeMerchant;
+    use crate::support::fake_provider::{FakeProvider, FakeReply};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (fake, mut merchant) =
+        rt.block_on(async { (FakeProvider::start().await, FakeMerchant::start().await) });
+    let reference = "566a4a89-4024-584c-b1f5-8c59aff0d334";
+    fake.push(
+        &format!("/v1/collections/{reference}"),
+        FakeReply::new(
+            200,
+            format!(r#"{{"code":200,"status":"OK","data":{{"transactionReference":"{reference}","transactionStatus":"SUCCEEDED","amount":126600,"currencyCode":"UGX-MTNMM"}}}}"#),
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\n[store]\npath = \"p.db\"\n\
+             [providers.zengapay]\nsecret_hash = \"zp-SECRET-1\"\napi_token = \"zp-API-TOKEN-4\"\n\
+             base_url = \"{}\"\npoll_first_after = \"1s\"\n\
+             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"admin-TOKEN-0123456789\"\n\
+             [forward]\nurl = \"{}\"\nsecrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\n",
+            fake.url(),
+            merchant.url()
+        ),
+    );
+    let log = std::fs::File::create(dir.path().join("payhook.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !Command::new(BIN)
+        .args(["healthcheck", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "payhook did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let event = rt.block_on(async {
+        let body = format!(
+            r#"{{"provider":"zengapay","provider_ref":"{reference}","kind":"collection","amount":"126600","currency":"UGX","merchant_ref":"order-1001"}}"#
+        );
+        let admin = format!("127.0.0.1:{admin_port}").parse().unwrap();
+        let r = crate::support::http::post(
+            admin,
+            "/v1/transactions",
+            &[("Authorization", "Bearer admin-TOKEN-0123456789")],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        merchant.next().await
+    });
+    let payload = event.json();
+    assert_eq!(payload["type"], "transaction.succeeded");
+    assert_eq!(payload["data"]["provider_ref"], reference);
+    assert_eq!(payload["data"]["merchant_ref"], "order-1001");
+    assert_eq!(
+        fake.requests()[0].headers["authorization"],
+        "Bearer zp-API-TOKEN-4"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_with_deadline(&mut child, Duration::from_secs(20)).success());
+    let logs = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
+    assert!(logs.contains("admin listener started"), "{logs}");
+    for secret in ["zp-API-TOKEN-4", "admin-TOKEN-0123456789", "zp-SECRET-1"] {
+        assert!(!logs.contains(secret), "{secret} logged:\n{logs}");
+    }
+}

@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestDaemon {
     pub addr: SocketAddr,
+    /// The admin listener's address, when the config has an `[admin]` section.
+    pub admin_addr: Option<SocketAddr>,
     pub ctx: Ctx,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -25,8 +27,17 @@ impl TestDaemon {
     }
 
     /// Starts a daemon whose files live in `dir` (to restart on the same database).
+    ///
+    /// The background reconciler is off unless the config has a `[reconciler]` section:
+    /// tests drive `reconcile::step` themselves, and a loop running beside them would both
+    /// race their assertions and poll the providers' real default URLs.
     pub async fn start_in(dir: tempfile::TempDir, config: &str) -> TestDaemon {
-        let text = format!("{config}\n[store]\npath = \"payhook.db\"\n");
+        let reconciler = if config.contains("[reconciler]") {
+            ""
+        } else {
+            "[reconciler]\nenabled = false\n"
+        };
+        let text = format!("{config}\n{reconciler}[store]\npath = \"payhook.db\"\n");
         let cfg = Config::from_toml(&text, dir.path()).expect("test config is valid");
         Self::start_with(dir, cfg).await
     }
@@ -35,12 +46,23 @@ impl TestDaemon {
         let ctx = Ctx::new(cfg).expect("store opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin = match ctx.config.admin {
+            Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().map(|l| l.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(payhook::serve(ctx.clone(), listener, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(payhook::serve_with_admin(
+            ctx.clone(),
+            listener,
+            admin,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         TestDaemon {
             addr,
+            admin_addr,
             ctx,
             dir,
             stop: Some(stop),

@@ -1,0 +1,199 @@
+//! The admin listener: the merchant application's local API, on its own loopback-only
+//! address with its own bearer token (`[admin]`).
+//!
+//! `POST /v1/transactions` registers a payment the application just started, exactly as
+//! `payhook track` does, so that the reconciler settles it even if no callback arrives:
+//!
+//! ```json
+//! {"provider": "zengapay", "provider_ref": "566a4a89-...", "kind": "collection",
+//!  "amount": "126600", "currency": "UGX", "merchant_ref": "order-1001"}
+//! ```
+//!
+//! Answers: 201 (now tracked) or 200 (already known; never regressed), with
+//! `{"transaction_id", "created", "status"}`; 400 for a body payhook cannot read (the
+//! message says which field); 401 without the token; 409 when the transaction is already
+//! registered with another amount; 503 when the store is unavailable.
+
+use super::error::{json, Body, HttpError};
+use crate::money::{decimal_text, Money};
+use crate::providers::{ct_eq, ProviderId, TxnKind};
+use crate::store::transactions::{self, Registration};
+use crate::store::StoreError;
+use crate::Ctx;
+use http::{header, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::net::SocketAddr;
+
+/// Largest registration body accepted.
+pub const ADMIN_BODY_LIMIT_BYTES: usize = 16 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackRequest<'a> {
+    provider: String,
+    provider_ref: String,
+    kind: Option<String>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    currency: Option<String>,
+    merchant_ref: Option<String>,
+}
+
+fn bad_request(why: &str) -> Response<Body> {
+    json(
+        StatusCode::BAD_REQUEST,
+        &serde_json::json!({ "error": why }).to_string(),
+    )
+}
+
+/// Answers one admin request.
+pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let Some(admin) = ctx.config.admin.as_ref() else {
+        return HttpError::NotFound.response();
+    };
+    // The token is checked before anything else, so that nothing about the API answers a
+    // caller without it.
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !ct_eq(presented.trim().as_bytes(), admin.token.expose().as_bytes()) {
+        tracing::info!("admin request refused: bad or missing token");
+        let mut resp = HttpError::Unauthorized("token").response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::POST, "/v1/transactions") => {}
+        (_, "/v1/transactions") => return HttpError::MethodNotAllowed("POST").response(),
+        _ => return HttpError::NotFound.response(),
+    }
+    let (parts, body) = req.into_parts();
+    let body = match super::ingest::read_body(body, &parts.headers, ADMIN_BODY_LIMIT_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return e.response(),
+    };
+    let reg = match registration(&body) {
+        Ok(r) => r,
+        Err(why) => return bad_request(&why),
+    };
+    let now = crate::clock::now_ms();
+    let schedule = crate::schedule::first_poll(&ctx.config.poll(reg.provider), now);
+    let (provider, reference) = (reg.provider, reg.provider_ref.clone());
+    match ctx
+        .store
+        .write(move |c| transactions::register(c, &reg, schedule, now))
+        .await
+    {
+        Ok(done) => {
+            tracing::info!(provider = %provider, txn_ref = %reference, created = done.created, "transaction registered");
+            if done.created {
+                // Let the loops see the new row's first poll time instead of an idle wait.
+                ctx.wake_reconciler.notify_one();
+            }
+            let status = if done.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            json(
+                status,
+                &serde_json::to_string(&done).unwrap_or_else(|_| "{}".into()),
+            )
+        }
+        Err(StoreError::Refused(why)) => json(
+            StatusCode::CONFLICT,
+            &serde_json::json!({ "error": why }).to_string(),
+        ),
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "store unavailable; registration answered 503");
+            HttpError::Unavailable.response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "registration failed");
+            HttpError::Internal.response()
+        }
+    }
+}
+
+/// Reads a registration body; the error says what is wrong with it.
+fn registration(body: &[u8]) -> Result<Registration, String> {
+    let r: TrackRequest = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let provider: ProviderId = r.provider.parse().map_err(|e| format!("provider: {e}"))?;
+    let provider_ref = r.provider_ref.trim();
+    if provider_ref.is_empty() {
+        return Err("provider_ref must not be empty".into());
+    }
+    let kind = match r.kind.as_deref() {
+        Some(k) => k.parse::<TxnKind>().map_err(|e| format!("kind: {e}"))?,
+        None => TxnKind::Unknown,
+    };
+    let amount = r
+        .amount
+        .map(decimal_text)
+        .transpose()
+        .map_err(|e| format!("amount: {e}"))?
+        .flatten();
+    let expected = match (amount, r.currency.as_deref()) {
+        (Some(a), Some(c)) => Some(Money::parse(&a, c).map_err(|e| format!("amount: {e}"))?),
+        (None, None) => None,
+        _ => return Err("amount and currency go together".into()),
+    };
+    Ok(Registration {
+        provider,
+        provider_ref: provider_ref.to_string(),
+        kind,
+        expected,
+        merchant_ref: r.merchant_ref.filter(|m| !m.trim().is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrations_read_amounts_exactly_and_name_bad_fields() {
+        let r = registration(
+            br#"{"provider":"zengapay","provider_ref":" r-1 ","kind":"collection","amount":1500.50,"currency":"KES"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.provider_ref.as_str(), r.expected.unwrap().minor),
+            ("r-1", 150_050)
+        );
+        for (body, needle) in [
+            (r#"{"provider":"paypal","provider_ref":"x"}"#, "provider"),
+            (
+                r#"{"provider":"zengapay","provider_ref":""}"#,
+                "provider_ref",
+            ),
+            (
+                r#"{"provider":"zengapay","provider_ref":"x","amount":"1.005","currency":"KES"}"#,
+                "amount",
+            ),
+            (
+                r#"{"provider":"zengapay","provider_ref":"x","amount":"1"}"#,
+                "currency",
+            ),
+            (
+                r#"{"provider":"zengapay","provider_ref":"x","kind":"loan"}"#,
+                "kind",
+            ),
+            (
+                r#"{"provider":"zengapay","provider_ref":"x","status":"SUCCEEDED"}"#,
+                "status",
+            ),
+        ] {
+            let err = registration(body.as_bytes()).unwrap_err();
+            assert!(err.contains(needle), "{body}: {err}");
+        }
+    }
+}
