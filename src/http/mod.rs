@@ -64,6 +64,9 @@ pub async fn accept_loop<H, F>(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEADER_BYTES)
+        // A client may shut down its write side once its request is sent and still wait
+        // for the answer; without this hyper drops such a connection unanswered.
+        .half_close(true)
         .keep_alive(true);
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
