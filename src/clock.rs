@@ -83,7 +83,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 }
 
 /// Howard Hinnant's days-from-civil algorithm, the inverse of [`civil_from_days`].
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let (m, d) = (i64::from(month), i64::from(day));
     let y = if m <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);

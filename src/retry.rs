@@ -117,14 +117,9 @@ fn parse_imf_fixdate(s: &str) -> Option<i64> {
     if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    // Days from civil (Howard Hinnant), the inverse of clock::rfc3339's conversion.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let month = u32::try_from(month).ok()?;
+    let day = u32::try_from(day).ok()?;
+    let days = crate::clock::days_from_civil(year, month, day);
     Some(((days * 86_400) + h * 3600 + m * 60 + sec) * 1000)
 }
 

@@ -291,11 +291,7 @@ impl Provider for Daraja {
 
     fn parse_token_reply(&self, status: StatusCode, body: &[u8]) -> Result<AccessToken, PollError> {
         if !status.is_success() {
-            // Wrong consumer key/secret answers 400 or 401: a configuration problem.
-            return Err(match status.as_u16() {
-                400 | 401 | 403 => PollError::Unauthorized(status.as_u16()),
-                _ => PollError::from_status(status),
-            });
+            return Err(PollError::from_token_status(status));
         }
         let reply: TokenReply = serde_json::from_slice(body).map_err(ParseError::from)?;
         let token = reply

@@ -316,10 +316,7 @@ impl Provider for Jenga {
 
     fn parse_token_reply(&self, status: StatusCode, body: &[u8]) -> Result<AccessToken, PollError> {
         if !status.is_success() {
-            return Err(match status.as_u16() {
-                400 | 401 | 403 => PollError::Unauthorized(status.as_u16()),
-                _ => PollError::from_status(status),
-            });
+            return Err(PollError::from_token_status(status));
         }
         let reply: TokenReply = serde_json::from_slice(body).map_err(ParseError::from)?;
         let token = reply

@@ -425,6 +425,16 @@ impl PollError {
             other => PollError::Http(other),
         }
     }
+
+    /// The failure a non-2xx answer to an access-token request means: token endpoints
+    /// answer wrong client credentials with 400 as well as 401/403, and all three are a
+    /// configuration problem rather than a passing one.
+    pub fn from_token_status(status: StatusCode) -> PollError {
+        match status.as_u16() {
+            400 | 401 | 403 => PollError::Unauthorized(status.as_u16()),
+            _ => PollError::from_status(status),
+        }
+    }
 }
 
 impl From<ParseError> for PollError {
