@@ -1,0 +1,837 @@
+//! Issue 6: the convergence simulation.
+//!
+//! A seeded scenario of many payments at ZengaPay and TransferZero (BitPesa), driven
+//! through the real daemon: every payment has a simulated truth (SUCCEEDED, FAILED, or
+//! still open when its deadline comes) and a timeline of intermediate provider states.
+//! The providers' callbacks are signed correctly and each copy may be lost, duplicated
+//! (BitPesa retries with the same nonce or a new one), delayed and so reordered. A fake
+//! status API answers the reconciler according to the same timeline, with faults drawn
+//! per poll: 429 with `Retry-After`, 503, 404 right after initiation, slow answers,
+//! answers slower than the request timeout, and "still processing" a few times after the
+//! outcome. Some payments are registered through `POST /v1/transactions` (as the
+//! merchant's application would), so that the ones whose callbacks are all lost are
+//! known; the others are learned from their callbacks. A fake merchant receives the
+//! forwarded events and refuses some deliveries, so retries happen.
+//!
+//! Time is simulated: the test calls `reconcile::step_at` and `forward::step` with a clock
+//! it moves to the next thing due (a callback, a poll, a delivery retry, a deadline), so
+//! hours of provider behaviour take seconds and nothing sleeps to wait for background work.
+//! The simulated clock starts at the real one and never falls behind it, so rows created
+//! by callbacks (stamped with the real clock) get deadlines no earlier than the ones
+//! registered at the start.
+//!
+//! Checks at the end: (a) every payment's stored status is its truth (open ones are
+//! NEEDS_REVIEW, never FAILED); (b) every FAILED came from a definitive provider answer (a
+//! failure callback, or a poll that stated FAILED), no failed poll changed a status, and
+//! there was no conflict; (c) the merchant received exactly one distinct event id per
+//! settled transition, each signed, every one delivered; (d) every callback delivered n
+//! times is stored once with `deliveries = n`.
+//!
+//! The scenario is fixed by `PAYHOOK_SIM_SEED` (default [`SEED`]) and its size by
+//! `PAYHOOK_SIM_PAYMENTS` (default [`CI_PAYMENTS`]; full mode is thousands):
+//! `PAYHOOK_SIM_PAYMENTS=3000 cargo test --release --test it simulation -- --nocapture`.
+//! The seed fixes the payments, callbacks and fault draws; the interleaving of concurrent
+//! polls and the reconciler's schedule jitter are not seeded, and the checks hold for any.
+
+use crate::support::fake_merchant::{Answer, FakeMerchant, Received};
+use crate::support::http::{post, request};
+use crate::support::sign::{bp_sign, zp_body, zp_sign, BP_KEY, BP_SECRET, BP_URL, ZP_SECRET};
+use crate::support::TestDaemon;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use payhook::clock::now_ms;
+use payhook::config::Config;
+use payhook::{forward, reconcile, Ctx};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// Default seed: the CI run is the same scenario every time.
+const SEED: u64 = 0x5eed_2026_0006;
+/// Default payment count: a few seconds in a debug build.
+const CI_PAYMENTS: usize = 200;
+const MIN: i64 = 60_000;
+/// `poll_deadline` of both providers. Every decided outcome happens within
+/// [`LAST_OUTCOME`], leaving hours of polling (at most every [`POLL_MAX`]) before it.
+const DEADLINE: i64 = 6 * 60 * MIN;
+const LAST_OUTCOME: i64 = 90 * MIN;
+const POLL_MAX: &str = "10m";
+/// Longest a callback copy is delayed.
+const MAX_CALLBACK_DELAY: i64 = 40 * MIN;
+/// Bounds on the driving loop (a guard against a daemon that never settles).
+const MAX_TICKS: usize = 20_000;
+const MAX_STEPS_PER_TICK: usize = 2_000;
+/// `[reconciler] request_timeout`, and the fake's hang that exceeds it.
+const REQUEST_TIMEOUT: &str = "150ms";
+const HANG: Duration = Duration::from_millis(250);
+/// Smallest step of the simulated clock: polls due within a minute of each other are made
+/// in one tick (the first poll comes a minute in, so nothing is skipped).
+const TICK: i64 = MIN;
+const ADMIN_TOKEN: &str = "sim-admin-token-0123456789";
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// splitmix64: a tiny deterministic generator, so the scenario needs no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    /// True with probability `percent`/100.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    /// Uniform in `lo..hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below(u64::try_from(hi - lo).unwrap_or(1)) as i64
+    }
+}
+
+/// A draw that depends only on its inputs: the fake's fault for poll `n` of payment `i`
+/// is the same whatever order the polls arrive in.
+fn draw(seed: u64, i: usize, n: u32) -> Rng {
+    let mut r = Rng(seed ^ (i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d) ^ u64::from(n) << 48);
+    r.next();
+    r
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prov {
+    Zp,
+    Bp,
+}
+
+impl Prov {
+    fn name(self) -> &'static str {
+        match self {
+            Prov::Zp => "zengapay",
+            Prov::Bp => "bitpesa",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Truth {
+    Succeeded,
+    Failed,
+    /// Never decided: still open at the deadline.
+    Open,
+}
+
+impl Truth {
+    /// What the store must end with.
+    fn expected(self) -> &'static str {
+        match self {
+            Truth::Succeeded => "SUCCEEDED",
+            Truth::Failed => "FAILED",
+            Truth::Open => "NEEDS_REVIEW",
+        }
+    }
+}
+
+/// One simulated payment.
+#[derive(Debug)]
+struct Payment {
+    prov: Prov,
+    reference: String,
+    /// As the provider writes it: ZengaPay whole UGX, TransferZero KES with two decimals.
+    amount: String,
+    truth: Truth,
+    /// Intermediate provider words and when (ms after the start) each began; the first at 0.
+    chain: Vec<(i64, &'static str)>,
+    /// When the outcome happened (`i64::MAX` for an open payment).
+    outcome_at: i64,
+    /// The provider's word for the outcome.
+    outcome_word: &'static str,
+    /// Successful status answers after the outcome that still give the last intermediate
+    /// word ("still processing").
+    lag: u32,
+    registered: bool,
+}
+
+impl Payment {
+    /// The provider's word at `offset` ms after the start, before any lag.
+    fn word_at(&self, offset: i64) -> &'static str {
+        if offset >= self.outcome_at {
+            return self.outcome_word;
+        }
+        self.last_word_before(offset)
+    }
+    fn last_word_before(&self, offset: i64) -> &'static str {
+        self.chain
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= offset)
+            .map_or(self.chain[0].1, |(_, w)| *w)
+    }
+}
+
+/// One copy of a callback on its way to the daemon.
+#[derive(Debug, Clone)]
+struct Copy {
+    /// When it arrives, ms after the start.
+    at: i64,
+    /// Index into the distinct callbacks.
+    callback: usize,
+    /// TransferZero's request nonce (a retry may reuse it).
+    nonce: Option<String>,
+}
+
+/// One distinct callback the providers emitted.
+#[derive(Debug)]
+struct Callback {
+    prov: Prov,
+    body: String,
+    /// Copies that reach the daemon.
+    sent: usize,
+}
+
+struct Scenario {
+    payments: Vec<Payment>,
+    callbacks: Vec<Callback>,
+    copies: Vec<Copy>,
+    emitted: usize,
+    lost: usize,
+    duplicated: usize,
+}
+
+fn zp_word(status: &str) -> &'static str {
+    match status {
+        "PENDING" => "PENDING",
+        "INDETERMINATE" => "INDETERMINATE",
+        "SUCCEEDED" => "SUCCEEDED",
+        _ => "FAILED",
+    }
+}
+
+/// TransferZero's webhook event for entering `state`, if it sends one (providers.md §2.1).
+fn bp_event(state: &str) -> Option<&'static str> {
+    match state {
+        "initial" => Some("transaction.created"),
+        "received" => Some("transaction.paid_in"),
+        "paid" => Some("transaction.paid_out"),
+        "canceled" => Some("transaction.canceled"),
+        _ => None,
+    }
+}
+
+fn bp_object(p: &Payment, state: &str) -> serde_json::Value {
+    serde_json::json!({"id": p.reference, "state": state, "input_amount": p.amount,
+        "input_currency": "KES", "external_id": format!("order-{}", p.reference)})
+}
+
+fn scenario(seed: u64, n: usize) -> Scenario {
+    let mut rng = Rng(seed);
+    let mut s = Scenario {
+        payments: Vec::new(),
+        callbacks: Vec::new(),
+        copies: Vec::new(),
+        emitted: 0,
+        lost: 0,
+        duplicated: 0,
+    };
+    for i in 0..n {
+        let prov = if rng.chance(50) { Prov::Zp } else { Prov::Bp };
+        let truth = match rng.below(100) {
+            0..=59 => Truth::Succeeded,
+            60..=84 => Truth::Failed,
+            _ => Truth::Open,
+        };
+        let outcome_at = match truth {
+            Truth::Open => i64::MAX,
+            _ => rng.range(MIN / 2, LAST_OUTCOME),
+        };
+        let horizon = outcome_at.min(LAST_OUTCOME);
+        let mut chain = vec![(
+            0,
+            match prov {
+                Prov::Zp => "PENDING",
+                Prov::Bp => "initial",
+            },
+        )];
+        let steps = rng.below(4);
+        let mut at = 0;
+        for _ in 0..steps {
+            at = rng.range(at + 1, horizon.max(at + 2));
+            if at >= horizon {
+                break;
+            }
+            let word = match prov {
+                Prov::Zp => ["PENDING", "INDETERMINATE"][rng.below(2) as usize],
+                Prov::Bp => ["approved", "pending", "processing", "received", "manual"]
+                    [rng.below(5) as usize],
+            };
+            chain.push((at, word));
+        }
+        let outcome_word = match (prov, truth) {
+            (Prov::Zp, Truth::Succeeded) => "SUCCEEDED",
+            (Prov::Zp, _) => "FAILED",
+            (Prov::Bp, Truth::Succeeded) => "paid",
+            (Prov::Bp, _) => "canceled",
+        };
+        let amount = match prov {
+            Prov::Zp => format!("{}", rng.range(500, 500_000)),
+            Prov::Bp => {
+                let cents = rng.range(100, 5_000_000);
+                format!("{}.{:02}", cents / 100, cents % 100)
+            }
+        };
+        let p = Payment {
+            prov,
+            reference: format!("sim-{}-{i:05}", prov.name()),
+            amount,
+            truth,
+            chain,
+            outcome_at,
+            outcome_word,
+            lag: rng.below(3) as u32,
+            registered: false,
+        };
+        // What the provider calls back about: ZengaPay only outcomes (no event exists for
+        // PENDING, §1.1); TransferZero the states it has an event for.
+        let mut words: Vec<(i64, &'static str)> = Vec::new();
+        match prov {
+            Prov::Zp => {}
+            Prov::Bp => words.extend(p.chain.iter().filter(|(_, w)| bp_event(w).is_some())),
+        }
+        if truth != Truth::Open {
+            words.push((outcome_at, outcome_word));
+        }
+        let mut delivered = 0;
+        for (at, word) in words {
+            s.emitted += 1;
+            if rng.chance(30) {
+                s.lost += 1;
+                continue;
+            }
+            let body = match prov {
+                Prov::Zp => zp_body(&p.reference, zp_word(word), &p.amount),
+                Prov::Bp => serde_json::json!({"webhook": "wh-sim",
+                    "event": bp_event(word).unwrap_or("transaction.updated"),
+                    "object": bp_object(&p, word)})
+                .to_string(),
+            };
+            let callback = s.callbacks.len();
+            let copies = if rng.chance(25) {
+                s.duplicated += 1;
+                2 + rng.below(2) as usize
+            } else {
+                1
+            };
+            let first_nonce = format!("nonce-{i}-{callback}-0");
+            for c in 0..copies {
+                let nonce = match prov {
+                    Prov::Zp => None,
+                    // A retry reuses the request's nonce, or signs afresh.
+                    Prov::Bp if c > 0 && rng.chance(50) => Some(first_nonce.clone()),
+                    Prov::Bp => Some(format!("nonce-{i}-{callback}-{c}")),
+                };
+                s.copies.push(Copy {
+                    at: at + rng.range(0, MAX_CALLBACK_DELAY),
+                    callback,
+                    nonce,
+                });
+            }
+            s.callbacks.push(Callback {
+                prov,
+                body,
+                sent: copies,
+            });
+            delivered += 1;
+        }
+        let registered = delivered == 0 || rng.chance(60);
+        s.payments.push(Payment { registered, ..p });
+    }
+    s.copies.sort_by_key(|c| c.at);
+    s
+}
+
+/// The fake status API of both providers (their paths differ), answering from the
+/// payments' timelines at the simulated time.
+struct FakeApi {
+    seed: u64,
+    t0: i64,
+    /// The simulated now, set by the driving loop before each step.
+    now: AtomicI64,
+    by_ref: HashMap<String, usize>,
+    payments: Vec<Payment>,
+    /// Requests per payment, and successful answers after the outcome per payment.
+    polls: Vec<AtomicU32>,
+    late_answers: Vec<AtomicU32>,
+    count: BTreeMap<&'static str, AtomicU64>,
+}
+
+const FAULTS: [&str; 7] = ["ok", "429", "503", "404", "slow", "timeout", "unknown"];
+
+impl FakeApi {
+    fn tally(&self, what: &'static str) {
+        if let Some(c) = self.count.get(what) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn counted(&self, what: &str) -> u64 {
+        self.count
+            .get(what)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = req.uri().path().to_string();
+        let reference = path
+            .strip_prefix("/v1/collections/")
+            .or_else(|| path.strip_prefix("/v1/transactions/"))
+            .unwrap_or_default();
+        let Some(&i) = self.by_ref.get(reference) else {
+            self.tally("unknown");
+            return reply(404, "{}".into(), None);
+        };
+        let p = &self.payments[i];
+        let offset = self.now.load(Ordering::SeqCst) - self.t0;
+        let n = self.polls[i].fetch_add(1, Ordering::SeqCst);
+        let mut r = draw(self.seed, i, n);
+        let fault = r.below(100);
+        if fault < 8 {
+            self.tally("429");
+            let secs = r.range(30, 600).to_string();
+            return reply(429, "{}".into(), Some(secs));
+        }
+        if fault < 12 {
+            self.tally("503");
+            return reply(503, "{}".into(), None);
+        }
+        // "Not found" shortly after initiation is not a failure (§1.4).
+        if fault < 25 && offset < 5 * MIN {
+            self.tally("404");
+            return reply(404, r#"{"code":404}"#.into(), None);
+        }
+        if fault < 13 {
+            self.tally("timeout");
+            tokio::time::sleep(HANG).await;
+        } else if fault < 20 {
+            self.tally("slow");
+            tokio::time::sleep(Duration::from_millis(r.range(5, 30) as u64)).await;
+        } else {
+            self.tally("ok");
+        }
+        let mut word = p.word_at(offset);
+        if offset >= p.outcome_at && self.late_answers[i].fetch_add(1, Ordering::SeqCst) < p.lag {
+            word = p.last_word_before(p.outcome_at);
+        }
+        let body = match p.prov {
+            Prov::Zp => format!(
+                r#"{{"code":200,"status":"OK","data":{{"transactionReference":"{}","transactionStatus":"{word}","amount":{},"currencyCode":"UGX-MTNMM","transactionExternalReference":"order-{}","transactionCompletionDate":"0000-00-00 00:00:00"}}}}"#,
+                p.reference, p.amount, p.reference
+            ),
+            Prov::Bp => serde_json::json!({"object": bp_object(p, word)}).to_string(),
+        };
+        reply(200, body, None)
+    }
+}
+
+fn reply(status: u16, body: String, retry_after: Option<String>) -> Response<Full<Bytes>> {
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    if let Some(v) = retry_after {
+        b = b.header("retry-after", v);
+    }
+    b.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+async fn start_api(api: Arc<FakeApi>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let api = api.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let api = api.clone();
+                    async move { Ok::<_, Infallible>(api.answer(req).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// Sends one callback copy, signed as its provider signs; the daemon must acknowledge it.
+async fn send(addr: SocketAddr, cb: &Callback, nonce: Option<&str>) {
+    let body = cb.body.as_bytes();
+    let reply = match cb.prov {
+        Prov::Zp => {
+            let sig = zp_sign(ZP_SECRET, body);
+            post(
+                addr,
+                "/callbacks/zengapay",
+                &[("X-ZENGAPAY-SIGNATURE", &sig)],
+                body,
+            )
+            .await
+        }
+        Prov::Bp => {
+            let nonce = nonce.unwrap_or_default();
+            let sig = bp_sign(BP_SECRET, nonce, BP_URL, body);
+            post(
+                addr,
+                "/callbacks/bitpesa",
+                &[
+                    ("Authorization-Key", BP_KEY),
+                    ("Authorization-Nonce", nonce),
+                    ("Authorization-Signature", &sig),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    assert_eq!(reply.status, 200, "callback refused: {}", reply.body);
+}
+
+/// Registers a payment as the merchant's application does.
+async fn register(admin: SocketAddr, p: &Payment) {
+    let (kind, currency) = match p.prov {
+        Prov::Zp => ("collection", "UGX"),
+        Prov::Bp => ("transfer", "KES"),
+    };
+    let body = serde_json::json!({"provider": p.prov.name(), "provider_ref": p.reference,
+        "kind": kind, "amount": p.amount, "currency": currency,
+        "merchant_ref": format!("order-{}", p.reference)})
+    .to_string();
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let r = request(
+        admin,
+        "POST",
+        "/v1/transactions",
+        &[("Authorization", &auth)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "registration refused: {}", r.body);
+}
+
+/// The earliest of the next poll, the next deadline and the next delivery due.
+fn next_due(db: &rusqlite::Connection) -> Option<i64> {
+    db.query_row(
+        "SELECT min(at) FROM (
+               SELECT min(coalesce(next_poll_at_ms, 0)) AS at FROM transactions
+                WHERE status IN ('PENDING','INDETERMINATE')
+               UNION ALL
+               SELECT min(next_attempt_at_ms) FROM events WHERE status = 'pending')",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_converge_to_the_providers_truth() {
+    let seed: u64 = env_or("PAYHOOK_SIM_SEED", SEED);
+    let n: usize = env_or("PAYHOOK_SIM_PAYMENTS", CI_PAYMENTS);
+    let sc = scenario(seed, n);
+    let t0 = now_ms();
+    let api = Arc::new(FakeApi {
+        seed,
+        t0,
+        now: AtomicI64::new(t0),
+        by_ref: sc
+            .payments
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.reference.clone(), i))
+            .collect(),
+        polls: sc.payments.iter().map(|_| AtomicU32::new(0)).collect(),
+        late_answers: sc.payments.iter().map(|_| AtomicU32::new(0)).collect(),
+        count: FAULTS.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
+        payments: sc.payments,
+    });
+    let payments = &api.payments;
+    let api_url = format!("http://{}", start_api(api.clone()).await);
+
+    // The merchant refuses about one delivery in eight, so some events are retried.
+    let mut merchant = FakeMerchant::start().await;
+    let answered = Arc::new(AtomicU64::new(0));
+    let counter = answered.clone();
+    merchant.answer_with(move |_: &Received| {
+        if counter.fetch_add(1, Ordering::Relaxed) % 8 == 7 {
+            Answer::Status(500)
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let poll = format!(
+        "base_url = \"{api_url}\"\npoll_first_after = \"1m\"\npoll_max_interval = \"{POLL_MAX}\"\n\
+         poll_deadline = \"{}m\"\npoll_rate_per_minute = 60000\n",
+        DEADLINE / MIN
+    );
+    let cfg = format!(
+        "public_base_url = \"https://hooks.example.com\"\n\
+         [providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\napi_token = \"zp-token\"\n{poll}\
+         [providers.bitpesa]\napi_key = \"{BP_KEY}\"\napi_secret = \"{BP_SECRET}\"\n{poll}\
+         [admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"{ADMIN_TOKEN}\"\n\
+         [reconciler]\nenabled = false\nrequest_timeout = \"{REQUEST_TIMEOUT}\"\n"
+    );
+    let d = TestDaemon::start(&cfg).await;
+    // The daemon runs no forwarder (no [forward] section); the test steps one.
+    let fwd: Ctx = {
+        let section = format!(
+            "[forward]\nurl = \"{}\"\nsecrets = [\"{WHSEC}\"]\nretry_first_after = \"30s\"\n",
+            merchant.url()
+        );
+        let with = Config::from_toml(&section, d.dir.path()).unwrap();
+        let mut c = (*d.ctx.config).clone();
+        c.forward = with.forward;
+        let mut ctx = d.ctx.clone();
+        ctx.config = Arc::new(c);
+        ctx
+    };
+
+    let admin = d.admin_addr.unwrap();
+    let mut set = JoinSet::new();
+    for (i, p) in payments.iter().enumerate() {
+        if p.registered {
+            let api = api.clone();
+            set.spawn(async move { register(admin, &api.payments[i]).await });
+        }
+        if set.len() >= 16 {
+            set.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+
+    let callbacks = Arc::new(sc.callbacks);
+    let watch = d.db();
+    let mut copies = sc.copies.iter().peekable();
+    let (mut now, mut ticks, mut sent) = (t0, 0, 0usize);
+    loop {
+        ticks += 1;
+        assert!(ticks <= MAX_TICKS, "no convergence after {MAX_TICKS} ticks");
+        api.now.store(now, Ordering::SeqCst);
+        // Callbacks due by now, concurrently (their order is already shuffled by delays).
+        let mut set = JoinSet::new();
+        while let Some(c) = copies.next_if(|c| t0 + c.at <= now) {
+            let (cbs, c, addr) = (callbacks.clone(), c.clone(), d.addr);
+            set.spawn(async move { send(addr, &cbs[c.callback], c.nonce.as_deref()).await });
+            sent += 1;
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+        for i in 0.. {
+            assert!(i < MAX_STEPS_PER_TICK, "the reconciler never went idle");
+            if reconcile::step_at(&d.ctx, now).await.unwrap() == reconcile::Step::Idle {
+                break;
+            }
+        }
+        for i in 0.. {
+            assert!(i < MAX_STEPS_PER_TICK, "the forwarder never went idle");
+            if matches!(
+                forward::step(&fwd, now).await.unwrap(),
+                forward::Step::Idle { .. }
+            ) {
+                break;
+            }
+        }
+        let next_copy = copies.peek().map(|c| t0 + c.at);
+        let next = match (next_due(&watch), next_copy) {
+            (None, None) => break,
+            (a, b) => a.into_iter().chain(b).min().unwrap_or(now),
+        };
+        // At least a tick on, and never behind the real clock (rows created by
+        // callbacks carry real timestamps).
+        now = next.max(now + TICK).max(now_ms());
+    }
+
+    // (a) Every payment ended at its truth.
+    let db = d.db();
+    let mut wrong = Vec::new();
+    for p in payments {
+        let status: Option<String> = db
+            .query_row(
+                "SELECT status FROM transactions WHERE provider = ?1 AND provider_ref = ?2",
+                [p.prov.name(), &p.reference],
+                |r| r.get(0),
+            )
+            .ok();
+        if status.as_deref() != Some(p.truth.expected()) {
+            wrong.push(format!("{} {:?} → {status:?}", p.reference, p.truth));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} payments off their truth: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM transactions") as usize,
+        payments.len(),
+        "nothing unknown was invented"
+    );
+
+    // (b) FAILED only from a definitive answer; failed polls changed nothing; no conflict.
+    let undue_failures = count(
+        "SELECT count(*) FROM transitions r
+           LEFT JOIN callbacks c ON c.id = r.callback_id
+           LEFT JOIN polls p ON p.id = r.poll_id
+          WHERE r.to_status = 'FAILED' AND r.outcome = 'applied'
+            AND NOT ((r.source = 'callback' AND c.kind IN ('collection.failed', 'transaction.canceled'))
+                  OR (r.source = 'poll' AND p.outcome = 'status' AND p.reported_status = 'FAILED'))",
+    );
+    assert_eq!(
+        undue_failures, 0,
+        "a FAILED without a definitive provider answer"
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM transitions r JOIN polls p ON p.id = r.poll_id
+              WHERE r.outcome = 'applied' AND p.outcome <> 'status'"
+        ),
+        0,
+        "a failed poll changed a status"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM transitions WHERE outcome = 'conflict'"),
+        0,
+        "the providers never contradicted themselves, so nothing may conflict"
+    );
+
+    // (c) One distinct event per settled transition, each delivered and signed.
+    let received = merchant.take();
+    let webhook = standardwebhooks::Webhook::new(WHSEC).unwrap();
+    let mut by_id: BTreeMap<String, Bytes> = BTreeMap::new();
+    for r in &received {
+        webhook
+            .verify(&r.body, &r.headers)
+            .expect("every delivery is signed");
+        let first = by_id.entry(r.id().to_string()).or_insert(r.body.clone());
+        assert_eq!(*first, r.body, "a retry repeats the same event");
+    }
+    let stored: BTreeSet<String> = db
+        .prepare("SELECT id FROM events")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let got: BTreeSet<String> = by_id.keys().cloned().collect();
+    assert_eq!(
+        got, stored,
+        "the merchant received exactly the outbox's events"
+    );
+    let settled_transitions = count(
+        "SELECT count(*) FROM transitions
+          WHERE (outcome = 'applied' AND to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW'))
+             OR outcome = 'conflict'",
+    );
+    assert_eq!(
+        stored.len() as i64,
+        settled_transitions,
+        "one event per settled transition"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE status <> 'delivered'"),
+        0,
+        "every event was delivered"
+    );
+    // Each payment settled once, with the event of its truth.
+    let mut per_payment: HashMap<(String, String), Vec<String>> = HashMap::new();
+    let mut q = db
+        .prepare("SELECT t.provider, t.provider_ref, e.type FROM events e JOIN transactions t ON t.id = e.transaction_id")
+        .unwrap();
+    for row in q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+    {
+        let (prov, reference, kind) = row.unwrap();
+        per_payment.entry((prov, reference)).or_default().push(kind);
+    }
+    for p in payments {
+        let want = format!("transaction.{}", p.truth.expected().to_lowercase());
+        let got = per_payment.get(&(p.prov.name().to_string(), p.reference.clone()));
+        assert_eq!(got, Some(&vec![want]), "{}'s events", p.reference);
+    }
+
+    // (d) Every callback delivered n times is stored once, counted n times. A state
+    // entered twice is the same callback again (same body, same dedup key).
+    let mut sent_by_body: BTreeMap<&str, i64> = BTreeMap::new();
+    for cb in callbacks.iter() {
+        *sent_by_body.entry(&cb.body).or_default() += cb.sent as i64;
+    }
+    for (body, sent) in &sent_by_body {
+        let rows: Vec<i64> = db
+            .prepare("SELECT deliveries FROM callbacks WHERE body = ?1")
+            .unwrap()
+            .query_map([body.as_bytes()], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![*sent], "stored once: {body}");
+    }
+    assert_eq!(
+        count("SELECT count(*) FROM callbacks") as usize,
+        sent_by_body.len()
+    );
+
+    let polls = count("SELECT count(*) FROM polls");
+    println!(
+        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}; succeeded {}, failed {}, open→review {}; registered {}) \
+         callbacks: emitted {} lost {} duplicated {} copies sent {} | polls {} (failed {}; fake: 429 {}, 503 {}, 404 {}, timeout {}, slow {}) \
+         | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
+        payments.len(),
+        payments.iter().filter(|p| p.prov == Prov::Zp).count(),
+        payments.iter().filter(|p| p.prov == Prov::Bp).count(),
+        payments.iter().filter(|p| p.truth == Truth::Succeeded).count(),
+        payments.iter().filter(|p| p.truth == Truth::Failed).count(),
+        payments.iter().filter(|p| p.truth == Truth::Open).count(),
+        payments.iter().filter(|p| p.registered).count(),
+        sc.emitted,
+        sc.lost,
+        sc.duplicated,
+        sent,
+        polls,
+        count("SELECT count(*) FROM polls WHERE outcome = 'failed'"),
+        api.counted("429"),
+        api.counted("503"),
+        api.counted("404"),
+        api.counted("timeout"),
+        api.counted("slow"),
+        stored.len(),
+        received.len(),
+        (now - t0) as f64 / 3_600_000.0,
+    );
+    assert!(polls > 0 && sent > 0, "the simulation exercised both paths");
+    d.stop().await;
+}
