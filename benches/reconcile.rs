@@ -24,8 +24,9 @@
 //! Status queries per second arriving at the fake over the measured window, which starts
 //! two seconds after the first query so that the limiter's initial burst (one second's
 //! worth) is not counted, and the ratio to the configured limit: 1.00 is "at the limit".
-//! Every counted query must also be recorded in the store (`polls`), and the rate in any
-//! one-second window must stay within the limiter's promise (rate + burst).
+//! Every counted query must also be recorded in the store (`polls`), and the queries in any
+//! window must stay within the limiter's promise: the window's quota plus one burst. So a
+//! ratio slightly above 1.00 over a short window is the burst, not a broken limiter.
 //!
 //! This is a separate bench target from `benches/ingest.rs` because it shares nothing with
 //! it (no load generator, no bare server) and answers a different question; both follow
@@ -273,8 +274,11 @@ fn main() {
         worst <= burst * 2 + burst / 20 + 1,
         "the limiter let {worst} queries through in one second (limit {limit:.1}/s + burst {burst})"
     );
+    // Over a window of T seconds GCRA allows T seconds' quota plus the burst (a burst
+    // rebuilt while the loop was between batches), so the ratio may exceed 1 by burst/T.
     assert!(
-        ratio <= 1.05,
-        "faster than the limit over the window: {ratio:.3}"
+        in_window as f64 <= limit * o.seconds + burst as f64 + 1.0,
+        "faster than the limit over the window: {in_window} queries in {} s",
+        o.seconds
     );
 }

@@ -29,7 +29,7 @@
 //!
 //! The scenario is fixed by `PAYHOOK_SIM_SEED` (default [`SEED`]) and its size by
 //! `PAYHOOK_SIM_PAYMENTS` (default [`CI_PAYMENTS`]; full mode is thousands):
-//! `PAYHOOK_SIM_PAYMENTS=3000 cargo test --release --test it simulation -- --nocapture`.
+//! `PAYHOOK_SIM_PAYMENTS=3000 cargo test --test it simulation -- --nocapture` (≈ 90 s).
 //! The seed fixes the payments, callbacks and fault draws; the interleaving of concurrent
 //! polls and the reconciler's schedule jitter are not seeded, and the checks hold for any.
 
