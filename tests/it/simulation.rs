@@ -1,7 +1,8 @@
 //! Issue 6: the convergence simulation.
 //!
-//! A seeded scenario of many payments at ZengaPay and TransferZero (BitPesa), driven
-//! through the real daemon: every payment has a simulated truth (SUCCEEDED, FAILED, or
+//! A seeded scenario of many payments at ZengaPay, TransferZero (BitPesa) and Daraja (STK
+//! push, whose unsigned success callbacks wait for a confirming STK query), driven through
+//! the real daemon: every payment has a simulated truth (SUCCEEDED, FAILED, or
 //! still open when its deadline comes) and a timeline of intermediate provider states.
 //! The providers' callbacks are signed correctly and each copy may be lost, duplicated
 //! (BitPesa retries with the same nonce or a new one), delayed and so reordered. A fake
@@ -39,7 +40,7 @@ use crate::support::sign::{bp_sign, zp_body, zp_sign, BP_KEY, BP_SECRET, BP_URL,
 use crate::support::TestDaemon;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -78,6 +79,7 @@ const HANG: Duration = Duration::from_millis(250);
 const TICK: i64 = MIN;
 const ADMIN_TOKEN: &str = "sim-admin-token-0123456789";
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const DARAJA_TOKEN: &str = "sim-daraja-path-token-0123456789";
 
 /// splitmix64: a tiny deterministic generator, so the scenario needs no dependency.
 struct Rng(u64);
@@ -115,6 +117,9 @@ fn draw(seed: u64, i: usize, n: u32) -> Rng {
 enum Prov {
     Zp,
     Bp,
+    /// Daraja M-Pesa Express (STK push): unsigned callbacks on a path token, so a success
+    /// callback is held until the STK query confirms it.
+    Da,
 }
 
 impl Prov {
@@ -122,6 +127,7 @@ impl Prov {
         match self {
             Prov::Zp => "zengapay",
             Prov::Bp => "bitpesa",
+            Prov::Da => "daraja",
         }
     }
 }
@@ -236,6 +242,42 @@ fn bp_object(p: &Payment, state: &str) -> serde_json::Value {
         "input_currency": "KES", "external_id": format!("order-{}", p.reference)})
 }
 
+/// A Daraja STK callback with `code` as its ResultCode (providers.md §3.1).
+fn stk_callback(p: &Payment, code: &str) -> String {
+    let result: i64 = code.parse().unwrap();
+    let mut cb = serde_json::json!({"MerchantRequestID": format!("m-{}", p.reference),
+        "CheckoutRequestID": p.reference, "ResultCode": result,
+        "ResultDesc": if result == 0 { "The service request is processed successfully." } else { "Request cancelled by user" }});
+    if result == 0 {
+        cb["CallbackMetadata"] = serde_json::json!({"Item": [
+            {"Name": "Amount", "Value": p.amount.parse::<i64>().unwrap()},
+            {"Name": "MpesaReceiptNumber", "Value": format!("R{}", &p.reference[6..])},
+            {"Name": "TransactionDate", "Value": 20_261_123_064_500_i64},
+            {"Name": "PhoneNumber", "Value": 254_708_374_149_i64}]});
+    }
+    serde_json::json!({"Body": {"stkCallback": cb}}).to_string()
+}
+
+/// The STK query's answer for `word`: "being processed" is a 500 with an error code
+/// (§3.2), a result is a 200 with its ResultCode.
+fn stk_query_answer(p: &Payment, word: &str) -> (u16, String) {
+    if word == "processing" {
+        return (
+            500,
+            serde_json::json!({"requestId": p.reference, "errorCode": "500.001.1001",
+                "errorMessage": "The transaction is being processed"})
+            .to_string(),
+        );
+    }
+    (
+        200,
+        serde_json::json!({"ResponseCode": "0", "ResponseDescription": "accepted",
+            "MerchantRequestID": format!("m-{}", p.reference), "CheckoutRequestID": p.reference,
+            "ResultCode": word, "ResultDesc": "processed"})
+        .to_string(),
+    )
+}
+
 fn scenario(seed: u64, n: usize) -> Scenario {
     let mut rng = Rng(seed);
     let mut s = Scenario {
@@ -247,7 +289,11 @@ fn scenario(seed: u64, n: usize) -> Scenario {
         duplicated: 0,
     };
     for i in 0..n {
-        let prov = if rng.chance(50) { Prov::Zp } else { Prov::Bp };
+        let prov = match rng.below(100) {
+            0..=39 => Prov::Zp,
+            40..=74 => Prov::Bp,
+            _ => Prov::Da,
+        };
         let truth = match rng.below(100) {
             0..=59 => Truth::Succeeded,
             60..=84 => Truth::Failed,
@@ -263,6 +309,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             match prov {
                 Prov::Zp => "PENDING",
                 Prov::Bp => "initial",
+                Prov::Da => "processing",
             },
         )];
         let steps = rng.below(4);
@@ -276,6 +323,8 @@ fn scenario(seed: u64, n: usize) -> Scenario {
                 Prov::Zp => ["PENDING", "INDETERMINATE"][rng.below(2) as usize],
                 Prov::Bp => ["approved", "pending", "processing", "received", "manual"]
                     [rng.below(5) as usize],
+                // The STK query only ever says "being processed" before the result.
+                Prov::Da => "processing",
             };
             chain.push((at, word));
         }
@@ -284,9 +333,12 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             (Prov::Zp, _) => "FAILED",
             (Prov::Bp, Truth::Succeeded) => "paid",
             (Prov::Bp, _) => "canceled",
+            (Prov::Da, Truth::Succeeded) => "0",
+            // Cancelled by the user, wrong PIN, timeout (providers.md §3.1).
+            (Prov::Da, _) => ["1032", "2001", "1037"][rng.below(3) as usize],
         };
         let amount = match prov {
-            Prov::Zp => format!("{}", rng.range(500, 500_000)),
+            Prov::Zp | Prov::Da => format!("{}", rng.range(500, 500_000)),
             Prov::Bp => {
                 let cents = rng.range(100, 5_000_000);
                 format!("{}.{:02}", cents / 100, cents % 100)
@@ -294,7 +346,10 @@ fn scenario(seed: u64, n: usize) -> Scenario {
         };
         let p = Payment {
             prov,
-            reference: format!("sim-{}-{i:05}", prov.name()),
+            reference: match prov {
+                Prov::Da => format!("ws_CO_sim{i:05}"),
+                _ => format!("sim-{}-{i:05}", prov.name()),
+            },
             amount,
             truth,
             chain,
@@ -303,11 +358,11 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             lag: rng.below(3) as u32,
             registered: false,
         };
-        // What the provider calls back about: ZengaPay only outcomes (no event exists for
-        // PENDING, §1.1); TransferZero the states it has an event for.
+        // What the provider calls back about: ZengaPay and Daraja only outcomes (no event
+        // exists for PENDING, §1.1, §3.1); TransferZero the states it has an event for.
         let mut words: Vec<(i64, &'static str)> = Vec::new();
         match prov {
-            Prov::Zp => {}
+            Prov::Zp | Prov::Da => {}
             Prov::Bp => words.extend(p.chain.iter().filter(|(_, w)| bp_event(w).is_some())),
         }
         if truth != Truth::Open {
@@ -326,6 +381,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
                     "event": bp_event(word).unwrap_or("transaction.updated"),
                     "object": bp_object(&p, word)})
                 .to_string(),
+                Prov::Da => stk_callback(&p, word),
             };
             let callback = s.callbacks.len();
             let copies = if rng.chance(25) {
@@ -337,7 +393,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             let first_nonce = format!("nonce-{i}-{callback}-0");
             for c in 0..copies {
                 let nonce = match prov {
-                    Prov::Zp => None,
+                    Prov::Zp | Prov::Da => None,
                     // A retry reuses the request's nonce, or signs afresh.
                     Prov::Bp if c > 0 && rng.chance(50) => Some(first_nonce.clone()),
                     Prov::Bp => Some(format!("nonce-{i}-{callback}-{c}")),
@@ -377,7 +433,9 @@ struct FakeApi {
     count: BTreeMap<&'static str, AtomicU64>,
 }
 
-const FAULTS: [&str; 7] = ["ok", "429", "503", "404", "slow", "timeout", "unknown"];
+const FAULTS: [&str; 8] = [
+    "ok", "429", "503", "404", "slow", "timeout", "unknown", "token",
+];
 
 impl FakeApi {
     fn tally(&self, what: &'static str) {
@@ -393,11 +451,32 @@ impl FakeApi {
 
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
-        let reference = path
-            .strip_prefix("/v1/collections/")
-            .or_else(|| path.strip_prefix("/v1/transactions/"))
+        if path == "/oauth/v1/generate" {
+            self.tally("token");
+            return reply(
+                200,
+                r#"{"access_token":"sim-daraja-bearer","expires_in":"3599"}"#.into(),
+                None,
+            );
+        }
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let Some(&i) = self.by_ref.get(reference) else {
+        let reference = match path.as_str() {
+            "/mpesa/stkpushquery/v1/query" => serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|b| b["CheckoutRequestID"].as_str().map(str::to_string))
+                .unwrap_or_default(),
+            _ => path
+                .strip_prefix("/v1/collections/")
+                .or_else(|| path.strip_prefix("/v1/transactions/"))
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let Some(&i) = self.by_ref.get(&reference) else {
             self.tally("unknown");
             return reply(404, "{}".into(), None);
         };
@@ -439,6 +518,10 @@ impl FakeApi {
                 p.reference, p.amount, p.reference
             ),
             Prov::Bp => serde_json::json!({"object": bp_object(p, word)}).to_string(),
+            Prov::Da => {
+                let (status, body) = stk_query_answer(p, word);
+                return reply(status, body, None);
+            }
         };
         reply(200, body, None)
     }
@@ -513,19 +596,35 @@ async fn send(addr: SocketAddr, cb: &Callback, nonce: Option<&str>) {
             )
             .await
         }
+        Prov::Da => {
+            post(
+                addr,
+                &format!("/callbacks/daraja/{DARAJA_TOKEN}"),
+                &[],
+                body,
+            )
+            .await
+        }
     };
     assert_eq!(reply.status, 200, "callback refused: {}", reply.body);
 }
 
 /// Registers a payment as the merchant's application does.
 async fn register(admin: SocketAddr, p: &Payment) {
-    let (kind, currency) = match p.prov {
-        Prov::Zp => ("collection", "UGX"),
-        Prov::Bp => ("transfer", "KES"),
-    };
-    let body = serde_json::json!({"provider": p.prov.name(), "provider_ref": p.reference,
-        "kind": kind, "amount": p.amount, "currency": currency,
-        "merchant_ref": format!("order-{}", p.reference)})
+    let body = match p.prov {
+        Prov::Zp | Prov::Bp => {
+            let (kind, currency) = match p.prov {
+                Prov::Zp => ("collection", "UGX"),
+                _ => ("transfer", "KES"),
+            };
+            serde_json::json!({"provider": p.prov.name(), "provider_ref": p.reference,
+                "kind": kind, "amount": p.amount, "currency": currency,
+                "merchant_ref": format!("order-{}", p.reference)})
+        }
+        // The STK push answer gives the CheckoutRequestID; the amount is the merchant's.
+        Prov::Da => serde_json::json!({"provider": "daraja", "provider_ref": p.reference,
+            "kind": "stk", "merchant_ref": format!("order-{}", p.reference)}),
+    }
     .to_string();
     let auth = format!("Bearer {ADMIN_TOKEN}");
     let r = request(
@@ -597,6 +696,9 @@ async fn payments_converge_to_the_providers_truth() {
         "public_base_url = \"https://hooks.example.com\"\n\
          [providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\napi_token = \"zp-token\"\n{poll}\
          [providers.bitpesa]\napi_key = \"{BP_KEY}\"\napi_secret = \"{BP_SECRET}\"\n{poll}\
+         [providers.daraja]\ncallback_tokens = [\"{DARAJA_TOKEN}\"]\nallowed_ips = [\"127.0.0.1\"]\n\
+         consumer_key = \"ck\"\nconsumer_secret = \"cs\"\nshortcode = \"174379\"\n\
+         passkey = \"bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919\"\n{poll}\
          [admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"{ADMIN_TOKEN}\"\n\
          [reconciler]\nenabled = false\nrequest_timeout = \"{REQUEST_TIMEOUT}\"\n"
     );
@@ -707,7 +809,9 @@ async fn payments_converge_to_the_providers_truth() {
            LEFT JOIN callbacks c ON c.id = r.callback_id
            LEFT JOIN polls p ON p.id = r.poll_id
           WHERE r.to_status = 'FAILED' AND r.outcome = 'applied'
-            AND NOT ((r.source = 'callback' AND c.kind IN ('collection.failed', 'transaction.canceled'))
+            AND NOT ((r.source = 'callback' AND (c.kind IN ('collection.failed', 'transaction.canceled')
+                      OR (c.kind = 'stk'
+                          AND json_extract(CAST(c.body AS TEXT), '$.Body.stkCallback.ResultCode') <> 0)))
                   OR (r.source = 'poll' AND p.outcome = 'status' AND p.reported_status = 'FAILED'))",
     );
     assert_eq!(
@@ -807,12 +911,13 @@ async fn payments_converge_to_the_providers_truth() {
 
     let polls = count("SELECT count(*) FROM polls");
     println!(
-        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}; succeeded {}, failed {}, open→review {}; registered {}) \
+        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}; succeeded {}, failed {}, open→review {}; registered {}) \
          callbacks: emitted {} lost {} duplicated {} copies sent {} | polls {} (failed {}; fake: 429 {}, 503 {}, 404 {}, timeout {}, slow {}) \
-         | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
+         daraja: polls {}, successes held for confirmation {} | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
         payments.len(),
         payments.iter().filter(|p| p.prov == Prov::Zp).count(),
         payments.iter().filter(|p| p.prov == Prov::Bp).count(),
+        payments.iter().filter(|p| p.prov == Prov::Da).count(),
         payments.iter().filter(|p| p.truth == Truth::Succeeded).count(),
         payments.iter().filter(|p| p.truth == Truth::Failed).count(),
         payments.iter().filter(|p| p.truth == Truth::Open).count(),
@@ -828,6 +933,8 @@ async fn payments_converge_to_the_providers_truth() {
         api.counted("404"),
         api.counted("timeout"),
         api.counted("slow"),
+        count("SELECT count(*) FROM polls p JOIN transactions t ON t.id = p.transaction_id WHERE t.provider = 'daraja'"),
+        count("SELECT count(*) FROM transitions WHERE outcome = 'unconfirmed'"),
         stored.len(),
         received.len(),
         (now - t0) as f64 / 3_600_000.0,
