@@ -1,8 +1,8 @@
 //! Issue 6: the convergence simulation.
 //!
-//! A seeded scenario of many payments at ZengaPay, TransferZero (BitPesa) and Daraja (STK
-//! push, whose unsigned success callbacks wait for a confirming STK query), driven through
-//! the real daemon: every payment has a simulated truth (SUCCEEDED, FAILED, or
+//! A seeded scenario of many payments at ZengaPay, TransferZero (BitPesa), Daraja (STK
+//! push, whose unsigned success callbacks wait for a confirming STK query) and Jenga (IPNs
+//! with Basic credentials, RSA-signed details queries), driven through the real daemon: every payment has a simulated truth (SUCCEEDED, FAILED, or
 //! still open when its deadline comes) and a timeline of intermediate provider states.
 //! The providers' callbacks are signed correctly and each copy may be lost, duplicated
 //! (BitPesa retries with the same nonce or a new one), delayed and so reordered. A fake
@@ -120,6 +120,8 @@ enum Prov {
     /// Daraja M-Pesa Express (STK push): unsigned callbacks on a path token, so a success
     /// callback is held until the STK query confirms it.
     Da,
+    /// Equity Jenga: IPNs with Basic credentials, transaction details queries RSA-signed.
+    Je,
 }
 
 impl Prov {
@@ -128,6 +130,7 @@ impl Prov {
             Prov::Zp => "zengapay",
             Prov::Bp => "bitpesa",
             Prov::Da => "daraja",
+            Prov::Je => "jenga",
         }
     }
 }
@@ -242,6 +245,35 @@ fn bp_object(p: &Payment, state: &str) -> serde_json::Value {
         "input_currency": "KES", "external_id": format!("order-{}", p.reference)})
 }
 
+/// A Jenga IPN for outcome `state_code` (2 success, 1 failure; §4.1).
+fn jenga_ipn(p: &Payment, state_code: &str) -> String {
+    let status = if state_code == "2" {
+        "SUCCESS"
+    } else {
+        "FAILED"
+    };
+    serde_json::json!({"callbackType": "IPN",
+        "customer": {"name": "Sim Payer", "mobileNumber": "254712345678", "reference": "071648816466242"},
+        "transaction": {"date": "2026-11-23 06:45:00", "reference": p.reference,
+            "paymentMode": "MPESA", "amount": p.amount.parse::<i64>().unwrap(), "currency": "KES",
+            "billNumber": format!("order-{}", p.reference), "servedBy": "EQ", "status": status,
+            "remarks": if status == "SUCCESS" { "00:Approved" } else { "51:Declined" }},
+        "bank": {"reference": p.reference, "transactionType": "C", "account": null}})
+    .to_string()
+}
+
+/// Jenga's transaction details answer for `word` (§4.2).
+fn jenga_details(p: &Payment, word: &str) -> String {
+    let (state_code, code) = match word {
+        "400105" => (1, 400_105),
+        other => (other.parse::<i64>().unwrap(), 0),
+    };
+    serde_json::json!({"status": true, "code": 0, "message": "success", "data": {
+        "state": "x", "stateCode": state_code, "code": code, "amount": p.amount,
+        "transactionReference": p.reference}})
+    .to_string()
+}
+
 /// A Daraja STK callback with `code` as its ResultCode (providers.md §3.1).
 fn stk_callback(p: &Payment, code: &str) -> String {
     let result: i64 = code.parse().unwrap();
@@ -290,9 +322,10 @@ fn scenario(seed: u64, n: usize) -> Scenario {
     };
     for i in 0..n {
         let prov = match rng.below(100) {
-            0..=39 => Prov::Zp,
-            40..=74 => Prov::Bp,
-            _ => Prov::Da,
+            0..=34 => Prov::Zp,
+            35..=64 => Prov::Bp,
+            65..=84 => Prov::Da,
+            _ => Prov::Je,
         };
         let truth = match rng.below(100) {
             0..=59 => Truth::Succeeded,
@@ -310,6 +343,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
                 Prov::Zp => "PENDING",
                 Prov::Bp => "initial",
                 Prov::Da => "processing",
+                Prov::Je => "-1",
             },
         )];
         let steps = rng.below(4);
@@ -325,6 +359,9 @@ fn scenario(seed: u64, n: usize) -> Scenario {
                     [rng.below(5) as usize],
                 // The STK query only ever says "being processed" before the result.
                 Prov::Da => "processing",
+                // stateCode -1 "awaiting callback", or 1 with code 400105 ("unknown status,
+                // contact Finserve"), which is INDETERMINATE (§4.2).
+                Prov::Je => ["-1", "400105"][rng.below(2) as usize],
             };
             chain.push((at, word));
         }
@@ -336,9 +373,11 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             (Prov::Da, Truth::Succeeded) => "0",
             // Cancelled by the user, wrong PIN, timeout (providers.md §3.1).
             (Prov::Da, _) => ["1032", "2001", "1037"][rng.below(3) as usize],
+            (Prov::Je, Truth::Succeeded) => "2",
+            (Prov::Je, _) => "1",
         };
         let amount = match prov {
-            Prov::Zp | Prov::Da => format!("{}", rng.range(500, 500_000)),
+            Prov::Zp | Prov::Da | Prov::Je => format!("{}", rng.range(500, 500_000)),
             Prov::Bp => {
                 let cents = rng.range(100, 5_000_000);
                 format!("{}.{:02}", cents / 100, cents % 100)
@@ -348,6 +387,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             prov,
             reference: match prov {
                 Prov::Da => format!("ws_CO_sim{i:05}"),
+                Prov::Je => format!("3284{i:08}"),
                 _ => format!("sim-{}-{i:05}", prov.name()),
             },
             amount,
@@ -362,7 +402,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
         // exists for PENDING, §1.1, §3.1); TransferZero the states it has an event for.
         let mut words: Vec<(i64, &'static str)> = Vec::new();
         match prov {
-            Prov::Zp | Prov::Da => {}
+            Prov::Zp | Prov::Da | Prov::Je => {}
             Prov::Bp => words.extend(p.chain.iter().filter(|(_, w)| bp_event(w).is_some())),
         }
         if truth != Truth::Open {
@@ -382,6 +422,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
                     "object": bp_object(&p, word)})
                 .to_string(),
                 Prov::Da => stk_callback(&p, word),
+                Prov::Je => jenga_ipn(&p, word),
             };
             let callback = s.callbacks.len();
             let copies = if rng.chance(25) {
@@ -393,7 +434,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             let first_nonce = format!("nonce-{i}-{callback}-0");
             for c in 0..copies {
                 let nonce = match prov {
-                    Prov::Zp | Prov::Da => None,
+                    Prov::Zp | Prov::Da | Prov::Je => None,
                     // A retry reuses the request's nonce, or signs afresh.
                     Prov::Bp if c > 0 && rng.chance(50) => Some(first_nonce.clone()),
                     Prov::Bp => Some(format!("nonce-{i}-{callback}-{c}")),
@@ -451,6 +492,14 @@ impl FakeApi {
 
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
+        if path == "/authentication/api/v3/authenticate/merchant" {
+            self.tally("token");
+            return reply(
+                200,
+                r#"{"accessToken":"sim-jenga-bearer","expiresIn":3600}"#.into(),
+                None,
+            );
+        }
         if path == "/oauth/v1/generate" {
             self.tally("token");
             return reply(
@@ -473,6 +522,9 @@ impl FakeApi {
             _ => path
                 .strip_prefix("/v1/collections/")
                 .or_else(|| path.strip_prefix("/v1/transactions/"))
+                .or_else(|| {
+                    path.strip_prefix("/v3-apis/transaction-api/v3.0/transactions/details/")
+                })
                 .unwrap_or_default()
                 .to_string(),
         };
@@ -522,6 +574,7 @@ impl FakeApi {
                 let (status, body) = stk_query_answer(p, word);
                 return reply(status, body, None);
             }
+            Prov::Je => jenga_details(p, word),
         };
         reply(200, body, None)
     }
@@ -605,6 +658,16 @@ async fn send(addr: SocketAddr, cb: &Callback, nonce: Option<&str>) {
             )
             .await
         }
+        // ipnuser:ipnpass
+        Prov::Je => {
+            post(
+                addr,
+                "/callbacks/jenga",
+                &[("Authorization", "Basic aXBudXNlcjppcG5wYXNz")],
+                body,
+            )
+            .await
+        }
     };
     assert_eq!(reply.status, 200, "callback refused: {}", reply.body);
 }
@@ -622,8 +685,9 @@ async fn register(admin: SocketAddr, p: &Payment) {
                 "merchant_ref": format!("order-{}", p.reference)})
         }
         // The STK push answer gives the CheckoutRequestID; the amount is the merchant's.
-        Prov::Da => serde_json::json!({"provider": "daraja", "provider_ref": p.reference,
-            "kind": "stk", "merchant_ref": format!("order-{}", p.reference)}),
+        Prov::Da | Prov::Je => serde_json::json!({"provider": p.prov.name(),
+            "provider_ref": p.reference, "kind": if p.prov == Prov::Da { "stk" } else { "ipn" },
+            "merchant_ref": format!("order-{}", p.reference)}),
     }
     .to_string();
     let auth = format!("Bearer {ADMIN_TOKEN}");
@@ -699,10 +763,25 @@ async fn payments_converge_to_the_providers_truth() {
          [providers.daraja]\ncallback_tokens = [\"{DARAJA_TOKEN}\"]\nallowed_ips = [\"127.0.0.1\"]\n\
          consumer_key = \"ck\"\nconsumer_secret = \"cs\"\nshortcode = \"174379\"\n\
          passkey = \"bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919\"\n{poll}\
+         [providers.jenga]\nipn_username = \"ipnuser\"\nipn_password = \"ipnpass\"\n\
+         merchant_code = \"0011547896523\"\napi_key = \"jenga-api-key\"\n\
+         consumer_secret = \"jenga-consumer-secret\"\nprivate_key_file = \"jenga.pem\"\n{poll}\
          [admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"{ADMIN_TOKEN}\"\n\
          [reconciler]\nenabled = false\nrequest_timeout = \"{REQUEST_TIMEOUT}\"\n"
     );
-    let d = TestDaemon::start(&cfg).await;
+    // Jenga's request-signing key lives beside the database, readable by its owner only.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("jenga.pem");
+    std::fs::copy(
+        format!(
+            "{}/fixtures/jenga/test_private_key.pem",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &key,
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let d = TestDaemon::start_in(dir, &cfg).await;
     // The daemon runs no forwarder (no [forward] section); the test steps one.
     let fwd: Ctx = {
         let section = format!(
@@ -809,7 +888,7 @@ async fn payments_converge_to_the_providers_truth() {
            LEFT JOIN callbacks c ON c.id = r.callback_id
            LEFT JOIN polls p ON p.id = r.poll_id
           WHERE r.to_status = 'FAILED' AND r.outcome = 'applied'
-            AND NOT ((r.source = 'callback' AND (c.kind IN ('collection.failed', 'transaction.canceled')
+            AND NOT ((r.source = 'callback' AND (c.kind IN ('collection.failed', 'transaction.canceled', 'ipn.failed')
                       OR (c.kind = 'stk'
                           AND json_extract(CAST(c.body AS TEXT), '$.Body.stkCallback.ResultCode') <> 0)))
                   OR (r.source = 'poll' AND p.outcome = 'status' AND p.reported_status = 'FAILED'))",
@@ -910,14 +989,25 @@ async fn payments_converge_to_the_providers_truth() {
     );
 
     let polls = count("SELECT count(*) FROM polls");
+    let per_provider: Vec<String> = db
+        .prepare(
+            "SELECT t.provider || ' ' || count(*) FROM polls p
+               JOIN transactions t ON t.id = p.transaction_id GROUP BY t.provider ORDER BY t.provider",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     println!(
-        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}; succeeded {}, failed {}, open→review {}; registered {}) \
+        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}, jenga {}; succeeded {}, failed {}, open→review {}; registered {}) \
          callbacks: emitted {} lost {} duplicated {} copies sent {} | polls {} (failed {}; fake: 429 {}, 503 {}, 404 {}, timeout {}, slow {}) \
-         daraja: polls {}, successes held for confirmation {} | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
+         per provider {} | successes held for confirmation {} | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
         payments.len(),
         payments.iter().filter(|p| p.prov == Prov::Zp).count(),
         payments.iter().filter(|p| p.prov == Prov::Bp).count(),
         payments.iter().filter(|p| p.prov == Prov::Da).count(),
+        payments.iter().filter(|p| p.prov == Prov::Je).count(),
         payments.iter().filter(|p| p.truth == Truth::Succeeded).count(),
         payments.iter().filter(|p| p.truth == Truth::Failed).count(),
         payments.iter().filter(|p| p.truth == Truth::Open).count(),
@@ -933,7 +1023,7 @@ async fn payments_converge_to_the_providers_truth() {
         api.counted("404"),
         api.counted("timeout"),
         api.counted("slow"),
-        count("SELECT count(*) FROM polls p JOIN transactions t ON t.id = p.transaction_id WHERE t.provider = 'daraja'"),
+        per_provider.join(", "),
         count("SELECT count(*) FROM transitions WHERE outcome = 'unconfirmed'"),
         stored.len(),
         received.len(),
