@@ -2,8 +2,10 @@
 //!
 //! A seeded scenario of many payments at ZengaPay, TransferZero (BitPesa), Daraja (STK
 //! push, whose unsigned success callbacks wait for a confirming STK query) and Jenga (IPNs
-//! with Basic credentials, RSA-signed details queries), driven through the real daemon: every payment has a simulated truth (SUCCEEDED, FAILED, or
-//! still open when its deadline comes) and a timeline of intermediate provider states.
+//! with Basic credentials, RSA-signed details queries), driven through the real daemon.
+//! Every payment has a simulated truth (SUCCEEDED, FAILED, still open when its deadline
+//! comes, or decided only after it and then reported by callback) and a timeline of
+//! intermediate provider states.
 //! The providers' callbacks are signed correctly and each copy may be lost, duplicated
 //! (BitPesa retries with the same nonce or a new one), delayed and so reordered. A fake
 //! status API answers the reconciler according to the same timeline, with faults drawn
@@ -22,7 +24,7 @@
 //! registered at the start.
 //!
 //! Checks at the end: (a) every payment's stored status is its truth (open ones are
-//! NEEDS_REVIEW, never FAILED); (b) every FAILED came from a definitive provider answer (a
+//! NEEDS_REVIEW, never FAILED; late ones NEEDS_REVIEW and then their outcome); (b) every FAILED came from a definitive provider answer (a
 //! failure callback, or a poll that stated FAILED), no failed poll changed a status, and
 //! there was no conflict; (c) the merchant received exactly one distinct event id per
 //! settled transition, each signed, every one delivered; (d) every callback delivered n
@@ -61,7 +63,7 @@ const SEED: u64 = 0x5eed_2026_0006;
 /// Default payment count: a few seconds in a debug build.
 const CI_PAYMENTS: usize = 200;
 const MIN: i64 = 60_000;
-/// `poll_deadline` of both providers. Every decided outcome happens within
+/// `poll_deadline` of every provider. Every decided outcome happens within
 /// [`LAST_OUTCOME`], leaving hours of polling (at most every [`POLL_MAX`]) before it.
 const DEADLINE: i64 = 6 * 60 * MIN;
 const LAST_OUTCOME: i64 = 90 * MIN;
@@ -141,16 +143,43 @@ enum Truth {
     Failed,
     /// Never decided: still open at the deadline.
     Open,
+    /// Decided only after the deadline (escalated to NEEDS_REVIEW first), and reported by
+    /// a callback, since NEEDS_REVIEW rows are no longer polled.
+    LateSucceeded,
+    LateFailed,
 }
 
-impl Truth {
+impl Payment {
     /// What the store must end with.
-    fn expected(self) -> &'static str {
-        match self {
-            Truth::Succeeded => "SUCCEEDED",
-            Truth::Failed => "FAILED",
+    fn expected(&self) -> &'static str {
+        match self.truth {
+            Truth::Succeeded | Truth::LateSucceeded if self.held_late() => "NEEDS_REVIEW",
+            Truth::Succeeded | Truth::LateSucceeded => "SUCCEEDED",
+            Truth::Failed | Truth::LateFailed => "FAILED",
             Truth::Open => "NEEDS_REVIEW",
         }
+    }
+
+    /// A Daraja success after the escalation comes by an unsigned callback: it is held
+    /// for a confirming STK query, and NEEDS_REVIEW rows are not polled, so the review
+    /// stands (with `unconfirmed_status = SUCCEEDED` for the human).
+    fn held_late(&self) -> bool {
+        self.prov == Prov::Da && self.truth == Truth::LateSucceeded
+    }
+
+    /// The merchant's events for this payment, in order.
+    fn expected_events(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if matches!(
+            self.truth,
+            Truth::Open | Truth::LateSucceeded | Truth::LateFailed
+        ) {
+            out.push("transaction.needs_review".to_string());
+        }
+        if self.expected() != "NEEDS_REVIEW" {
+            out.push(format!("transaction.{}", self.expected().to_lowercase()));
+        }
+        out
     }
 }
 
@@ -330,12 +359,18 @@ fn scenario(seed: u64, n: usize) -> Scenario {
         let truth = match rng.below(100) {
             0..=59 => Truth::Succeeded,
             60..=84 => Truth::Failed,
-            _ => Truth::Open,
+            85..=93 => Truth::Open,
+            94..=97 => Truth::LateSucceeded,
+            _ => Truth::LateFailed,
         };
         let outcome_at = match truth {
             Truth::Open => i64::MAX,
+            Truth::LateSucceeded | Truth::LateFailed => {
+                rng.range(DEADLINE + 30 * MIN, DEADLINE + 90 * MIN)
+            }
             _ => rng.range(MIN / 2, LAST_OUTCOME),
         };
+        let late = matches!(truth, Truth::LateSucceeded | Truth::LateFailed);
         let horizon = outcome_at.min(LAST_OUTCOME);
         let mut chain = vec![(
             0,
@@ -366,6 +401,12 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             chain.push((at, word));
         }
         let outcome_word = match (prov, truth) {
+            (_, Truth::LateSucceeded) => match prov {
+                Prov::Zp => "SUCCEEDED",
+                Prov::Bp => "paid",
+                Prov::Da => "0",
+                Prov::Je => "2",
+            },
             (Prov::Zp, Truth::Succeeded) => "SUCCEEDED",
             (Prov::Zp, _) => "FAILED",
             (Prov::Bp, Truth::Succeeded) => "paid",
@@ -411,7 +452,9 @@ fn scenario(seed: u64, n: usize) -> Scenario {
         let mut delivered = 0;
         for (at, word) in words {
             s.emitted += 1;
-            if rng.chance(30) {
+            // A late outcome is only ever learned from its callback: that one arrives.
+            let lost = rng.chance(30) && !(late && at == outcome_at);
+            if lost {
                 s.lost += 1;
                 continue;
             }
@@ -452,7 +495,8 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             });
             delivered += 1;
         }
-        let registered = delivered == 0 || rng.chance(60);
+        // Late payments are registered, so that their deadline is the start's.
+        let registered = delivered == 0 || late || rng.chance(60);
         s.payments.push(Payment { registered, ..p });
     }
     s.copies.sort_by_key(|c| c.at);
@@ -865,7 +909,7 @@ async fn payments_converge_to_the_providers_truth() {
                 |r| r.get(0),
             )
             .ok();
-        if status.as_deref() != Some(p.truth.expected()) {
+        if status.as_deref() != Some(p.expected()) {
             wrong.push(format!("{} {:?} → {status:?}", p.reference, p.truth));
         }
     }
@@ -949,10 +993,13 @@ async fn payments_converge_to_the_providers_truth() {
         0,
         "every event was delivered"
     );
-    // Each payment settled once, with the event of its truth.
+    // Each payment settled as its truth did: once, or escalated and then decided late.
     let mut per_payment: HashMap<(String, String), Vec<String>> = HashMap::new();
     let mut q = db
-        .prepare("SELECT t.provider, t.provider_ref, e.type FROM events e JOIN transactions t ON t.id = e.transaction_id")
+        .prepare(
+            "SELECT t.provider, t.provider_ref, e.type FROM events e
+               JOIN transactions t ON t.id = e.transaction_id ORDER BY e.transition_id",
+        )
         .unwrap();
     for row in q
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -962,9 +1009,14 @@ async fn payments_converge_to_the_providers_truth() {
         per_payment.entry((prov, reference)).or_default().push(kind);
     }
     for p in payments {
-        let want = format!("transaction.{}", p.truth.expected().to_lowercase());
         let got = per_payment.get(&(p.prov.name().to_string(), p.reference.clone()));
-        assert_eq!(got, Some(&vec![want]), "{}'s events", p.reference);
+        assert_eq!(
+            got,
+            Some(&p.expected_events()),
+            "{}'s events ({:?})",
+            p.reference,
+            p.truth
+        );
     }
 
     // (d) Every callback delivered n times is stored once, counted n times. A state
@@ -1000,7 +1052,7 @@ async fn payments_converge_to_the_providers_truth() {
         .collect::<Result<_, _>>()
         .unwrap();
     println!(
-        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}, jenga {}; succeeded {}, failed {}, open→review {}; registered {}) \
+        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}, jenga {}; succeeded {}, failed {}, open→review {}, decided after review {}; registered {}) \
          callbacks: emitted {} lost {} duplicated {} copies sent {} | polls {} (failed {}; fake: 429 {}, 503 {}, 404 {}, timeout {}, slow {}) \
          per provider {} | successes held for confirmation {} | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
         payments.len(),
@@ -1011,6 +1063,10 @@ async fn payments_converge_to_the_providers_truth() {
         payments.iter().filter(|p| p.truth == Truth::Succeeded).count(),
         payments.iter().filter(|p| p.truth == Truth::Failed).count(),
         payments.iter().filter(|p| p.truth == Truth::Open).count(),
+        payments
+            .iter()
+            .filter(|p| matches!(p.truth, Truth::LateSucceeded | Truth::LateFailed))
+            .count(),
         payments.iter().filter(|p| p.registered).count(),
         sc.emitted,
         sc.lost,
