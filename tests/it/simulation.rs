@@ -596,9 +596,13 @@ impl FakeApi {
             return reply(404, r#"{"code":404}"#.into(), None);
         }
         if fault < 13 {
+            // payhook gives up first; what comes after is never read, so it uses up
+            // nothing of the timeline (no "still processing" answer is spent on it).
             self.tally("timeout");
             tokio::time::sleep(HANG).await;
-        } else if fault < 20 {
+            return reply(504, "{}".into(), None);
+        }
+        if fault < 20 {
             self.tally("slow");
             tokio::time::sleep(Duration::from_millis(r.range(5, 30) as u64)).await;
         } else {
