@@ -32,7 +32,7 @@
 //!
 //! The scenario is fixed by `PAYHOOK_SIM_SEED` (default [`SEED`]) and its size by
 //! `PAYHOOK_SIM_PAYMENTS` (default [`CI_PAYMENTS`]; full mode is thousands):
-//! `PAYHOOK_SIM_PAYMENTS=3000 cargo test --test it simulation -- --nocapture` (≈ 90 s).
+//! `PAYHOOK_SIM_PAYMENTS=3000 cargo test --test it simulation -- --nocapture` (1 to 2 minutes).
 //! The seed fixes the payments, callbacks and fault draws; the interleaving of concurrent
 //! polls and the reconciler's schedule jitter are not seeded, and the checks hold for any.
 
@@ -510,6 +510,8 @@ fn scenario(seed: u64, n: usize) -> Scenario {
 /// payments' timelines at the simulated time.
 struct FakeApi {
     seed: u64,
+    /// Draw faults (the simulation) or always answer from the timeline.
+    faulty: bool,
     t0: i64,
     /// The simulated now, set by the driving loop before each step.
     now: AtomicI64,
@@ -583,7 +585,7 @@ impl FakeApi {
         let offset = self.now.load(Ordering::SeqCst) - self.t0;
         let n = self.polls[i].fetch_add(1, Ordering::SeqCst);
         let mut r = draw(self.seed, i, n);
-        let fault = r.below(100);
+        let fault = if self.faulty { r.below(100) } else { 99 };
         if fault < 8 {
             self.tally("429");
             let secs = r.range(30, 600).to_string();
@@ -775,6 +777,7 @@ async fn payments_converge_to_the_providers_truth() {
     let t0 = now_ms();
     let api = Arc::new(FakeApi {
         seed,
+        faulty: true,
         t0,
         now: AtomicI64::new(t0),
         by_ref: sc
@@ -1116,5 +1119,88 @@ async fn payments_converge_to_the_providers_truth() {
         (now - t0) as f64 / 3_600_000.0,
     );
     assert!(polls > 0 && sent > 0, "the simulation exercised both paths");
+    d.stop().await;
+}
+
+/// Found by the simulation (its "late" Daraja successes): a transaction escalated to
+/// NEEDS_REVIEW that then gets an unsigned (held) success is marked due
+/// (`unconfirmed_status = 'SUCCEEDED'`, `next_poll_at_ms = now`, as `apply` does for any
+/// held success), but the reconciler only claims PENDING and INDETERMINATE rows
+/// (`store::polls::claim`), so the confirming status query never happens and the review
+/// stands even though the provider would confirm the success. design.md allows
+/// NEEDS_REVIEW → SUCCEEDED on a provider answer. Ignored until the lead decides (the fix,
+/// if wanted, is in `src/store/polls.rs`: also claim NEEDS_REVIEW rows that hold an
+/// unconfirmed success, without escalating them again). Run it with
+/// `cargo test --test it held_success_after_review -- --ignored`.
+#[ignore = "open question for the lead: held successes on NEEDS_REVIEW rows are never confirmed"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
+    let reference = "ws_CO_sim_held";
+    let api = Arc::new(FakeApi {
+        seed: 1,
+        faulty: false,
+        t0: now_ms(),
+        now: AtomicI64::new(now_ms()),
+        by_ref: HashMap::from([(reference.to_string(), 0)]),
+        payments: vec![Payment {
+            prov: Prov::Da,
+            reference: reference.into(),
+            amount: "1500".into(),
+            truth: Truth::LateSucceeded,
+            chain: vec![(0, "processing")],
+            // Decided (at the provider) from the start: any query says success.
+            outcome_at: 0,
+            outcome_word: "0",
+            lag: 0,
+            registered: true,
+        }],
+        polls: vec![AtomicU32::new(0)],
+        late_answers: vec![AtomicU32::new(0)],
+        count: FAULTS.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
+    });
+    let url = format!("http://{}", start_api(api.clone()).await);
+    let cfg = format!(
+        "[providers.daraja]\ncallback_tokens = [\"{DARAJA_TOKEN}\"]\nallowed_ips = [\"127.0.0.1\"]\n\
+         consumer_key = \"ck\"\nconsumer_secret = \"cs\"\nshortcode = \"174379\"\n\
+         passkey = \"bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919\"\n\
+         base_url = \"{url}\"\npoll_deadline = \"1h\"\npoll_rate_per_minute = 6000\n\
+         [admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"{ADMIN_TOKEN}\"\n\
+         [reconciler]\nenabled = false\n"
+    );
+    let d = TestDaemon::start(&cfg).await;
+    register(d.admin_addr.unwrap(), &api.payments[0]).await;
+    // Past the deadline, before any poll: escalated.
+    let later = now_ms() + 2 * 3_600_000;
+    reconcile::step_at(&d.ctx, later).await.unwrap();
+    let status = |d: &TestDaemon| -> (String, Option<String>) {
+        d.db()
+            .query_row(
+                "SELECT status, unconfirmed_status FROM transactions WHERE provider_ref = ?1",
+                [reference],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(status(&d).0, "NEEDS_REVIEW");
+    // The late, unsigned success callback is held.
+    let cb = Callback {
+        prov: Prov::Da,
+        body: stk_callback(&api.payments[0], "0"),
+        sent: 1,
+    };
+    send(d.addr, &cb, None).await;
+    assert_eq!(
+        status(&d),
+        ("NEEDS_REVIEW".to_string(), Some("SUCCEEDED".to_string()))
+    );
+    // The provider confirms it to anyone who asks.
+    for _ in 0..3 {
+        reconcile::step_at(&d.ctx, later + 60_000).await.unwrap();
+    }
+    assert!(
+        api.polls[0].load(Ordering::SeqCst) > 0,
+        "no STK query was made to confirm the held success"
+    );
+    assert_eq!(status(&d).0, "SUCCEEDED");
     d.stop().await;
 }
