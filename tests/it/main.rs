@@ -28,6 +28,9 @@ mod props;
 mod reconcile;
 /// schema.sql equals the migrations (issue 2).
 mod schema;
+/// The seeded convergence simulation: thousands of payments through lossy callbacks and
+/// faulty status APIs end at the providers' truth, each settlement forwarded once (issue 6).
+mod simulation;
 /// Daraja, Jenga and Tujenge callbacks, source-address allowlists behind a trusted
 /// proxy, unsigned successes held for confirmation (issue 3).
 mod unsigned;
