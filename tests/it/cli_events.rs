@@ -4,13 +4,11 @@
 use crate::support::fake_merchant::{Answer, FakeMerchant};
 use crate::support::http::post;
 use crate::support::TestDaemon;
-use hmac::{Hmac, Mac};
 use payhook::config::Config;
 use payhook::forward::{self, Step};
 use payhook::providers::ProviderId;
 use payhook::store::events;
 use payhook::store::transactions::event_id;
-use sha2::Sha256;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -25,9 +23,7 @@ async fn settle(d: &TestDaemon, reference: &str) -> String {
         "transactionExternalReference": format!("order-{reference}"), "currencyCode": "UGX-MTNMM",
         "amount": "5000", "msisdn": "256772000001"}})
     .to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(ZP_SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let sig = hex::encode(mac.finalize().into_bytes());
+    let sig = crate::support::sign::zp_sign(ZP_SECRET, body.as_bytes());
     let reply = post(
         d.addr,
         "/callbacks/zengapay",

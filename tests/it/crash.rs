@@ -78,25 +78,8 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("while starting {}: {e}", bin().display()));
         let mut d = Daemon { child };
         // Ready when the binary's own healthcheck says so; bounded.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = Command::new(bin())
-                .args(["healthcheck", "--config"])
-                .arg(cfg)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap()
-                .success();
-            if ok {
-                return d;
-            }
-            if let Some(status) = d.child.try_wait().unwrap() {
-                panic!("payhook exited during start-up: {status}");
-            }
-            assert!(Instant::now() < deadline, "payhook did not become ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::support::binary::wait_ready(&bin(), cfg, &mut d.child, Duration::from_secs(30));
+        d
     }
 
     /// SIGKILL: no drain, no checkpoint, no destructor.

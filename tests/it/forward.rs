@@ -9,14 +9,12 @@
 use crate::support::fake_merchant::{Answer, FakeMerchant, Received};
 use crate::support::http::post;
 use crate::support::TestDaemon;
-use hmac::{Hmac, Mac};
 use payhook::config::Config;
 use payhook::forward::{self, Step};
 use payhook::providers::ProviderId;
 use payhook::store::events;
 use payhook::store::transactions::event_id;
 use payhook::Ctx;
-use sha2::Sha256;
 use standardwebhooks::Webhook;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,9 +47,7 @@ fn zp_body(event: &str, reference: &str, status: &str) -> String {
 
 async fn zp_post(d: &TestDaemon, event: &str, reference: &str, status: &str) {
     let body = zp_body(event, reference, status);
-    let mut mac = Hmac::<Sha256>::new_from_slice(ZP_SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let sig = hex::encode(mac.finalize().into_bytes());
+    let sig = crate::support::sign::zp_sign(ZP_SECRET, body.as_bytes());
     let reply = post(
         d.addr,
         "/callbacks/zengapay",

@@ -1,10 +1,9 @@
 //! Issue 2: verified, deduplicated, durable callbacks for ZengaPay and BitPesa.
 
 use crate::support::http::{get, post, request};
+use crate::support::sign::{bp_sign, zp_sign};
 use crate::support::TestDaemon;
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::{Digest, Sha256, Sha512};
 
 const ZP_SECRET: &str = "zp-test-secret";
 const BP_BASE: &str = "https://hooks.example.com";
@@ -17,13 +16,6 @@ fn bp_config() -> String {
     format!("public_base_url = \"{BP_BASE}\"\n[providers.bitpesa]\napi_key = \"bp-key\"\napi_secret = \"bp-secret\"\n")
 }
 
-/// HMAC-SHA256 of the raw body, hex (ZengaPay's raw-body variant).
-fn zp_sign(secret: &str, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
 fn zp_body(event: &str, reference: &str, status: &str, amount: &str) -> String {
     serde_json::json!({"event": event, "data": {
         "transactionStatus": status, "transactionReference": reference,
@@ -33,7 +25,7 @@ fn zp_body(event: &str, reference: &str, status: &str, amount: &str) -> String {
 }
 
 async fn zp_post(d: &TestDaemon, body: &str) -> crate::support::http::Reply {
-    let sig = zp_sign(ZP_SECRET, body);
+    let sig = zp_sign(ZP_SECRET, body.as_bytes());
     post(
         d.addr,
         "/callbacks/zengapay",
@@ -43,24 +35,13 @@ async fn zp_post(d: &TestDaemon, body: &str) -> crate::support::http::Reply {
     .await
 }
 
-/// TransferZero's scheme, written out here independently of payhook's code.
-fn bp_sign(secret: &str, nonce: &str, url: &str, body: &str) -> String {
-    let to_sign = format!(
-        "{nonce}&POST&{url}&{}",
-        hex::encode(Sha512::digest(body.as_bytes()))
-    );
-    let mut mac = Hmac::<Sha512>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(to_sign.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
 async fn bp_post(
     d: &TestDaemon,
     nonce: &str,
     url: &str,
     body: &str,
 ) -> crate::support::http::Reply {
-    let sig = bp_sign("bp-secret", nonce, url, body);
+    let sig = bp_sign("bp-secret", nonce, url, body.as_bytes());
     post(
         d.addr,
         "/callbacks/bitpesa",
@@ -249,7 +230,7 @@ async fn a_duplicate_is_stored_once_with_its_delivery_count() {
 async fn twenty_concurrent_duplicates_store_one_and_change_state_once() {
     let d = TestDaemon::start(&zp_config()).await;
     let body = zp_body("collection.success", "ref-storm", "SUCCEEDED", "7000");
-    let sig = zp_sign(ZP_SECRET, &body);
+    let sig = zp_sign(ZP_SECRET, body.as_bytes());
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let (addr, body, sig) = (d.addr, body.clone(), sig.clone());
@@ -402,7 +383,7 @@ async fn oversized_bodies_get_413_whether_announced_or_chunked() {
     // Chunked, no Content-Length: the limit applies while reading.
     let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     use tokio::io::AsyncWriteExt;
-    let sig = zp_sign(ZP_SECRET, &big);
+    let sig = zp_sign(ZP_SECRET, big.as_bytes());
     let head = format!("POST /callbacks/zengapay HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-ZENGAPAY-SIGNATURE: {sig}\r\n\r\n");
     s.write_all(head.as_bytes()).await.unwrap();
     for chunk in big.as_bytes().chunks(500) {

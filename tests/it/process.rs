@@ -1,6 +1,7 @@
 //! The `payhook` binary as an operator runs it: CLI answers, start-up, SIGTERM drain, and
 //! logs that never contain a secret.
 
+use crate::support::binary::wait_ready;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,21 +100,7 @@ fn serve_answers_drains_on_sigterm_and_never_logs_a_secret() {
         .spawn()
         .unwrap();
     // Wait for readiness with the binary's own healthcheck, bounded.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ok = Command::new(BIN)
-            .args(["healthcheck", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap()
-            .status
-            .success();
-        if ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "payhook did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_ready(Path::new(BIN), &cfg, &mut child, Duration::from_secs(20));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     rt.block_on(async {
@@ -453,18 +440,7 @@ fn a_registered_payment_is_settled_by_polling_and_forwarded_without_any_callback
         .stderr(log)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !Command::new(BIN)
-        .args(["healthcheck", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "payhook did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_ready(Path::new(BIN), &cfg, &mut child, Duration::from_secs(20));
     let event = rt.block_on(async {
         let body = format!(
             r#"{{"provider":"zengapay","provider_ref":"{reference}","kind":"collection","amount":"126600","currency":"UGX","merchant_ref":"order-1001"}}"#

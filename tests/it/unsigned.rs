@@ -548,18 +548,12 @@ fn log_only_misses_are_logged_with_the_address_and_never_the_token() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !Command::new(BIN)
-        .args(["healthcheck", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "payhook did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::support::binary::wait_ready(
+        std::path::Path::new(BIN),
+        &cfg,
+        &mut child,
+        Duration::from_secs(20),
+    );
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
