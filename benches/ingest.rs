@@ -427,21 +427,24 @@ fn stat_ticks(path: &Path) -> Option<(String, u64)> {
     ))
 }
 
-/// CPU ticks of the whole process, and of the generator's threads plus the main thread.
-fn cpu_split() -> (u64, u64) {
+/// CPU ticks of the whole process, of the generator's threads plus the main thread, and
+/// of the store's writer thread (the one part that cannot use a second core).
+fn cpu_split() -> (u64, u64, u64) {
     let total = stat_ticks(Path::new("/proc/self/stat")).map_or(0, |s| s.1);
     let main_tid = std::process::id().to_string();
-    let mut gen = 0;
+    let (mut gen, mut writer) = (0, 0);
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for t in dir.flatten() {
             if let Some((comm, ticks)) = stat_ticks(&t.path().join("stat")) {
                 if comm.starts_with("gen-rt") || t.file_name().to_string_lossy() == main_tid {
                     gen += ticks;
+                } else if comm == "payhook-writer" {
+                    writer += ticks;
                 }
             }
         }
     }
-    (total, gen)
+    (total, gen, writer)
 }
 
 fn status_kib(field: &str) -> u64 {
@@ -536,6 +539,8 @@ async fn bare_serve(listener: TcpListener, stop: tokio::sync::oneshot::Receiver<
 struct RunResult {
     stats: Stats,
     server_cpu_s: f64,
+    /// CPU of the store's writer thread (zero for the bare server).
+    writer_cpu_s: f64,
     peak_rss_kib: u64,
     samples: Vec<(f64, u64, u64)>,
     note: String,
@@ -547,7 +552,7 @@ fn measure(
     w: Workload,
     o: &Opts,
     wal: Option<PathBuf>,
-) -> (Stats, f64, Vec<(f64, u64, u64)>) {
+) -> (Stats, f64, f64, Vec<(f64, u64, u64)>) {
     let connections = if w == Workload::Storm {
         STORM_CONNECTIONS
     } else {
@@ -561,12 +566,18 @@ fn measure(
     // Reset VmHWM so that peak RSS is this run's (and not, say, the prefill's page cache).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let sampler = Sampler::start(wal, every);
-    let (t0, g0) = cpu_split();
+    let (t0, g0, w0) = cpu_split();
     let stats = gen.block_on(drive(addr, w, connections, o.seconds));
-    let (t1, g1) = cpu_split();
+    let (t1, g1, w1) = cpu_split();
     let samples = sampler.finish();
     let server_ticks = (t1 - t0).saturating_sub(g1 - g0);
-    (stats, server_ticks as f64 / clock_ticks(), samples)
+    let hz = clock_ticks();
+    (
+        stats,
+        server_ticks as f64 / hz,
+        w1.saturating_sub(w0) as f64 / hz,
+        samples,
+    )
 }
 
 fn run_bare(gen: &tokio::runtime::Runtime, w: Workload, o: &Opts) -> RunResult {
@@ -575,13 +586,14 @@ fn run_bare(gen: &tokio::runtime::Runtime, w: Workload, o: &Opts) -> RunResult {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let server = rt.spawn(bare_serve(listener, rx));
-    let (stats, cpu, samples) = measure(gen, addr, w, o, None);
+    let (stats, cpu, writer_cpu, samples) = measure(gen, addr, w, o, None);
     let _ = tx.send(());
     let _ = rt.block_on(server);
     rt.shutdown_timeout(Duration::from_secs(1));
     RunResult {
         stats,
         server_cpu_s: cpu,
+        writer_cpu_s: writer_cpu,
         peak_rss_kib: status_kib("VmHWM:"),
         samples,
         note: String::new(),
@@ -611,7 +623,8 @@ fn run_payhook(gen: &tokio::runtime::Runtime, w: Workload, o: &Opts) -> RunResul
         let _ = rx.await;
     }));
     let rows_before = count(&db, "SELECT count(*) FROM callbacks");
-    let (stats, cpu, samples) = measure(gen, addr, w, o, Some(db.with_extension("db-wal")));
+    let (stats, cpu, writer_cpu, samples) =
+        measure(gen, addr, w, o, Some(db.with_extension("db-wal")));
     let _ = tx.send(());
     rt.block_on(server).unwrap();
     drop(ctx);
@@ -644,6 +657,7 @@ fn run_payhook(gen: &tokio::runtime::Runtime, w: Workload, o: &Opts) -> RunResul
     RunResult {
         stats,
         server_cpu_s: cpu,
+        writer_cpu_s: writer_cpu,
         peak_rss_kib: status_kib("VmHWM:"),
         samples,
         note,
@@ -843,13 +857,19 @@ fn line(name: &str, r: &RunResult) {
     } else {
         0.0
     };
+    let writer_us = if s.accepted > 0 {
+        r.writer_cpu_s * 1e6 / s.accepted as f64
+    } else {
+        0.0
+    };
     let wal_max = r.samples.iter().map(|x| x.2).max().unwrap_or(0);
     println!(
-        "  {name:<8} {rate:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  cpu {:>6.1} µs/cb  peak RSS {:>4} MiB  WAL max {:>5} KiB  non-2xx {}  broken {}  {}",
+        "  {name:<8} {rate:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  cpu {:>6.1} µs/cb (writer {:>5.1})  peak RSS {:>4} MiB  WAL max {:>5} KiB  non-2xx {}  broken {}  {}",
         s.hist.quantile(0.50) as f64 / 1000.0,
         s.hist.quantile(0.99) as f64 / 1000.0,
         s.hist.max_us as f64 / 1000.0,
         cpu_us,
+        writer_us,
         r.peak_rss_kib >> 10,
         wal_max >> 10,
         s.refused,

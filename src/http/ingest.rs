@@ -131,7 +131,7 @@ pub async fn handle(
     let parsed_event = new.parsed.as_ref().ok().cloned();
     let outcome = ctx
         .store
-        .write(move |conn| callbacks::ingest(conn, &new))
+        .write_prechecked(move |conn| callbacks::ingest(conn, &new))
         .await
         .map_err(|e| match e {
             StoreError::NonceReplay => {

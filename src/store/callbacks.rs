@@ -54,13 +54,17 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
     let v = &cb.verified;
     let provider = v.provider.as_str();
     let body_sha = sha256_hex(&v.body);
+    // Checked before anything is written, so that a replay changes nothing.
+    let mut new_nonce = false;
     if let Some(nonce) = &v.nonce {
         let seen: Option<String> = conn
             .prepare_cached("SELECT body_sha256 FROM nonces WHERE provider = ?1 AND nonce = ?2")?
             .query_row(params![provider, nonce], |r| r.get(0))
             .optional()?;
-        if seen.is_some_and(|h| h != body_sha) {
-            return Err(StoreError::NonceReplay);
+        match seen {
+            Some(h) if h != body_sha => return Err(StoreError::NonceReplay),
+            Some(_) => {}
+            None => new_nonce = true,
         }
     }
     let (kind, dedup_key, report, parse_error) = match &cb.parsed {
@@ -77,50 +81,49 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             Some(e.to_string()),
         ),
     };
-    let (callback_id, deliveries): (i64, i64) = conn
-        .prepare_cached(
-            "INSERT INTO callbacks (provider, kind, dedup_key, auth, signed, body, body_sha256,
-                 headers, client_ip, provider_ref, parse_error, deliveries, first_seen_at_ms, last_seen_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12)
-             ON CONFLICT (provider, dedup_key) DO UPDATE
-                SET deliveries = deliveries + 1, last_seen_at_ms = excluded.last_seen_at_ms
-             RETURNING id, deliveries",
-        )?
-        .query_row(
-            params![
-                provider,
-                kind,
-                dedup_key,
-                v.auth,
-                v.signed,
-                &v.body[..],
-                body_sha,
-                cb.headers_json,
-                cb.client_ip,
-                report.map(|r| r.provider_ref.as_str()),
-                parse_error,
-                cb.received_at_ms
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-    if let Some(nonce) = &v.nonce {
-        conn.prepare_cached(
-            "INSERT INTO nonces (provider, nonce, body_sha256, callback_id, seen_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![
-            provider,
-            nonce,
-            body_sha,
-            callback_id,
-            cb.received_at_ms
-        ])?;
-    }
-    if deliveries > 1 {
+    // A delivery seen before only counts. Looking first (rather than an upsert with
+    // RETURNING) keeps the common, new-callback path to one plain INSERT.
+    let seen: Option<i64> = conn
+        .prepare_cached("SELECT id FROM callbacks WHERE provider = ?1 AND dedup_key = ?2")?
+        .query_row(params![provider, dedup_key], |r| r.get(0))
+        .optional()?;
+    if let Some(callback_id) = seen {
+        let deliveries: i64 = conn
+            .prepare_cached(
+                "UPDATE callbacks SET deliveries = deliveries + 1, last_seen_at_ms = ?2
+                  WHERE id = ?1 RETURNING deliveries",
+            )?
+            .query_row(params![callback_id, cb.received_at_ms], |r| r.get(0))?;
+        if new_nonce {
+            record_nonce(conn, cb, &body_sha, callback_id)?;
+        }
         return Ok(IngestOutcome::Duplicate {
             callback_id,
             deliveries,
         });
+    }
+    conn.prepare_cached(
+        "INSERT INTO callbacks (provider, kind, dedup_key, auth, signed, body, body_sha256,
+             headers, client_ip, provider_ref, parse_error, deliveries, first_seen_at_ms, last_seen_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12)",
+    )?
+    .execute(params![
+        provider,
+        kind,
+        dedup_key,
+        v.auth,
+        v.signed,
+        &v.body[..],
+        body_sha,
+        cb.headers_json,
+        cb.client_ip,
+        report.map(|r| r.provider_ref.as_str()),
+        parse_error,
+        cb.received_at_ms
+    ])?;
+    let callback_id = conn.last_insert_rowid();
+    if new_nonce {
+        record_nonce(conn, cb, &body_sha, callback_id)?;
     }
     if parse_error.is_some() {
         return Ok(IngestOutcome::Flagged { callback_id });
@@ -146,4 +149,28 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
         callback_id,
         applied,
     })
+}
+
+/// Remembers a BitPesa nonce with the body it first came with (a later, different body
+/// under the same nonce is a replay).
+fn record_nonce(
+    conn: &Connection,
+    cb: &NewCallback,
+    body_sha: &str,
+    callback_id: i64,
+) -> Result<(), StoreError> {
+    if let Some(nonce) = &cb.verified.nonce {
+        conn.prepare_cached(
+            "INSERT INTO nonces (provider, nonce, body_sha256, callback_id, seen_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            cb.verified.provider.as_str(),
+            nonce,
+            body_sha,
+            callback_id,
+            cb.received_at_ms
+        ])?;
+    }
+    Ok(())
 }

@@ -77,6 +77,8 @@ pub struct Applied {
 
 struct Current {
     id: i64,
+    /// `transitions.seq` of its latest history row (0: none yet).
+    last_seq: i64,
     status: Status,
     unconfirmed: bool,
     expected_amount_minor: Option<i64>,
@@ -129,6 +131,7 @@ pub fn apply(
         let t = record(
             conn,
             id,
+            1,
             outcome,
             None,
             target,
@@ -160,6 +163,7 @@ pub fn apply(
         record(
             conn,
             cur.id,
+            cur.last_seq + 1,
             outcome,
             Some(cur.status),
             target,
@@ -256,20 +260,29 @@ fn load(
 ) -> Result<Option<Current>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT id, status, unconfirmed_status IS NOT NULL, expected_amount_minor, expected_currency
-               FROM transactions WHERE provider = ?1 AND provider_ref = ?2",
+            "SELECT id, status, unconfirmed_status IS NOT NULL, expected_amount_minor, expected_currency,
+                    (SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE transaction_id = t.id)
+               FROM transactions t WHERE provider = ?1 AND provider_ref = ?2",
         )?
         .query_row(params![provider.as_str(), provider_ref], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })
         .optional()?;
     row.map(
-        |(id, status, unconfirmed, expected_amount_minor, expected_currency)| {
+        |(id, status, unconfirmed, expected_amount_minor, expected_currency, last_seq)| {
             let status = status
                 .parse()
                 .map_err(|e: crate::state::UnknownStatus| StoreError::Refused(e.to_string()))?;
             Ok(Current {
                 id,
+                last_seq,
                 status,
                 unconfirmed,
                 expected_amount_minor,
@@ -310,36 +323,35 @@ fn insert(
     schedule: Schedule,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
-    let id = conn
-        .prepare_cached(
-            "INSERT INTO transactions (provider, provider_ref, kind, status, reason, provider_status,
-                 unconfirmed_status, amount_minor, currency, merchant_ref, msisdn, receipt,
-                 created_at_ms, updated_at_ms, settled_at_ms, next_poll_at_ms, deadline_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)
-             RETURNING id",
-        )?
-        .query_row(
-            params![
-                provider.as_str(),
-                r.provider_ref,
-                r.kind.as_str(),
-                status.as_str(),
-                reason,
-                r.provider_status,
-                hold.then_some("SUCCEEDED"),
-                r.money.as_ref().map(|m| m.minor),
-                r.money.as_ref().map(|m| m.currency.as_str()),
-                r.merchant_ref,
-                r.msisdn,
-                r.receipt,
-                now_ms,
-                status.is_settled().then_some(now_ms),
-                next_poll_at_ms,
-                if status.is_open() { schedule.deadline_at_ms } else { None },
-            ],
-            |row| row.get(0),
-        )?;
-    Ok(id)
+    conn.prepare_cached(
+        "INSERT INTO transactions (provider, provider_ref, kind, status, reason, provider_status,
+             unconfirmed_status, amount_minor, currency, merchant_ref, msisdn, receipt,
+             created_at_ms, updated_at_ms, settled_at_ms, next_poll_at_ms, deadline_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)",
+    )?
+    .execute(params![
+        provider.as_str(),
+        r.provider_ref,
+        r.kind.as_str(),
+        status.as_str(),
+        reason,
+        r.provider_status,
+        hold.then_some("SUCCEEDED"),
+        r.money.as_ref().map(|m| m.minor),
+        r.money.as_ref().map(|m| m.currency.as_str()),
+        r.merchant_ref,
+        r.msisdn,
+        r.receipt,
+        now_ms,
+        status.is_settled().then_some(now_ms),
+        next_poll_at_ms,
+        if status.is_open() {
+            schedule.deadline_at_ms
+        } else {
+            None
+        },
+    ])?;
+    Ok(conn.last_insert_rowid())
 }
 
 /// Fills in details a later report knows and an earlier one did not; never erases.
@@ -386,6 +398,7 @@ struct Transition {
 fn record(
     conn: &Connection,
     txn: i64,
+    seq: i64,
     outcome: &str,
     from: Option<Status>,
     to: Status,
@@ -399,30 +412,30 @@ fn record(
         Source::Operator(note) | Source::Reconciler(note) => (None, None, Some(note)),
         Source::Merchant => (None, None, None),
     };
-    let (id, seq) = conn
-        .prepare_cached(
-            "INSERT INTO transitions (transaction_id, seq, outcome, from_status, to_status, reason,
-                 source, callback_id, poll_id, note, at_ms)
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transitions WHERE transaction_id = ?1),
-                     ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             RETURNING id, seq",
-        )?
-        .query_row(
-            params![
-                txn,
-                outcome,
-                from.map(Status::as_str),
-                to.as_str(),
-                reason,
-                source.label(),
-                callback_id,
-                poll_id,
-                note,
-                now_ms
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-    Ok(Transition { id, seq })
+    // `seq` comes from `load` in the same writer transaction, so nothing can take it in
+    // between; UNIQUE (transaction_id, seq) would refuse it if something did.
+    conn.prepare_cached(
+        "INSERT INTO transitions (transaction_id, seq, outcome, from_status, to_status, reason,
+             source, callback_id, poll_id, note, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        txn,
+        seq,
+        outcome,
+        from.map(Status::as_str),
+        to.as_str(),
+        reason,
+        source.label(),
+        callback_id,
+        poll_id,
+        note,
+        now_ms
+    ])?;
+    Ok(Transition {
+        id: conn.last_insert_rowid(),
+        seq,
+    })
 }
 
 /// The stable event id of a transition: the same settlement always has the same id.
