@@ -72,9 +72,10 @@ CREATE TABLE transactions (
     created_at_ms         INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     updated_at_ms         INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
     settled_at_ms         INTEGER,              -- when status first became terminal or NEEDS_REVIEW
-    next_poll_at_ms       INTEGER,              -- when the reconciler asks the provider next; NULL on an open row means "now"
+    next_poll_at_ms       INTEGER,              -- when the reconciler asks the provider next; NULL on an open row means "now", on a NEEDS_REVIEW row "never" (set while a held success awaits its confirming query)
     poll_attempts         INTEGER NOT NULL DEFAULT 0, -- status queries made so far
     deadline_at_ms        INTEGER,              -- still open by then: escalate to NEEDS_REVIEW (never auto-FAILED)
+    review_polls          INTEGER NOT NULL DEFAULT 0, -- status queries made to confirm a success held on a NEEDS_REVIEW row; the reconciler stops at its cap
     UNIQUE (provider, provider_ref)
 );
 -- The reconciler's work queue: open transactions by due time.
@@ -82,6 +83,11 @@ CREATE INDEX transactions_due ON transactions (next_poll_at_ms)
     WHERE status IN ('PENDING','INDETERMINATE');
 CREATE INDEX transactions_merchant_ref ON transactions (merchant_ref)
     WHERE merchant_ref IS NOT NULL;
+-- The reconciler's second queue: NEEDS_REVIEW rows holding an unsigned success (unconfirmed_status)
+-- that a status query may still confirm, by due time; NULL next_poll_at_ms: given up.
+CREATE INDEX transactions_held_due ON transactions (next_poll_at_ms)
+    WHERE status = 'NEEDS_REVIEW' AND unconfirmed_status IS NOT NULL
+      AND next_poll_at_ms IS NOT NULL;
 
 -- Append-only history: every status reported about a transaction, applied or not.
 CREATE TABLE transitions (

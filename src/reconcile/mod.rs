@@ -9,6 +9,10 @@
 //! the schedule, which backs off and honours `Retry-After`. Loops never die of an error:
 //! they log it, wait, and go on.
 //!
+//! A NEEDS_REVIEW row that an unsigned callback then reported SUCCEEDED (a held success
+//! after the deadline escalation) is polled the same way for a confirming query, for at
+//! most [`CONFIRM_MAX_POLLS`] queries; `store::polls` says how each answer ends it.
+//!
 //! The schedule lives in the database (`next_poll_at_ms`, `poll_attempts`,
 //! `deadline_at_ms`), so a restart resumes it. Tests call [`step`] / [`step_at`] directly
 //! instead of sleeping.
@@ -51,6 +55,12 @@ pub const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 /// Most statement pages one sweep reads (100 entries each): a bound on one pass, so a
 /// provider answering "next page" forever cannot hold the loop.
 pub const SWEEP_MAX_PAGES: u32 = 200;
+/// Most status queries (failed ones included) made to confirm a success that an unsigned
+/// callback reported on a NEEDS_REVIEW row, before it is left to the reviewer. With the
+/// usual backoff this is an hour or more of asking (longer for slower providers), while
+/// the provider normally answers the first query: the bound is for a provider that keeps
+/// failing or saying "still processing", so such rows are not polled forever.
+pub const CONFIRM_MAX_POLLS: u32 = 20;
 /// Pause after a step failed (the store is unavailable, say), so a failing store is not
 /// hammered.
 pub const ON_ERROR: Duration = Duration::from_secs(5);
@@ -240,6 +250,7 @@ pub async fn step_provider(
         default_deadline_ms: ms(plan.deadline),
         pollable: enabled.is_some(),
         park_ms: ms(plan.max_interval),
+        confirm_max_polls: i64::from(CONFIRM_MAX_POLLS),
     };
     let claimed = ctx.store.write(move |c| polls::claim(c, &claim)).await?;
     for a in &claimed.escalated {
@@ -250,7 +261,13 @@ pub async fn step_provider(
         tracing::warn!(provider = %provider, transaction_id = a.transaction_id, "still open past its deadline; escalated to NEEDS_REVIEW");
         announce(ctx, provider, a);
     }
-    let worked = !claimed.escalated.is_empty() || claimed.parked > 0 || !claimed.due.is_empty();
+    for t in &claimed.left_for_review {
+        tracing::warn!(provider = %provider, transaction_id = t.id, txn_ref = %t.provider_ref, "held success under review not confirmed within its polls, not a deadline's review, or its provider cannot be polled; left for the reviewer");
+    }
+    let worked = !claimed.escalated.is_empty()
+        || claimed.parked > 0
+        || !claimed.due.is_empty()
+        || !claimed.left_for_review.is_empty();
     let Some(p) = enabled else {
         return Ok(if worked { Step::Worked } else { Step::Idle });
     };
@@ -444,6 +461,16 @@ async fn poll_one(
     // is looked at again after `poll_max_interval` at most, so that credentials added
     // later still get it polled before its deadline.
     if p.status_request(&txn, inputs(at())).is_none() {
+        if !txn.status.is_open() {
+            // A held success under review: it has no deadline to wait for, and nothing
+            // can confirm it, so the reviewer decides.
+            let id = txn.id;
+            ctx.store
+                .write(move |c| polls::leave_for_review(c, id))
+                .await?;
+            tracing::warn!(provider = %provider, txn_ref = %txn.provider_ref, "held success under review has no status query to confirm it; left for the reviewer");
+            return Ok(());
+        }
         let later = at().saturating_add(ms(plan.max_interval));
         let until = txn.deadline_at_ms.map_or(later, |d| d.min(later));
         let id = txn.id;
@@ -506,8 +533,9 @@ async fn poll_one(
     };
     let attempt = u32::try_from(txn.poll_attempts.saturating_add(1)).unwrap_or(u32::MAX);
     let mut next = schedule::next_poll_at(plan, at(), attempt, retry_after, fastrand::f64());
-    if let Some(deadline) = txn.deadline_at_ms {
-        // Never wait past the deadline: escalation happens on time.
+    if let (true, Some(deadline)) = (txn.status.is_open(), txn.deadline_at_ms) {
+        // Never wait past the deadline: escalation happens on time. A held NEEDS_REVIEW
+        // row is past its deadline already; clamping to it would make it due at once.
         next = next.min(deadline);
     }
     let failed = answer.as_ref().err().cloned();
@@ -538,6 +566,9 @@ async fn poll_one(
         (None, Some(a)) => {
             if matches!(a.outcome, Outcome::Applied(_)) {
                 tracing::info!(provider = %provider, txn_ref = %txn_ref, status = %a.status, "status poll settled a change");
+            }
+            if recorded.left_for_review {
+                tracing::warn!(provider = %provider, txn_ref = %txn_ref, "status poll neither confirmed nor failed the held success under review; no longer polled, left for the reviewer");
             }
             announce(ctx, provider, a);
         }

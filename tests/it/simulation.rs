@@ -147,7 +147,8 @@ enum Truth {
     /// Never decided: still open at the deadline.
     Open,
     /// Decided only after the deadline (escalated to NEEDS_REVIEW first), and reported by
-    /// a callback, since NEEDS_REVIEW rows are no longer polled.
+    /// a callback, since NEEDS_REVIEW rows are no longer polled (except to confirm a
+    /// success an unsigned Daraja callback reported, which is held until then).
     LateSucceeded,
     LateFailed,
 }
@@ -156,18 +157,10 @@ impl Payment {
     /// What the store must end with.
     fn expected(&self) -> &'static str {
         match self.truth {
-            Truth::Succeeded | Truth::LateSucceeded if self.held_late() => "NEEDS_REVIEW",
             Truth::Succeeded | Truth::LateSucceeded => "SUCCEEDED",
             Truth::Failed | Truth::LateFailed => "FAILED",
             Truth::Open => "NEEDS_REVIEW",
         }
-    }
-
-    /// A Daraja success after the escalation comes by an unsigned callback: it is held
-    /// for a confirming STK query, and NEEDS_REVIEW rows are not polled, so the review
-    /// stands (with `unconfirmed_status = SUCCEEDED` for the human).
-    fn held_late(&self) -> bool {
-        self.prov == Prov::Da && self.truth == Truth::LateSucceeded
     }
 
     /// The merchant's events for this payment, in order.
@@ -755,12 +748,16 @@ async fn register(admin: SocketAddr, p: &Payment) {
     assert_eq!(r.status, 201, "registration refused: {}", r.body);
 }
 
-/// The earliest of the next poll, the next deadline and the next delivery due.
+/// The earliest of the next poll (of an open row, or of a NEEDS_REVIEW row holding an
+/// unsigned success to confirm), the next deadline and the next delivery due.
 fn next_due(db: &rusqlite::Connection) -> Option<i64> {
     db.query_row(
         "SELECT min(at) FROM (
                SELECT min(coalesce(next_poll_at_ms, 0)) AS at FROM transactions
                 WHERE status IN ('PENDING','INDETERMINATE')
+               UNION ALL
+               SELECT min(next_poll_at_ms) FROM transactions
+                WHERE status = 'NEEDS_REVIEW' AND unconfirmed_status IS NOT NULL
                UNION ALL
                SELECT min(next_attempt_at_ms) FROM events WHERE status = 'pending')",
         [],
@@ -1125,14 +1122,9 @@ async fn payments_converge_to_the_providers_truth() {
 /// Found by the simulation (its "late" Daraja successes): a transaction escalated to
 /// NEEDS_REVIEW that then gets an unsigned (held) success is marked due
 /// (`unconfirmed_status = 'SUCCEEDED'`, `next_poll_at_ms = now`, as `apply` does for any
-/// held success), but the reconciler only claims PENDING and INDETERMINATE rows
-/// (`store::polls::claim`), so the confirming status query never happens and the review
-/// stands even though the provider would confirm the success. design.md allows
-/// NEEDS_REVIEW → SUCCEEDED on a provider answer. Ignored until the lead decides (the fix,
-/// if wanted, is in `src/store/polls.rs`: also claim NEEDS_REVIEW rows that hold an
-/// unconfirmed success, without escalating them again). Run it with
-/// `cargo test --test it held_success_after_review -- --ignored`.
-#[ignore = "open question for the lead: held successes on NEEDS_REVIEW rows are never confirmed"]
+/// held success). The reconciler claims such rows too (`store::polls::claim`, index
+/// `transactions_held_due`) without escalating them again, so the confirming status query
+/// happens and settles NEEDS_REVIEW → SUCCEEDED, a provider answer design.md allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
     let reference = "ws_CO_sim_held";
@@ -1201,6 +1193,6 @@ async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
         api.polls[0].load(Ordering::SeqCst) > 0,
         "no STK query was made to confirm the held success"
     );
-    assert_eq!(status(&d).0, "SUCCEEDED");
+    assert_eq!(status(&d), ("SUCCEEDED".to_string(), None));
     d.stop().await;
 }
