@@ -637,6 +637,38 @@ mod tests {
         }
     }
 
+    /// A success held on an open row that reaches its deadline unconfirmed keeps its hold
+    /// through the escalation and goes on being asked about, under review.
+    #[test]
+    fn a_held_success_keeps_its_hold_through_the_deadline_escalation() {
+        let c = db();
+        let id = insert(&c, "a", Some(100), Some(500));
+        let success = StatusReport::new("a", TxnKind::Collection, Status::Succeeded);
+        let held = transactions::apply(
+            &c,
+            ProviderId::ZengaPay,
+            &success,
+            true,
+            Source::Merchant,
+            Schedule::default(),
+            200,
+        )
+        .unwrap();
+        assert_eq!(held.outcome, transactions::Outcome::Unconfirmed);
+        // Past the deadline, never confirmed: escalated, the hold kept, still due.
+        let got = claim(&c, &plan(1000, 10)).unwrap();
+        assert_eq!(got.escalated.len(), 1);
+        let (status, unconfirmed, next, _, _) = row(&c, id);
+        assert_eq!(
+            (status.as_str(), unconfirmed.as_deref()),
+            ("NEEDS_REVIEW", Some("SUCCEEDED"))
+        );
+        assert!(next.is_some_and(|n| n <= 1000), "{next:?}");
+        // The next round asks the provider to confirm it.
+        let got = claim(&c, &plan(1000, 10)).unwrap();
+        assert!(matches!(got.due.as_slice(), [t] if t.id == id && t.unconfirmed));
+    }
+
     #[test]
     fn a_held_success_under_review_is_polled_never_escalated_and_confirmed() {
         let c = db();

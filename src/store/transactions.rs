@@ -199,9 +199,17 @@ pub fn apply(
         Decision::Apply => {
             let changed = conn.execute(
                 "UPDATE transactions
-                    SET status = ?2, reason = ?3, unconfirmed_status = NULL, updated_at_ms = ?4,
+                    SET status = ?2, reason = ?3, updated_at_ms = ?4,
                         settled_at_ms = CASE WHEN ?5 THEN COALESCE(settled_at_ms, ?4) END,
-                        next_poll_at_ms = CASE WHEN ?6 THEN next_poll_at_ms END
+                        -- A held success survives a move to review, and stays due, so that
+                        -- a status query can still confirm it (store::polls::claim). The
+                        -- right-hand sides read the row as it was.
+                        unconfirmed_status = CASE WHEN ?2 = 'NEEDS_REVIEW' THEN unconfirmed_status END,
+                        next_poll_at_ms = CASE
+                            WHEN ?6 THEN next_poll_at_ms
+                            WHEN ?2 = 'NEEDS_REVIEW' AND unconfirmed_status IS NOT NULL
+                                THEN COALESCE(next_poll_at_ms, ?4)
+                        END
                   WHERE id = ?1 AND status = ?7",
                 params![
                     cur.id,
