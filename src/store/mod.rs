@@ -25,7 +25,11 @@
 //! the writer, right after one of its passes, to run a PASSIVE checkpoint itself between
 //! two commits: nearly everything has just been copied, so this copies only the frames
 //! written during that pass, and the next commit starts the WAL over. (The writer also does
-//! so unasked every [`CATCH_UP_AT_LEAST_EVERY_BATCHES`] batches.)
+//! so unasked every [`CATCH_UP_AT_LEAST_EVERY_BATCHES`] batches.) Two more things keep that
+//! pause short: while the WAL is busy the background passes come every few milliseconds,
+//! and each is followed by an fdatasync of the database file, because SQLite syncs the
+//! database only when a checkpoint completes, so the catch-up would otherwise flush every
+//! page copied since the last one (on a million-row store, hundreds of milliseconds).
 //! `journal_size_limit` then truncates the file back, so the disk footprint stays bounded.
 //!
 //! Reads ([`Store::read`]) use a small pool of read-only connections; in WAL mode they
@@ -62,6 +66,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// 32 MiB, half of the 64 MiB the WAL file is truncated back to. Each catch-up pauses the
 /// writer for two fsyncs (tens of milliseconds on a busy disk), so not too often.
 pub const CATCH_UP_AT_FRAMES: i64 = 8192;
+/// WAL frames beyond which the background checkpointer passes every
+/// [`CHECKPOINT_BUSY_EVERY`] instead: while writes keep coming, what the writer's catch-up
+/// has left to copy is then little more than what arrived during the last pass.
+const BUSY_WAL_FRAMES: i64 = 1024;
+/// The background checkpointer's pause between passes while the WAL is busy.
+const CHECKPOINT_BUSY_EVERY: Duration = Duration::from_millis(10);
 /// The writer catches up at least this often even unasked, so the WAL stays bounded if the
 /// background checkpointer cannot run at all.
 pub const CATCH_UP_AT_LEAST_EVERY_BATCHES: u32 = 1024;
@@ -596,19 +606,45 @@ fn checkpoint_loop(path: &Path, stop: std::sync::mpsc::Receiver<()>, catch_up: &
         }
     };
     let _ = conn.busy_timeout(Duration::from_millis(100));
+    // SQLite fsyncs the database file only when a checkpoint catches up completely, which
+    // under load is the writer's catch-up: it would then flush every page the passes below
+    // copied since the last one (tens of MB of scattered pages, a pause of hundreds of
+    // milliseconds on the commit path). Syncing after each pass here spreads that work.
+    // The descriptor is deliberately never closed: closing any descriptor of a file drops
+    // every POSIX lock this process holds on it, SQLite's own included.
+    let db = File::open(path).ok();
+    let mut pause = CHECKPOINT_EVERY;
+    let mut copied = (0, 0);
     // Runs until told to stop (or the store handle is dropped, closing the channel).
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
-    {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(pause) {
         // PASSIVE never blocks the writer; it copies what it can. Errors (busy, a
         // read-only file) only mean this round copied nothing.
-        let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        // (frames in the WAL, frames copied into the database) after the pass.
+        let Ok(now) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        }) else {
+            pause = CHECKPOINT_EVERY;
+            continue;
+        };
+        if now.1 > 0 && now != copied {
+            if let Some(db) = &db {
+                let _ = db.sync_data();
+            }
+        }
+        copied = now;
+        pause = if now.0 >= BUSY_WAL_FRAMES {
+            CHECKPOINT_BUSY_EVERY
+        } else {
+            CHECKPOINT_EVERY
+        };
         // Just after a pass, little is left to copy: the cheapest moment for the writer
         // to finish it, so that its pause between two commits stays short.
-        if frames.is_ok_and(|f| f >= CATCH_UP_AT_FRAMES) {
+        if now.0 >= CATCH_UP_AT_FRAMES {
             catch_up.store(true, Ordering::Release);
         }
     }
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    std::mem::forget(db);
 }
 
 #[cfg(test)]
