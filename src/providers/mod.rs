@@ -345,7 +345,8 @@ pub struct PendingTxn {
     pub provider_ref: String,
     /// Payment kind (ZengaPay has one endpoint per kind).
     pub kind: TxnKind,
-    /// Current status (PENDING or INDETERMINATE).
+    /// Current status: PENDING or INDETERMINATE, or NEEDS_REVIEW for a held success that a
+    /// status query may still confirm (`store::polls::claim`).
     pub status: Status,
     /// True when an unsigned callback reported a success that a poll must confirm.
     pub unconfirmed: bool,
