@@ -501,8 +501,14 @@ fn writer_loop(
             batches_since_catch_up = 0;
             // Between commits, nothing of ours is in flight: finish what the background
             // checkpointer started so the next commit restarts the WAL (module docs).
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::debug!(error = %e, "catch-up checkpoint failed; the background one continues");
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+                // The background checkpointer is in the middle of a pass: try again after
+                // the next batch rather than wait for it to ask again.
+                Ok(busy) if busy != 0 => catch_up.store(true, Ordering::Release),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "catch-up checkpoint failed; the background one continues");
+                }
             }
         }
     }
