@@ -816,19 +816,9 @@ async fn a_refused_daraja_token_is_a_failed_poll_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jenga_details_queries_are_rsa_signed_and_settle() {
-    use std::os::unix::fs::PermissionsExt;
     let fake = FakeProvider::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("jenga.pem");
-    std::fs::copy(
-        format!(
-            "{}/fixtures/jenga/test_private_key.pem",
-            env!("CARGO_MANIFEST_DIR")
-        ),
-        &key,
-    )
-    .unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    crate::support::sign::jenga_key_in(dir.path());
     let cfg = format!(
         "[providers.jenga]\nipn_username = \"u\"\nipn_password = \"p\"\nmerchant_code = \"0011547896523\"\n\
          api_key = \"jenga-api-key\"\nconsumer_secret = \"jenga-consumer-secret\"\n\

@@ -822,16 +822,7 @@ async fn payments_converge_to_the_providers_truth() {
     );
     // Jenga's request-signing key lives beside the database, readable by its owner only.
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("jenga.pem");
-    std::fs::copy(
-        format!(
-            "{}/fixtures/jenga/test_private_key.pem",
-            env!("CARGO_MANIFEST_DIR")
-        ),
-        &key,
-    )
-    .unwrap();
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    crate::support::sign::jenga_key_in(dir.path());
     let d = TestDaemon::start_in(dir, &cfg).await;
     // The daemon runs no forwarder (no [forward] section); the test steps one.
     let fwd: Ctx = {

@@ -58,3 +58,20 @@ pub fn zp_body(reference: &str, status: &str, amount: &str) -> String {
 pub fn zp_headers(body: &[u8]) -> String {
     format!("X-ZENGAPAY-SIGNATURE: {}\r\n", zp_sign(ZP_SECRET, body))
 }
+
+/// Copies the Jenga test signing key to `dir/jenga.pem`, readable by its owner only (the
+/// config refuses a key file others can read), and returns its path.
+pub fn jenga_key_in(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("jenga.pem");
+    std::fs::copy(
+        format!(
+            "{}/fixtures/jenga/test_private_key.pem",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &key,
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    key
+}
