@@ -206,6 +206,7 @@ fn open_writer(opts: &StoreOptions) -> Result<Connection, StoreError> {
     // its time re-parsing SQL.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // WAL + FULL: a commit returns only after the WAL is fsynced ("2xx means on disk").
+    // `Store::open` then hands that fsync to the syncer thread where it can (module docs).
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unavailable(format!(
@@ -488,11 +489,7 @@ fn writer_loop(
                 }
             }
             // `synchronous=FULL` (the commit was synced), or nothing to sync.
-            _ => {
-                for done in completions {
-                    done(outcome.clone().map_err(StoreError::Unavailable));
-                }
-            }
+            _ => answer(completions, &outcome),
         }
         batches_since_catch_up += 1;
         if catch_up.swap(false, Ordering::AcqRel)
@@ -537,11 +534,16 @@ fn sync_loop(
                 format!("fsync of the WAL failed: {e}")
             })
         };
-        for done in synced.into_iter().flatten() {
-            done(outcome.clone().map_err(StoreError::Unavailable));
-        }
+        answer(synced.into_iter().flatten(), &outcome);
     }
     tracing::debug!("store syncer stopped");
+}
+
+/// Tells every caller of a batch how its commit ended, once that is known for good.
+fn answer(completions: impl IntoIterator<Item = Completion>, outcome: &Result<(), String>) {
+    for done in completions {
+        done(outcome.clone().map_err(StoreError::Unavailable));
+    }
 }
 
 /// Runs one batch in one transaction and returns the commit's outcome with every job's
@@ -624,8 +626,8 @@ fn checkpoint_loop(path: &Path, stop: std::sync::mpsc::Receiver<()>, catch_up: &
     // Runs until told to stop (or the store handle is dropped, closing the channel).
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(pause) {
         // PASSIVE never blocks the writer; it copies what it can. Errors (busy, a
-        // read-only file) only mean this round copied nothing.
-        // (frames in the WAL, frames copied into the database) after the pass.
+        // read-only file) only mean this round copied nothing. `now` is (frames in the
+        // WAL, frames copied into the database) after the pass.
         let Ok(now) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
         }) else {
@@ -675,9 +677,7 @@ mod tests {
     /// Runs one batch as the writer does and answers every job with the commit's outcome.
     fn run(conn: &Connection, mut jobs: Vec<Job>) -> Result<(), String> {
         let (outcome, completions) = run_batch(conn, &mut jobs);
-        for done in completions {
-            done(outcome.clone().map_err(StoreError::Unavailable));
-        }
+        answer(completions, &outcome);
         outcome
     }
 
