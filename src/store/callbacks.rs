@@ -54,8 +54,9 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
     let v = &cb.verified;
     let provider = v.provider.as_str();
     let body_sha = sha256_hex(&v.body);
-    // Checked before anything is written, so that a replay changes nothing.
-    let mut new_nonce = false;
+    // Checked before anything is written, so that a replay changes nothing. `new_nonce`:
+    // a nonce not seen before, to remember with this callback.
+    let mut new_nonce = None;
     if let Some(nonce) = &v.nonce {
         let seen: Option<String> = conn
             .prepare_cached("SELECT body_sha256 FROM nonces WHERE provider = ?1 AND nonce = ?2")?
@@ -64,7 +65,7 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
         match seen {
             Some(h) if h != body_sha => return Err(StoreError::NonceReplay),
             Some(_) => {}
-            None => new_nonce = true,
+            None => new_nonce = Some(nonce.as_str()),
         }
     }
     let (kind, dedup_key, report, parse_error) = match &cb.parsed {
@@ -94,8 +95,8 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
                   WHERE id = ?1 RETURNING deliveries",
             )?
             .query_row(params![callback_id, cb.received_at_ms], |r| r.get(0))?;
-        if new_nonce {
-            record_nonce(conn, cb, &body_sha, callback_id)?;
+        if let Some(nonce) = new_nonce {
+            record_nonce(conn, cb, nonce, &body_sha, callback_id)?;
         }
         return Ok(IngestOutcome::Duplicate {
             callback_id,
@@ -122,8 +123,8 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
         cb.received_at_ms
     ])?;
     let callback_id = conn.last_insert_rowid();
-    if new_nonce {
-        record_nonce(conn, cb, &body_sha, callback_id)?;
+    if let Some(nonce) = new_nonce {
+        record_nonce(conn, cb, nonce, &body_sha, callback_id)?;
     }
     if parse_error.is_some() {
         return Ok(IngestOutcome::Flagged { callback_id });
@@ -156,21 +157,20 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
 fn record_nonce(
     conn: &Connection,
     cb: &NewCallback,
+    nonce: &str,
     body_sha: &str,
     callback_id: i64,
 ) -> Result<(), StoreError> {
-    if let Some(nonce) = &cb.verified.nonce {
-        conn.prepare_cached(
-            "INSERT INTO nonces (provider, nonce, body_sha256, callback_id, seen_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            cb.verified.provider.as_str(),
-            nonce,
-            body_sha,
-            callback_id,
-            cb.received_at_ms
-        ])?;
-    }
+    conn.prepare_cached(
+        "INSERT INTO nonces (provider, nonce, body_sha256, callback_id, seen_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        cb.verified.provider.as_str(),
+        nonce,
+        body_sha,
+        callback_id,
+        cb.received_at_ms
+    ])?;
     Ok(())
 }
