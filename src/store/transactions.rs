@@ -25,6 +25,11 @@ pub enum Source<'a> {
 }
 
 impl Source<'_> {
+    /// A provider's own report (a callback or a status poll), as opposed to a person's.
+    fn is_provider(&self) -> bool {
+        matches!(self, Source::Callback(_) | Source::Poll(_))
+    }
+
     fn label(&self) -> &'static str {
         match self {
             Source::Callback(_) => "callback",
@@ -80,10 +85,26 @@ struct Current {
     /// `transitions.seq` of its latest history row (0: none yet).
     last_seq: i64,
     status: Status,
+    /// `transactions.reason`.
+    reason: Option<String>,
     unconfirmed: bool,
     expected_amount_minor: Option<i64>,
     expected_currency: Option<String>,
 }
+
+impl Current {
+    /// In review because the provider reported an amount other than the registered one.
+    fn held_for_amount(&self) -> bool {
+        self.status == Status::NeedsReview
+            && self
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(AMOUNT_MISMATCH))
+    }
+}
+
+/// How `transactions.reason` starts when a reported amount differs from the registered one.
+pub const AMOUNT_MISMATCH: &str = "AMOUNT_MISMATCH";
 
 /// Applies what a source says about a transaction. `needs_confirmation` marks a success
 /// reported by an unauthenticated channel (a token-only callback): it is recorded and the
@@ -103,6 +124,12 @@ pub fn apply(
         if let Some(why) = amount_mismatch(cur, report) {
             target = Status::NeedsReview;
             reason = Some(why);
+        } else if cur.held_for_amount() && source.is_provider() {
+            // The provider reported another amount before. A later success that names
+            // the registered amount, or none, contradicts it rather than settling it:
+            // the review stays for a human (`payhook resolve`), and this is a no-op.
+            target = Status::NeedsReview;
+            reason.clone_from(&cur.reason);
         }
     }
     let hold = needs_confirmation && target == Status::Succeeded;
@@ -269,7 +296,8 @@ fn load(
     let row = conn
         .prepare_cached(
             "SELECT id, status, unconfirmed_status IS NOT NULL, expected_amount_minor, expected_currency,
-                    (SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE transaction_id = t.id)
+                    (SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE transaction_id = t.id),
+                    reason
                FROM transactions t WHERE provider = ?1 AND provider_ref = ?2",
         )?
         .query_row(params![provider.as_str(), provider_ref], |r| {
@@ -280,11 +308,12 @@ fn load(
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
             ))
         })
         .optional()?;
     row.map(
-        |(id, status, unconfirmed, expected_amount_minor, expected_currency, last_seq)| {
+        |(id, status, unconfirmed, expected_amount_minor, expected_currency, last_seq, reason)| {
             let status = status
                 .parse()
                 .map_err(|e: crate::state::UnknownStatus| StoreError::Refused(e.to_string()))?;
@@ -292,6 +321,7 @@ fn load(
                 id,
                 last_seq,
                 status,
+                reason,
                 unconfirmed,
                 expected_amount_minor,
                 expected_currency,
@@ -311,7 +341,7 @@ fn amount_mismatch(cur: &Current, report: &StatusReport) -> Option<String> {
         .is_none_or(|c| c.eq_ignore_ascii_case(&reported.currency));
     (expected != reported.minor || !currency_ok).then(|| {
         format!(
-            "AMOUNT_MISMATCH: registered {expected} {}, provider reported {} {}",
+            "{AMOUNT_MISMATCH}: registered {expected} {}, provider reported {} {}",
             cur.expected_currency.as_deref().unwrap_or("?"),
             reported.minor,
             reported.currency

@@ -416,6 +416,49 @@ async fn an_amount_mismatch_is_held_for_review_not_settled() {
         "only the matching one settled"
     );
     assert_eq!(row(&d, "zp-ok").status, "SUCCEEDED");
+
+    // A later signed callback naming the registered amount contradicts the provider's
+    // earlier answer; it does not clear the review. Only a person settles it.
+    let body = crate::support::sign::zp_body("zp-m", "SUCCEEDED", "126600");
+    let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
+    let reply = crate::support::http::post(
+        d.addr,
+        "/callbacks/zengapay",
+        &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        d.count("SELECT count(*) FROM callbacks WHERE provider_ref = 'zp-m'"),
+        1
+    );
+    let r = row(&d, "zp-m");
+    assert_eq!(r.status, "NEEDS_REVIEW");
+    assert!(r.reason.unwrap().starts_with("AMOUNT_MISMATCH"));
+    assert_eq!(r.events, 1, "only the needs_review event");
+    let id: i64 = d
+        .db()
+        .query_row(
+            "SELECT id FROM transactions WHERE provider_ref = 'zp-m'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    d.ctx
+        .store
+        .write(move |c| {
+            payhook::store::transactions::resolve(
+                c,
+                id,
+                payhook::state::Status::Succeeded,
+                "customer paid the difference in cash",
+                now_ms(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(row(&d, "zp-m").status, "SUCCEEDED");
 }
 
 #[tokio::test(flavor = "multi_thread")]
