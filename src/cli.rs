@@ -439,11 +439,12 @@ fn events(path: Option<&PathBuf>, command: EventsCommand) -> anyhow::Result<Exit
             eprintln!("{} event(s) replayed: pending, due now", ids.len());
         }
         EventsCommand::EnableDestination { url } => {
-            let url = match url.or_else(|| cfg.forward.as_ref().map(|f| f.url.clone())) {
+            let url = match url.or_else(|| cfg.forward.as_ref().map(|f| f.url.as_str().to_string()))
+            {
                 Some(u) => u,
                 None => anyhow::bail!("give the destination URL (no [forward] url is configured)"),
             };
-            let shown = url.clone();
+            let shown = crate::config::redacted_url(&url);
             let was = store
                 .write_blocking(move |c| events::enable_destination(c, &url))
                 .context("while enabling the destination")?;

@@ -93,6 +93,51 @@ impl Serialize for Secret {
     }
 }
 
+/// A destination URL (`forward.url`). Its query string may carry the receiver's token, so
+/// `Debug` and `Serialize` (`check-config`) show the query as `[redacted]`; the URL itself
+/// is used, and stored with each attempt, as configured.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DestinationUrl(String);
+
+impl DestinationUrl {
+    /// The URL as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any query replaced by `[redacted]`, for output meant to be shown.
+    pub fn redacted(&self) -> String {
+        redacted_url(&self.0)
+    }
+}
+
+/// `url` with its query (and fragment) replaced by `[redacted]`, for output meant to be
+/// shown: a receiver's token often rides in the query.
+///
+/// ```
+/// use payhook::config::redacted_url;
+/// assert_eq!(redacted_url("https://m.example/h?token=s3cret"), "https://m.example/h?[redacted]");
+/// assert_eq!(redacted_url("https://m.example/h"), "https://m.example/h");
+/// ```
+pub fn redacted_url(url: &str) -> String {
+    match url.split_once(['?', '#']) {
+        Some((head, _)) => format!("{head}?[redacted]"),
+        None => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for DestinationUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl Serialize for DestinationUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -193,7 +238,7 @@ pub struct PollConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct ForwardConfig {
     /// The URL every event is POSTed to (http or https).
-    pub url: String,
+    pub url: DestinationUrl,
     /// Active `whsec_` secrets; each one signs every request, so a secret can be rotated
     /// by adding the new one, updating the receiver, then removing the old one.
     pub secrets: Vec<Secret>,
@@ -1159,7 +1204,7 @@ fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig, ConfigErr
         ));
     }
     Ok(ForwardConfig {
-        url,
+        url: DestinationUrl(url),
         secrets,
         timeout,
         retry_first_after,
@@ -1780,13 +1825,22 @@ mod tests {
     fn forward_secrets_never_print() {
         let c = Config::from_toml(
             &format!(
-                "[forward]\nurl = \"https://merchant.example/hooks\"\nsecrets = [\"{K1}\", \"{K2}\"]\ntimeout = \"5s\"\nretry_horizon = \"4d\"\n"
+                "[forward]\nurl = \"https://merchant.example/hooks?token=tok-SECRET-9\"\nsecrets = [\"{K1}\", \"{K2}\"]\ntimeout = \"5s\"\nretry_horizon = \"4d\"\n"
             ),
             Path::new("."),
         )
         .unwrap();
+        assert_eq!(
+            c.forward.as_ref().unwrap().url.as_str(),
+            "https://merchant.example/hooks?token=tok-SECRET-9",
+            "deliveries go to the URL as configured"
+        );
         let shown = format!("{c:?}\n{}", c.to_redacted_toml());
-        for secret in [K1, K2, "MfKQ9r8", "C2FVsBQ"] {
+        assert!(
+            shown.contains("https://merchant.example/hooks?[redacted]"),
+            "{shown}"
+        );
+        for secret in [K1, K2, "MfKQ9r8", "C2FVsBQ", "tok-SECRET-9"] {
             assert!(!shown.contains(secret), "{secret} leaked in:\n{shown}");
         }
         assert!(shown.contains("timeout = \"5s\""), "{shown}");
