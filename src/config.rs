@@ -332,7 +332,8 @@ impl ProvidersConfig {
             ProviderId::Daraja => self.daraja.as_ref().map(|c| &c.access),
             ProviderId::Jenga => self.jenga.as_ref().map(|c| &c.access),
             ProviderId::Tujenge => self.tujenge.as_ref().map(|c| &c.access),
-            ProviderId::ZengaPay | ProviderId::BitPesa => None,
+            ProviderId::ZengaPay => self.zengapay.as_ref().map(|c| &c.access),
+            ProviderId::BitPesa => self.bitpesa.as_ref().map(|c| &c.access),
         }
     }
 
@@ -492,6 +493,10 @@ pub struct ZengaPayConfig {
     /// The API token for the status endpoints (`Authorization: Bearer`, §1); without it
     /// ZengaPay transactions are not polled.
     pub api_token: Option<Secret>,
+    /// Source-address check, on top of the signature; none by default (ZengaPay
+    /// publishes no sender addresses).
+    #[serde(flatten)]
+    pub access: AccessConfig,
     /// Polling plan and API root.
     #[serde(flatten)]
     pub poll: PollConfig,
@@ -520,6 +525,10 @@ pub struct BitPesaConfig {
     /// The exact URL registered with TransferZero, if it differs from
     /// `public_base_url` + request path (e.g. the proxy rewrites paths).
     pub webhook_url: Option<String>,
+    /// Source-address check, on top of the signature; none by default (TransferZero
+    /// publishes no sender addresses).
+    #[serde(flatten)]
+    pub access: AccessConfig,
     /// Polling plan and API root; status queries are signed with `api_key`/`api_secret`.
     #[serde(flatten)]
     pub poll: PollConfig,
@@ -664,6 +673,8 @@ struct RawZengaPay {
     secret_hash_file: Option<PathBuf>,
     api_token: Option<Secret>,
     api_token_file: Option<PathBuf>,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
     base_url: Option<String>,
     poll_first_after: Option<String>,
     poll_max_interval: Option<String>,
@@ -681,6 +692,8 @@ struct RawBitPesa {
     api_secret: Option<Secret>,
     api_secret_file: Option<PathBuf>,
     webhook_url: Option<String>,
+    allowed_ips: Option<Vec<String>>,
+    ip_policy: Option<IpPolicy>,
     base_url: Option<String>,
     poll_first_after: Option<String>,
     poll_max_interval: Option<String>,
@@ -768,6 +781,7 @@ impl Config {
                     z.api_token_file,
                     base,
                 )?,
+                access: access("providers.zengapay", z.allowed_ips, z.ip_policy, &[])?,
                 poll: poll_config(ProviderId::ZengaPay, poll)?,
                 sweep_interval: match z.sweep_interval {
                     Some(t) => parse_duration(&t)
@@ -816,6 +830,7 @@ impl Config {
                     base,
                 )?,
                 webhook_url,
+                access: access("providers.bitpesa", b.allowed_ips, b.ip_policy, &[])?,
                 poll: poll_config(
                     ProviderId::BitPesa,
                     RawPoll {

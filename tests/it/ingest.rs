@@ -508,3 +508,39 @@ async fn acknowledged_callbacks_survive_a_restart() {
     assert_eq!(d.count("SELECT count(*) FROM events"), 10);
     let _ = request(d.addr, "GET", "/healthz", &[], b"").await;
 }
+
+/// ZengaPay and BitPesa take `allowed_ips` too, on top of their signatures: a signed
+/// callback from an address outside the list gets 403 and stores nothing under
+/// `enforce`, and is stored (with `+ip` missing from `auth`) under `log-only`.
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_providers_honour_allowed_ips() {
+    let outside = "allowed_ips = [\"192.0.2.0/24\"]\n";
+    // Top-level keys (bp_config's public_base_url) come first in TOML.
+    let both = format!("{}{outside}{}{outside}", bp_config(), zp_config());
+    let d = TestDaemon::start(&both).await;
+    let body = zp_body("collection.success", "ip-1", "SUCCEEDED", "1000");
+    assert_eq!(zp_post(&d, &body).await.status, 403);
+    let url = format!("{BP_BASE}/callbacks/bitpesa");
+    let paid = bp_body("ip-2", "transaction.paid_out", "paid_out");
+    assert_eq!(bp_post(&d, "n-ip", &url, &paid).await.status, 403);
+    assert_eq!(d.count("SELECT count(*) FROM callbacks"), 0);
+    d.stop().await;
+
+    let inside = "allowed_ips = [\"127.0.0.1\"]\n";
+    let d = TestDaemon::start(&format!("{}{inside}", zp_config())).await;
+    assert_eq!(zp_post(&d, &body).await.status, 200);
+    let auth: String = d
+        .db()
+        .query_row("SELECT auth FROM callbacks", [], |r| r.get(0))
+        .unwrap();
+    assert!(auth.ends_with("+ip"), "{auth}");
+    d.stop().await;
+
+    let tolerated = "allowed_ips = [\"192.0.2.0/24\"]\nip_policy = \"log-only\"\n";
+    let d = TestDaemon::start(&format!("{}{tolerated}", zp_config())).await;
+    assert_eq!(zp_post(&d, &body).await.status, 200);
+    assert_eq!(
+        d.count("SELECT count(*) FROM callbacks WHERE auth NOT LIKE '%+ip'"),
+        1
+    );
+}
