@@ -50,6 +50,10 @@ const HELP: &[(&str, &str)] = &[
         "Open transactions escalated to NEEDS_REVIEW at their deadline.",
     ),
     (
+        "payhook_held_reviews_left_total",
+        "Unsigned successes under review that payhook stopped trying to confirm: a person decides.",
+    ),
+    (
         "payhook_deliveries_total",
         "Event delivery attempts to the merchant, by outcome (delivered, retry, dead, gone).",
     ),

@@ -262,6 +262,10 @@ pub async fn step_provider(
         announce(ctx, provider, a);
     }
     for t in &claimed.left_for_review {
+        ctx.metrics.inc(
+            "payhook_held_reviews_left_total",
+            &[("provider", provider.as_str())],
+        );
         tracing::warn!(provider = %provider, transaction_id = t.id, txn_ref = %t.provider_ref, "held success under review not confirmed within its polls, not a deadline's review, or its provider cannot be polled; left for the reviewer");
     }
     let worked = !claimed.escalated.is_empty()
@@ -468,6 +472,10 @@ async fn poll_one(
             ctx.store
                 .write(move |c| polls::leave_for_review(c, id))
                 .await?;
+            ctx.metrics.inc(
+                "payhook_held_reviews_left_total",
+                &[("provider", provider.as_str())],
+            );
             tracing::warn!(provider = %provider, txn_ref = %txn.provider_ref, "held success under review has no status query to confirm it; left for the reviewer");
             return Ok(());
         }
@@ -568,6 +576,10 @@ async fn poll_one(
                 tracing::info!(provider = %provider, txn_ref = %txn_ref, status = %a.status, "status poll settled a change");
             }
             if recorded.left_for_review {
+                ctx.metrics.inc(
+                    "payhook_held_reviews_left_total",
+                    &[("provider", provider.as_str())],
+                );
                 tracing::warn!(provider = %provider, txn_ref = %txn_ref, "status poll neither confirmed nor failed the held success under review; no longer polled, left for the reviewer");
             }
             announce(ctx, provider, a);

@@ -1044,3 +1044,44 @@ async fn a_failed_sweep_records_nothing() {
         .unwrap()
         .is_none());
 }
+
+/// A held success under a review that no status query may settle (here an amount
+/// mismatch) leaves the reconciler's queue at once, untouched for the reviewer, and is
+/// counted, so that an operator's alert can see it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_success_no_poll_may_settle_is_left_for_review_and_counted() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "")).await;
+    d.db()
+        .execute(
+            "INSERT INTO transactions (provider, provider_ref, kind, status, reason,
+                                       unconfirmed_status, next_poll_at_ms)
+             VALUES ('zengapay', 'zp-h', 'collection', 'NEEDS_REVIEW',
+                     'AMOUNT_MISMATCH: registered 500 UGX, provider reported 400 UGX',
+                     'SUCCEEDED', 0)",
+            [],
+        )
+        .unwrap();
+    reconcile::step(&d.ctx).await.unwrap();
+    assert!(fake.requests().is_empty(), "no status query for it");
+    let r = row(&d, "zp-h");
+    assert_eq!(r.status, "NEEDS_REVIEW");
+    assert_eq!(
+        r.unconfirmed.as_deref(),
+        Some("SUCCEEDED"),
+        "the hold stays visible"
+    );
+    assert_eq!(r.next_poll_at_ms, None, "out of the queue");
+    let metrics = crate::support::http::get(d.addr, "/metrics").await.body;
+    assert!(
+        metrics.contains(r#"payhook_held_reviews_left_total{provider="zengapay"} 1"#),
+        "{metrics}"
+    );
+    // Counted once: the row is not claimed again.
+    reconcile::step(&d.ctx).await.unwrap();
+    let metrics = crate::support::http::get(d.addr, "/metrics").await.body;
+    assert!(
+        metrics.contains(r#"payhook_held_reviews_left_total{provider="zengapay"} 1"#),
+        "{metrics}"
+    );
+}
