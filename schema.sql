@@ -128,7 +128,7 @@ CREATE INDEX polls_transaction ON polls (transaction_id);
 
 -- Outbox: one event per settled transition, written in the same SQL transaction.
 CREATE TABLE events (
-    id                 TEXT    PRIMARY KEY,     -- evt_<hex>: derived from (provider, provider_ref, transition seq), stable across replays
+    id                 TEXT    PRIMARY KEY,     -- evt_<12 hex: transaction id><20 hex: hash of provider, provider_ref, transition seq>; sorts by transaction, stable across redeliveries and replays
     transaction_id     INTEGER NOT NULL REFERENCES transactions(id), -- the transaction it is about
     transition_id      INTEGER NOT NULL UNIQUE REFERENCES transitions(id), -- the transition it announces: one event each
     type               TEXT    NOT NULL,        -- transaction.succeeded | .failed | .reversed | .needs_review | .conflict

@@ -832,7 +832,7 @@ fn prefilled(n: u64) -> PathBuf {
             tr.execute(rusqlite::params![txn_id, cb_id, at]).unwrap();
             let tr_id = tx.last_insert_rowid();
             let pid: payhook::providers::ProviderId = provider.parse().unwrap();
-            let event_id = payhook::store::transactions::event_id(pid, &r, 1);
+            let event_id = payhook::store::transactions::event_id(txn_id, pid, &r, 1);
             let payload = format!(
                 r#"{{"id":"{event_id}","type":"transaction.succeeded","data":{{"provider":"{provider}","provider_ref":"{r}","merchant_ref":"INV-{r}","status":"SUCCEEDED","amount_minor":{amount},"currency":"{currency}","transition_seq":1}}}}"#
             );

@@ -16,6 +16,12 @@
 //! pages and a later "successful" fsync proves nothing. If the WAL file cannot be opened
 //! for syncing, the writer falls back to `synchronous=FULL` and answers after its commit.
 //!
+//! A consequence the forwarder relies on: whatever a writer job *reads* is on disk by the
+//! time its answer arrives, because the fsync that answers it covers every commit before
+//! its batch as well. A reader connection may see a commit that is not yet synced, so
+//! anything that must not escape before it is durable (the events the forwarder claims)
+//! is picked in a writer job, never through [`Store::read`].
+//!
 //! WAL checkpoints are split so that the commit path does not pay for them and the WAL
 //! still cannot grow without bound. A background thread on its own connection copies the
 //! WAL into the database often (PASSIVE: it never blocks the writer). That alone never

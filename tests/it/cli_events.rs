@@ -32,7 +32,7 @@ async fn settle(d: &TestDaemon, reference: &str) -> String {
     )
     .await;
     assert_eq!(reply.status, 200);
-    event_id(ProviderId::ZengaPay, reference, 1)
+    event_id(d.zp_txn_id(reference), ProviderId::ZengaPay, reference, 1)
 }
 
 fn payhook(config: &Path, args: &[&str]) -> Output {

@@ -60,7 +60,7 @@ async fn zp_post(d: &TestDaemon, event: &str, reference: &str, status: &str) {
 
 async fn succeed(d: &TestDaemon, reference: &str) -> String {
     zp_post(d, "collection.success", reference, "SUCCEEDED").await;
-    event_id(ProviderId::ZengaPay, reference, 1)
+    event_id(d.zp_txn_id(reference), ProviderId::ZengaPay, reference, 1)
 }
 
 /// `d.ctx` with a `[forward]` section, for driving `forward::step` by hand.
@@ -344,7 +344,7 @@ async fn a_transactions_later_event_waits_for_its_earlier_one_and_others_are_not
     let a1 = succeed(&d, "ref-A").await;
     // FAILED after SUCCEEDED: a conflict, the same transaction's second event.
     zp_post(&d, "collection.failed", "ref-A", "FAILED").await;
-    let a2 = event_id(ProviderId::ZengaPay, "ref-A", 2);
+    let a2 = event_id(d.zp_txn_id("ref-A"), ProviderId::ZengaPay, "ref-A", 2);
     assert_eq!(ev(&d, &a2).status, "pending");
     let b1 = succeed(&d, "ref-B").await;
     let now = ev(&d, &b1).created_at_ms;

@@ -81,6 +81,17 @@ impl TestDaemon {
         c
     }
 
+    /// `transactions.id` of the ZengaPay transaction `reference`.
+    pub fn zp_txn_id(&self, reference: &str) -> i64 {
+        self.db()
+            .query_row(
+                "SELECT id FROM transactions WHERE provider = 'zengapay' AND provider_ref = ?1",
+                [reference],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.db().query_row(sql, [], |r| r.get(0)).unwrap()
     }
