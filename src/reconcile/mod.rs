@@ -262,10 +262,7 @@ pub async fn step_provider(
         announce(ctx, provider, a);
     }
     for t in &claimed.left_for_review {
-        ctx.metrics.inc(
-            "payhook_held_reviews_left_total",
-            &[("provider", provider.as_str())],
-        );
+        count_left_for_review(ctx, provider);
         tracing::warn!(provider = %provider, transaction_id = t.id, txn_ref = %t.provider_ref, "held success under review not confirmed within its polls, not a deadline's review, or its provider cannot be polled; left for the reviewer");
     }
     let worked = !claimed.escalated.is_empty()
@@ -472,10 +469,7 @@ async fn poll_one(
             ctx.store
                 .write(move |c| polls::leave_for_review(c, id))
                 .await?;
-            ctx.metrics.inc(
-                "payhook_held_reviews_left_total",
-                &[("provider", provider.as_str())],
-            );
+            count_left_for_review(ctx, provider);
             tracing::warn!(provider = %provider, txn_ref = %txn.provider_ref, "held success under review has no status query to confirm it; left for the reviewer");
             return Ok(());
         }
@@ -576,10 +570,7 @@ async fn poll_one(
                 tracing::info!(provider = %provider, txn_ref = %txn_ref, status = %a.status, "status poll settled a change");
             }
             if recorded.left_for_review {
-                ctx.metrics.inc(
-                    "payhook_held_reviews_left_total",
-                    &[("provider", provider.as_str())],
-                );
+                count_left_for_review(ctx, provider);
                 tracing::warn!(provider = %provider, txn_ref = %txn_ref, "status poll neither confirmed nor failed the held success under review; no longer polled, left for the reviewer");
             }
             announce(ctx, provider, a);
@@ -587,6 +578,14 @@ async fn poll_one(
         (None, None) => {}
     }
     Ok(())
+}
+
+/// Counts a held success under review that is no longer polled: a person decides.
+fn count_left_for_review(ctx: &Ctx, provider: ProviderId) {
+    ctx.metrics.inc(
+        "payhook_held_reviews_left_total",
+        &[("provider", provider.as_str())],
+    );
 }
 
 /// Tells the forwarder about a new outbox event, and counts conflicts.
