@@ -61,7 +61,8 @@ pub enum Outcome {
     NoOp,
     /// An older report after the outcome: recorded, not applied.
     Stale,
-    /// A contradiction of a terminal status: recorded, not applied, surfaced as an event.
+    /// A contradiction of a terminal status (surfaced as an event), or a FAILED after the
+    /// provider's success of another amount (the review stays): recorded, not applied.
     Conflict,
     /// An unsigned success, held until a poll confirms it.
     Unconfirmed,
@@ -133,6 +134,14 @@ pub fn apply(
         }
     }
     let hold = needs_confirmation && target == Status::Succeeded;
+    // After the provider reported a success of another amount, its FAILED contradicts
+    // that report: money may have moved. Which one holds is the reviewer's call
+    // (`payhook resolve`), so the review stays and the report is recorded as a conflict,
+    // which `review_queue` lists beside it. The merchant hears nothing new: it already
+    // had the review's event, and nothing settled.
+    let contradicts_review = target == Status::Failed
+        && source.is_provider()
+        && current.as_ref().is_some_and(Current::held_for_amount);
 
     let Some(cur) = current else {
         let status = if hold { Status::Pending } else { target };
@@ -205,6 +214,17 @@ pub fn apply(
         status: cur.status,
         event_id,
     };
+    if contradicts_review {
+        log("conflict")?;
+        tracing::warn!(
+            provider = %provider,
+            txn_ref = %report.provider_ref,
+            reported = %target,
+            source = source.label(),
+            "provider reported FAILED after a success of another amount; the review stays"
+        );
+        return Ok(done(Outcome::Conflict, None));
+    }
     match decision {
         Decision::NoOp => {
             refresh_details(conn, cur.id, report, now_ms)?;

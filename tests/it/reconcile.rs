@@ -437,6 +437,33 @@ async fn an_amount_mismatch_is_held_for_review_not_settled() {
     assert_eq!(r.status, "NEEDS_REVIEW");
     assert!(r.reason.unwrap().starts_with("AMOUNT_MISMATCH"));
     assert_eq!(r.events, 1, "only the needs_review event");
+
+    // Nor does a later FAILED: the provider contradicts its own success of another
+    // amount, and money may have moved. It is recorded as a conflict for the reviewer.
+    let body = crate::support::sign::zp_body("zp-m", "FAILED", "126600");
+    let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
+    let reply = crate::support::http::post(
+        d.addr,
+        "/callbacks/zengapay",
+        &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let r = row(&d, "zp-m");
+    assert_eq!(r.status, "NEEDS_REVIEW");
+    assert!(r.reason.unwrap().starts_with("AMOUNT_MISMATCH"));
+    assert_eq!(
+        r.events, 1,
+        "the merchant hears nothing until a person decides"
+    );
+    assert_eq!(
+        d.count(
+            "SELECT count(*) FROM review_queue
+              WHERE item = 'conflict' AND provider_ref = 'zp-m' AND status = 'FAILED'"
+        ),
+        1
+    );
     let id: i64 = d
         .db()
         .query_row(
