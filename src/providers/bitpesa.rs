@@ -11,9 +11,9 @@
 //! body (§2.2, §2.4); the answer wraps the transaction in `"object"`.
 
 use super::{
-    ct_eq, header_str, path_segment, verify_hex_mac, CallbackEvent, ParseError, PendingTxn,
-    PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
-    VerifiedCallback, VerifyError,
+    ct_eq, header_str, json_reply, path_segment, verify_hex_mac, CallbackEvent, ParseError,
+    PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
+    StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
 use crate::config::{BitPesaConfig, Secret};
 use crate::money::{decimal_text, Money};
@@ -177,10 +177,7 @@ impl Provider for BitPesa {
         status: StatusCode,
         body: &[u8],
     ) -> Result<StatusReport, PollError> {
-        if !status.is_success() {
-            return Err(PollError::from_status(status));
-        }
-        let reply: StatusReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let reply: StatusReply = json_reply(status, body, PollError::from_status)?;
         let o = reply.object.ok_or(ParseError::Missing("object"))?;
         if o.id.as_deref().is_some_and(|id| id != txn.provider_ref) {
             return Err(PollError::Malformed(format!(

@@ -32,8 +32,8 @@
 //! (metadata items read by name), [`value_text`], [`parse_transaction_status`].
 
 use super::{
-    ct_eq, sha256_hex, AccessToken, Ack, CallbackEvent, ParseError, PendingTxn, PollError,
-    PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
+    ct_eq, json_reply, sha256_hex, AccessToken, Ack, CallbackEvent, ParseError, PendingTxn,
+    PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
     VerifiedCallback, VerifyError,
 };
 use crate::config::{DarajaApi, DarajaConfig, Secret};
@@ -290,10 +290,7 @@ impl Provider for Daraja {
     }
 
     fn parse_token_reply(&self, status: StatusCode, body: &[u8]) -> Result<AccessToken, PollError> {
-        if !status.is_success() {
-            return Err(PollError::from_token_status(status));
-        }
-        let reply: TokenReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let reply: TokenReply = json_reply(status, body, PollError::from_token_status)?;
         let token = reply
             .access_token
             .filter(|t| !t.is_empty())

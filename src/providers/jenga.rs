@@ -20,9 +20,9 @@
 //! PENDING. Signing uses `ring`, already in the tree for TLS, so no RSA crate is added.
 
 use super::{
-    ct_eq, header_str, path_segment, AccessToken, CallbackEvent, ParseError, PendingTxn, PollError,
-    PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
-    VerifiedCallback, VerifyError,
+    ct_eq, header_str, json_reply, path_segment, AccessToken, CallbackEvent, ParseError,
+    PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
+    StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
 use crate::config::{JengaConfig, Secret};
 use crate::money::{decimal_text, Money};
@@ -170,10 +170,7 @@ pub fn parse_details(
     status: StatusCode,
     body: &[u8],
 ) -> Result<StatusReport, PollError> {
-    if !status.is_success() {
-        return Err(PollError::from_status(status));
-    }
-    let reply: DetailsReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+    let reply: DetailsReply = json_reply(status, body, PollError::from_status)?;
     if reply.status != Some(true) {
         return Err(PollError::Refused(
             reply.message.unwrap_or_else(|| "status is not true".into()),
@@ -315,10 +312,7 @@ impl Provider for Jenga {
     }
 
     fn parse_token_reply(&self, status: StatusCode, body: &[u8]) -> Result<AccessToken, PollError> {
-        if !status.is_success() {
-            return Err(PollError::from_token_status(status));
-        }
-        let reply: TokenReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let reply: TokenReply = json_reply(status, body, PollError::from_token_status)?;
         let token = reply
             .accessToken
             .filter(|t| !t.is_empty())

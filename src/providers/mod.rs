@@ -438,6 +438,20 @@ impl PollError {
     }
 }
 
+/// The JSON body of a 2xx answer from a provider's API. Any other HTTP status becomes the
+/// failure `on_status` says it means ([`PollError::from_status`], or
+/// [`PollError::from_token_status`] for token endpoints), whatever the body holds.
+pub fn json_reply<'a, T: serde::Deserialize<'a>>(
+    status: StatusCode,
+    body: &'a [u8],
+    on_status: fn(StatusCode) -> PollError,
+) -> Result<T, PollError> {
+    if !status.is_success() {
+        return Err(on_status(status));
+    }
+    Ok(serde_json::from_slice(body).map_err(ParseError::from)?)
+}
+
 impl From<ParseError> for PollError {
     fn from(e: ParseError) -> Self {
         PollError::Malformed(e.to_string())

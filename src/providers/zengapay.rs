@@ -16,9 +16,9 @@
 //! registered is still found.
 
 use super::{
-    header_str, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError, PendingTxn,
-    PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest,
-    SweepPage, TxnKind, VerifiedCallback, VerifyError,
+    header_str, json_reply, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError,
+    PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
+    StatusRequest, SweepPage, TxnKind, VerifiedCallback, VerifyError,
 };
 use crate::config::{Secret, ZengaPayConfig};
 use crate::money::{decimal_text, Money};
@@ -283,10 +283,7 @@ impl Provider for ZengaPay {
     }
 
     fn parse_sweep_reply(&self, status: StatusCode, body: &[u8]) -> Result<SweepPage, PollError> {
-        if !status.is_success() {
-            return Err(PollError::from_status(status));
-        }
-        let reply: StatementReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let reply: StatementReply = json_reply(status, body, PollError::from_status)?;
         let st = reply.statement.ok_or(ParseError::Missing("statement"))?;
         let mut page = SweepPage::default();
         for entry in st.data.unwrap_or_default() {
@@ -313,10 +310,7 @@ impl Provider for ZengaPay {
         status: StatusCode,
         body: &[u8],
     ) -> Result<StatusReport, PollError> {
-        if !status.is_success() {
-            return Err(PollError::from_status(status));
-        }
-        let reply: StatusReply = serde_json::from_slice(body).map_err(ParseError::from)?;
+        let reply: StatusReply = json_reply(status, body, PollError::from_status)?;
         let d = reply.data.ok_or(ParseError::Missing("data"))?;
         if let Some(r) = d.transactionReference.as_deref() {
             if r.trim() != txn.provider_ref {

@@ -356,14 +356,7 @@ pub async fn sweep(
         };
         let request = request.map_err(|e| ReconcileError::Sweep(e.to_string()))?;
         ctx.reconciler.limiter(provider).until_ready().await;
-        let reply = ctx
-            .reconciler
-            .client
-            .send(
-                request,
-                ctx.config.reconciler.request_timeout,
-                STATUS_BODY_LIMIT_BYTES,
-            )
+        let reply = query(ctx, request)
             .await
             .map_err(|e| ReconcileError::Sweep(format!("page {page}: {e}")))?;
         let found = p
@@ -397,6 +390,22 @@ pub async fn sweep(
     Ok(Some(out))
 }
 
+/// Sends one request to a provider's API (status, statement or token) within the
+/// reconciler's timeout and body limit. The caller has waited for the provider's quota.
+async fn query(
+    ctx: &Ctx,
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<crate::outbound::Reply, crate::outbound::ClientError> {
+    ctx.reconciler
+        .client
+        .send(
+            request,
+            ctx.config.reconciler.request_timeout,
+            STATUS_BODY_LIMIT_BYTES,
+        )
+        .await
+}
+
 /// The provider's access token, from the cache or fetched now (within the provider's rate
 /// limit). `Ok(None)`: the provider needs none.
 async fn access_token(
@@ -412,16 +421,7 @@ async fn access_token(
     };
     let request = request.map_err(|e| e.to_string())?;
     ctx.reconciler.limiter(provider).until_ready().await;
-    let reply = ctx
-        .reconciler
-        .client
-        .send(
-            request,
-            ctx.config.reconciler.request_timeout,
-            STATUS_BODY_LIMIT_BYTES,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let reply = query(ctx, request).await.map_err(|e| e.to_string())?;
     let token = p
         .parse_token_reply(reply.status, &reply.body)
         .map_err(|e| e.to_string())?;
@@ -500,16 +500,7 @@ async fn poll_one(
     let (http_status, answer, retry_after) = match request {
         Err(e) => (None, Err(e.to_string()), None),
         Ok(req) => {
-            match ctx
-                .reconciler
-                .client
-                .send(
-                    req,
-                    ctx.config.reconciler.request_timeout,
-                    STATUS_BODY_LIMIT_BYTES,
-                )
-                .await
-            {
+            match query(ctx, req).await {
                 Err(e) => (None, Err(e.to_string()), None),
                 Ok(reply) => {
                     let code = reply.status.as_u16();
