@@ -161,6 +161,9 @@ pub fn run(cli: Cli) -> ExitCode {
 fn check_config(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = load_config(path)?;
     print!("{}", cfg.to_redacted_toml());
+    for w in cfg.warnings() {
+        eprintln!("warning: {w}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -169,6 +172,9 @@ fn serve(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(&cfg.log);
     if path.is_none() {
         tracing::info!("no --config given; using built-in defaults");
+    }
+    for w in cfg.warnings() {
+        tracing::warn!("{w}");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

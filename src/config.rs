@@ -1015,6 +1015,36 @@ impl Config {
             .unwrap_or_else(|| crate::schedule::defaults(provider))
     }
 
+    /// Settings that are valid alone but together refuse what the operator surely wants
+    /// accepted; `serve` logs each at start-up and `check-config` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        // On a loopback listener every peer is local, so without a trusted proxy the
+        // address checked is the reverse proxy's own: an enforced allowlist that does not
+        // name it refuses every real callback with 403.
+        let local = self.listen.ip();
+        if local.is_loopback() && self.trusted_proxies.is_empty() {
+            for p in ProviderId::ALL {
+                let Some(a) = self.providers.access(p) else {
+                    continue;
+                };
+                if a.ip_policy == IpPolicy::Enforce
+                    && !a.allowed_ips.is_empty()
+                    && !a.allowed_ips.iter().any(|net| net.contains(&local))
+                {
+                    out.push(format!(
+                        "providers.{p}.allowed_ips is enforced, but payhook listens on {} and \
+                         trusts no proxy: behind a reverse proxy every {p} callback comes from \
+                         the proxy's address and is refused (403). List the proxy in \
+                         trusted_proxies.",
+                        self.listen
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// The effective configuration as TOML, secrets redacted (`check-config`).
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
@@ -1625,6 +1655,24 @@ mod tests {
                 err.contains(needle),
                 "{text:?} gave {err:?}, expected {needle:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_allowlist_that_can_only_refuse_is_warned_about() {
+        let daraja = "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]\n";
+        let warned = |toml: &str| Config::from_toml(toml, Path::new(".")).unwrap().warnings();
+        // Default listener (loopback), published senders enforced, no proxy trusted.
+        let w = warned(&format!("listen = \"127.0.0.1:8080\"\n{daraja}"));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("providers.daraja.allowed_ips") && w[0].contains("trusted_proxies"));
+        for fine in [
+            format!("listen = \"127.0.0.1:8080\"\ntrusted_proxies = [\"127.0.0.1\"]\n{daraja}"),
+            format!("listen = \"0.0.0.0:8080\"\n{daraja}"),
+            format!("listen = \"127.0.0.1:8080\"\n{daraja}ip_policy = \"log-only\""),
+            format!("listen = \"127.0.0.1:8080\"\n{daraja}allowed_ips = [\"127.0.0.0/8\"]"),
+        ] {
+            assert!(warned(&fine).is_empty(), "{fine}");
         }
     }
 
