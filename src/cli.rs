@@ -176,6 +176,12 @@ fn serve(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     for w in cfg.warnings() {
         tracing::warn!("{w}");
     }
+    // Linux only; elsewhere there is no such file and nothing to say.
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+        if let Some(w) = crate::http::open_files_warning(&limits) {
+            tracing::warn!("{w}");
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

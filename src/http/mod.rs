@@ -42,6 +42,33 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// hostile connections cannot exhaust memory or file descriptors.
 pub const MAX_CONNECTIONS: usize = 4096;
 
+/// Descriptors payhook needs besides the callback connections: admin connections, the
+/// store's files, and outbound connections to providers and the merchant.
+const OTHER_DESCRIPTORS: u64 = 1024;
+
+/// A warning when the process's soft open-files limit, read from `limits` (the text of
+/// `/proc/self/limits`), is below [`MAX_CONNECTIONS`] plus what the rest of payhook needs.
+/// Past that limit, accepting a connection and connecting out both fail (EMFILE): a few
+/// hundred idle connections would then lock out providers and deliveries long before the
+/// connection cap refuses anyone. `None` when the limit is high enough or unknown.
+pub fn open_files_warning(limits: &str) -> Option<String> {
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?
+        .split_whitespace()
+        .next()?;
+    let needed = MAX_CONNECTIONS as u64 + OTHER_DESCRIPTORS;
+    match soft.parse::<u64>() {
+        Ok(n) if n < needed => Some(format!(
+            "the open-files limit is {n}, below the {needed} payhook needs for \
+             {MAX_CONNECTIONS} callback connections and its own files; past it, callbacks \
+             and deliveries fail to connect. Raise it (LimitNOFILE= in the unit, ulimit -n)."
+        )),
+        // "unlimited", or enough.
+        _ => None,
+    }
+}
+
 /// Serves callbacks on `listener` until `shutdown` completes, then drains.
 pub async fn serve(listener: TcpListener, ctx: Ctx, shutdown: impl Future<Output = ()>) {
     accept_loop(listener, ctx, shutdown, handle).await
@@ -126,5 +153,28 @@ async fn handle(ctx: Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<
         Endpoint::Healthz => ops::healthz(),
         Endpoint::Readyz => ops::readyz(&ctx).await,
         Endpoint::Metrics => ops::metrics(&ctx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(soft: &str) -> String {
+        format!(
+            "Limit                     Soft Limit           Hard Limit           Units     \n\
+             Max processes             96364                96364                processes \n\
+             Max open files            {soft:<20} 524288               files     \n"
+        )
+    }
+
+    #[test]
+    fn a_low_open_files_limit_is_warned_about() {
+        let w = open_files_warning(&limits("1024")).expect("1024 is too low");
+        assert!(w.contains("1024") && w.contains("LimitNOFILE"), "{w}");
+        for fine in ["5120", "20000", "unlimited"] {
+            assert_eq!(open_files_warning(&limits(fine)), None, "{fine}");
+        }
+        assert_eq!(open_files_warning("no such line"), None);
     }
 }

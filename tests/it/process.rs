@@ -153,6 +153,49 @@ fn serve_answers_drains_on_sigterm_and_never_logs_a_secret() {
     assert!(!stored.contains("bp-KEY-2"));
 }
 
+/// Settings that would refuse every real callback, and an open-files limit below the
+/// connection cap, are named in the log at start-up, where the operator looks first.
+#[test]
+fn serve_warns_about_settings_that_would_refuse_callbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Loopback listener, no trusted proxy, Daraja's published senders enforced.
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]\n",
+            dir.path().join("p.db").display()
+        ),
+    );
+    let log = std::fs::File::create(dir.path().join("payhook.log")).unwrap();
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            // Below the cap's needs whatever the hard limit (a lower one stays lower).
+            "ulimit -n 2048 2>/dev/null; exec \"$0\" serve --config \"$1\"",
+            BIN,
+        ])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_ready(Path::new(BIN), &cfg, &mut child, Duration::from_secs(20));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(wait_with_deadline(&mut child, Duration::from_secs(20)).success());
+    let logs = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
+    assert!(
+        logs.contains("providers.daraja.allowed_ips is enforced")
+            && logs.contains("trusted_proxies"),
+        "{logs}"
+    );
+    assert!(logs.contains("the open-files limit is "), "{logs}");
+}
+
 fn wait_with_deadline(
     child: &mut std::process::Child,
     limit: Duration,
