@@ -458,7 +458,7 @@ fn events(path: Option<&PathBuf>, command: EventsCommand) -> anyhow::Result<Exit
             };
             let shown = crate::config::redacted_url(&url);
             let was = store
-                .write_blocking(move |c| events::enable_destination(c, &url))
+                .write_blocking(move |c| events::enable_destination(c, &url, now))
                 .context("while enabling the destination")?;
             if was {
                 println!("{shown}: enabled");

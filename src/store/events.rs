@@ -161,14 +161,17 @@ pub fn record_attempt(
             .map(|s| format!("HTTP {s}"))
     });
     // Every update is guarded by status = 'pending': only the forwarder moves a pending
-    // event, and an operator's replay only touches delivered or dead ones.
+    // event, and an operator's replay only touches delivered or dead ones. A 2xx is the
+    // exception: it also counts for a dead event, because a delivery whose lease ran out
+    // (a slow store) can be acknowledged after a second attempt gave up; the merchant has
+    // it, and a dead letter would make a replay send it again.
     let id = &attempt.event_id;
     match verdict {
         Verdict::Delivered => conn
             .prepare_cached(
                 "UPDATE events SET status = 'delivered', attempts = attempts + 1,
                         next_attempt_at_ms = NULL, delivered_at_ms = ?2, last_error = NULL
-                  WHERE id = ?1 AND status = 'pending'",
+                  WHERE id = ?1 AND status IN ('pending', 'dead')",
             )?
             .execute(params![id, attempt.at_ms])?,
         Verdict::Retry { next_attempt_at_ms } => conn
@@ -228,14 +231,23 @@ pub fn disable_destination(
     Ok(())
 }
 
-/// Re-enables a destination; true if it was disabled.
-pub fn enable_destination(conn: &Connection, url: &str) -> Result<bool, StoreError> {
+/// Re-enables a destination; true if it was disabled. Every pending event starts a fresh
+/// retry schedule, due now: the days they waited for the operator must not count against
+/// the retry horizon, or the first failure after re-enabling would dead-letter the backlog.
+pub fn enable_destination(conn: &Connection, url: &str, now_ms: i64) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
             "UPDATE destinations SET disabled_at_ms = NULL, disabled_reason = NULL
               WHERE url = ?1 AND disabled_at_ms IS NOT NULL",
         )?
         .execute([url])?;
+    if n == 1 {
+        conn.prepare_cached(
+            "UPDATE events SET attempts = 0, schedule_started_at_ms = ?1, next_attempt_at_ms = ?1
+              WHERE status = 'pending'",
+        )?
+        .execute([now_ms])?;
+    }
     Ok(n == 1)
 }
 
@@ -293,14 +305,19 @@ pub fn replay(conn: &Connection, id: &str, now_ms: i64) -> Result<(), StoreError
     }
 }
 
-/// Replays every dead event created at or after `since_ms`; returns their ids.
+/// Replays every event that died at or after `since_ms` (its last attempt, the one that
+/// gave up, was then); returns their ids. Not by creation time: an event dies only after
+/// the retry horizon (days), so "created in the last day" would never match a dead one.
 pub fn replay_dead_since(
     conn: &Connection,
     since_ms: i64,
     now_ms: i64,
 ) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "{REPLAY} WHERE status = 'dead' AND created_at_ms >= ?1 RETURNING id"
+        "{REPLAY} WHERE status = 'dead'
+           AND COALESCE((SELECT MAX(a.at_ms) FROM attempts a WHERE a.event_id = events.id),
+                        created_at_ms) >= ?1
+         RETURNING id"
     ))?;
     let rows = stmt.query_map(params![since_ms, now_ms], |r| r.get(0))?;
     let mut ids: Vec<String> = rows.collect::<Result<_, _>>()?;
@@ -440,6 +457,10 @@ pub struct PollRow {
     pub error: Option<String>,
 }
 
+fn redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::config::redacted_url(url))
+}
+
 /// A delivery attempt, as `events show` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttemptRow {
@@ -447,7 +468,9 @@ pub struct AttemptRow {
     pub id: i64,
     /// The event delivered.
     pub event_id: String,
-    /// URL posted to.
+    /// URL posted to. Printed with its query redacted: a token there is a secret, like
+    /// `forward.url`'s in `check-config`; the store keeps it as configured.
+    #[serde(serialize_with = "redacted")]
     pub destination: String,
     /// When.
     pub at_ms: i64,
@@ -722,13 +745,37 @@ mod tests {
         );
         assert_eq!(story.transitions.len(), 1);
         assert_eq!(story.payload["id"], e.as_str());
-        // --dead --since: only dead ones created since then.
-        let old = settle(&c, "B", Status::Failed, 100);
-        let new = settle(&c, "C", Status::Failed, 5000);
-        for id in [&old, &new] {
-            record_attempt(&c, &attempt(id, 6000, 500), Verdict::Dead).unwrap();
-        }
-        assert_eq!(replay_dead_since(&c, 5000, 7000).unwrap(), [new]);
+        // --dead --since: only the ones that died since then, however old they are.
+        let died_early = settle(&c, "B", Status::Failed, 100);
+        let died_late = settle(&c, "C", Status::Failed, 200);
+        record_attempt(&c, &attempt(&died_early, 3000, 500), Verdict::Dead).unwrap();
+        record_attempt(&c, &attempt(&died_late, 6000, 500), Verdict::Dead).unwrap();
+        assert_eq!(replay_dead_since(&c, 5000, 7000).unwrap(), [died_late]);
+    }
+
+    #[test]
+    fn a_destination_token_never_prints() {
+        let c = db();
+        let e = settle(&c, "T", Status::Succeeded, 1000);
+        let mut a = attempt(&e, 2000, 200);
+        a.destination = "https://m.example/h?token=tok-SECRET-7".into();
+        record_attempt(&c, &a, Verdict::Delivered).unwrap();
+        let shown = serde_json::to_string(&story(&c, &e).unwrap()).unwrap();
+        assert!(!shown.contains("tok-SECRET-7"), "{shown}");
+        assert!(shown.contains("https://m.example/h?[redacted]"), "{shown}");
+    }
+
+    /// A delivery whose lease ran out can be acknowledged after a second attempt gave up:
+    /// the merchant has the event, so it is delivered, not left as a dead letter to replay.
+    #[test]
+    fn a_late_acknowledgement_beats_a_dead_letter() {
+        let c = db();
+        let e = settle(&c, "L", Status::Succeeded, 1000);
+        record_attempt(&c, &attempt(&e, 2000, 500), Verdict::Dead).unwrap();
+        record_attempt(&c, &attempt(&e, 2100, 200), Verdict::Delivered).unwrap();
+        let row = &list(&c, Some("delivered"), None, 10).unwrap()[0];
+        assert_eq!(row.id, e);
+        assert!(list(&c, Some("dead"), None, 10).unwrap().is_empty());
     }
 
     #[test]
@@ -745,8 +792,16 @@ mod tests {
             destination_disabled(&c, "https://other.example/h").unwrap(),
             None
         );
-        assert!(enable_destination(&c, url).unwrap());
-        assert!(!enable_destination(&c, url).unwrap());
+        // Parked for days: re-enabling gives the backlog a fresh schedule, due now.
+        let parked = settle(&c, "P", Status::Succeeded, 10);
+        record_attempt(&c, &attempt(&parked, 20, 410), Verdict::Parked).unwrap();
+        assert!(enable_destination(&c, url, 9_000_000).unwrap());
+        assert!(!enable_destination(&c, url, 9_500_000).unwrap());
         assert_eq!(destination_disabled(&c, url).unwrap(), None);
+        let row = &due(&c, 9_000_000, 10).unwrap()[0];
+        assert_eq!(
+            (row.id.as_str(), row.attempts, row.schedule_started_at_ms),
+            (parked.as_str(), 0, 9_000_000)
+        );
     }
 }

@@ -317,16 +317,26 @@ async fn gone_disables_the_destination_across_a_restart_until_an_operator_enable
         forward::step(&ctx, now + 2 * HOUR_MS).await.unwrap(),
         Step::Disabled
     );
+    // The operator re-enables it four days later, past the 3-day retry horizon, and the
+    // merchant stumbles once: the backlog is retried, not dead-lettered, because the days
+    // it waited for the operator do not count against its schedule.
+    let later = now + 96 * HOUR_MS;
     let url = m.url();
     assert!(d
         .ctx
         .store
-        .write(move |c| events::enable_destination(c, &url))
+        .write(move |c| events::enable_destination(c, &url, later))
         .await
         .unwrap());
+    m.answer(Answer::Status(503));
+    assert_eq!(forward::step(&ctx, later).await.unwrap(), Step::Worked(2));
+    for id in [&a, &b] {
+        assert_eq!(ev(&d, id).status, "pending", "retried, not dead");
+    }
+    assert_eq!(m.take().len(), 2);
     m.answer(Answer::Status(200));
     assert_eq!(
-        forward::step(&ctx, now + 2 * HOUR_MS).await.unwrap(),
+        forward::step(&ctx, later + HOUR_MS).await.unwrap(),
         Step::Worked(2)
     );
     let mut ids: Vec<String> = m.take().iter().map(|r| r.id().to_string()).collect();
