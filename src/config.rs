@@ -337,13 +337,15 @@ impl ProvidersConfig {
         }
     }
 
-    /// Whether a success reported by an unsigned callback of `provider` waits for a
-    /// status query before it counts (issue 3, "callback as a hint"). True unless the
-    /// provider's section says `confirm_unsigned = false`; signed callbacks are never held.
+    /// Whether a success reported by an unsigned callback of `provider` (a token-only
+    /// Daraja or Tujenge callback, a field-signed ZengaPay one) waits for a status query
+    /// before it counts (issue 3, "callback as a hint"). True unless the provider's
+    /// section says `confirm_unsigned = false`; signed callbacks are never held.
     pub fn confirm_unsigned(&self, provider: ProviderId) -> bool {
         match provider {
             ProviderId::Daraja => self.daraja.as_ref().is_none_or(|c| c.confirm_unsigned),
             ProviderId::Tujenge => self.tujenge.as_ref().is_none_or(|c| c.confirm_unsigned),
+            ProviderId::ZengaPay => self.zengapay.as_ref().is_none_or(|c| c.confirm_unsigned),
             _ => true,
         }
     }
@@ -497,6 +499,10 @@ pub struct ZengaPayConfig {
     /// publishes no sender addresses).
     #[serde(flatten)]
     pub access: AccessConfig,
+    /// Whether a success whose signature covers only some fields (the `fields-*`
+    /// variants: not the status) waits for a status query before it counts. Default true;
+    /// it needs `api_token`.
+    pub confirm_unsigned: bool,
     /// Polling plan and API root.
     #[serde(flatten)]
     pub poll: PollConfig,
@@ -675,6 +681,7 @@ struct RawZengaPay {
     api_token_file: Option<PathBuf>,
     allowed_ips: Option<Vec<String>>,
     ip_policy: Option<IpPolicy>,
+    confirm_unsigned: Option<bool>,
     base_url: Option<String>,
     poll_first_after: Option<String>,
     poll_max_interval: Option<String>,
@@ -782,6 +789,7 @@ impl Config {
                     base,
                 )?,
                 access: access("providers.zengapay", z.allowed_ips, z.ip_policy, &[])?,
+                confirm_unsigned: z.confirm_unsigned.unwrap_or(true),
                 poll: poll_config(ProviderId::ZengaPay, poll)?,
                 sweep_interval: match z.sweep_interval {
                     Some(t) => parse_duration(&t)
@@ -1040,6 +1048,17 @@ impl Config {
                         self.listen
                     ));
                 }
+            }
+        }
+        if let Some(z) = &self.providers.zengapay {
+            if z.confirm_unsigned && z.api_token.is_none() {
+                out.push(
+                    "providers.zengapay has no api_token: a success whose signature covers only \
+                     some fields (auth hmac-sha256:fields-*) cannot be confirmed by a status query and waits \
+                     for review. Set api_token, or confirm_unsigned = false to trust such \
+                     callbacks as they are."
+                        .to_string(),
+                );
             }
         }
         out
@@ -1674,6 +1693,25 @@ mod tests {
         ] {
             assert!(warned(&fine).is_empty(), "{fine}");
         }
+    }
+
+    #[test]
+    fn zengapay_confirms_field_signed_successes_and_says_when_it_cannot() {
+        let cfg = |extra: &str| {
+            Config::from_toml(
+                &format!("[providers.zengapay]\nsecret_hash = \"s\"\n{extra}"),
+                Path::new("."),
+            )
+            .unwrap()
+        };
+        let c = cfg("");
+        assert!(c.providers.confirm_unsigned(ProviderId::ZengaPay));
+        let w = c.warnings();
+        assert!(w.len() == 1 && w[0].contains("api_token"), "{w:?}");
+        assert!(cfg("api_token = \"t\"").warnings().is_empty());
+        let off = cfg("confirm_unsigned = false");
+        assert!(!off.providers.confirm_unsigned(ProviderId::ZengaPay));
+        assert!(off.warnings().is_empty());
     }
 
     #[test]

@@ -218,7 +218,10 @@ pub struct VerifiedCallback {
     pub provider: ProviderId,
     /// Which check passed (`callbacks.auth`), e.g. `hmac-sha512`.
     pub auth: String,
-    /// True when a signature or credential proved the body; false for path token / IP only.
+    /// True when a signature or credential proved the whole body, or a credential came
+    /// from an allowed source address; false for a path token alone, or a signature over
+    /// some fields only (ZengaPay's field variants). A success that is not signed waits
+    /// for a status query.
     pub signed: bool,
     /// A request nonce to check for replay (BitPesa).
     pub nonce: Option<String>,

@@ -129,11 +129,17 @@ impl Provider for ZengaPay {
         let sig = header_str(req.headers, SIGNATURE_HEADER)
             .ok_or(VerifyError::MissingHeader("X-ZENGAPAY-SIGNATURE"))?;
         let body = req.body;
-        let verified = |variant: &str| {
+        // Only the raw-body variant proves the whole body. The field variants sign the
+        // reference, the msisdn and the amount, nothing else: the same signature would
+        // pass on a body whose status, event, currency or merchant reference were changed
+        // (a PENDING callback's signature fits the SUCCEEDED one of the same payment). So
+        // they prove who sent it, not what it says, and count as unsigned: a success they
+        // report waits for a status query, like a token-only callback's.
+        let verified = |name: &str| {
             Ok(VerifiedCallback::new(
                 ProviderId::ZengaPay,
-                variant,
-                true,
+                name,
+                name == variant::RAW_BODY,
                 body.clone(),
             ))
         };
@@ -617,18 +623,32 @@ mod tests {
         let raw = verify(
             BODY,
             "d34107c824ace4fe52cba89ff796e9d682249c5eb0836a9fdfdb1fe692b9607a",
-        );
-        assert_eq!(raw.unwrap().auth, variant::RAW_BODY);
+        )
+        .unwrap();
+        assert_eq!((raw.auth.as_str(), raw.signed), (variant::RAW_BODY, true));
         let two_dp = verify(
             BODY,
             "0b4d07070ee1e2d4fe7b292462ffd6da1d683a1052cb483a3d5fbb31dc930b23",
-        );
-        assert_eq!(two_dp.unwrap().auth, variant::FIELDS_2DP);
+        )
+        .unwrap();
+        assert_eq!(two_dp.auth, variant::FIELDS_2DP);
         let as_sent = verify(
             BODY,
             "9c7b2d4eec031ecbee18b5c96861c3896d7f355166edd7c14a5e97a5d3f13a58",
-        );
-        assert_eq!(as_sent.unwrap().auth, variant::FIELDS_AS_SENT);
+        )
+        .unwrap();
+        assert_eq!(as_sent.auth, variant::FIELDS_AS_SENT);
+        // A field signature leaves the status, the event and the currency unproven: the
+        // same one verifies a body that says something else about the same payment.
+        assert!(!two_dp.signed && !as_sent.signed);
+        let flipped = BODY.replace("SUCCEEDED", "FAILED").replace("UGX", "KES");
+        assert_ne!(flipped, BODY);
+        let still = verify(
+            &flipped,
+            "0b4d07070ee1e2d4fe7b292462ffd6da1d683a1052cb483a3d5fbb31dc930b23",
+        )
+        .unwrap();
+        assert!(!still.signed);
         // Hex case does not matter.
         let upper = "0B4D07070EE1E2D4FE7B292462FFD6DA1D683A1052CB483A3D5FBB31DC930B23";
         assert!(verify(BODY, upper).is_ok());

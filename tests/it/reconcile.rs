@@ -523,6 +523,58 @@ async fn an_unconfirmed_success_is_confirmed_by_a_poll() {
     );
 }
 
+/// Posts a ZengaPay callback signed the way ZengaPay's plugin signs: over reference,
+/// msisdn and the amount with two decimals, not over the body.
+async fn post_field_signed(d: &TestDaemon, reference: &str, status: &str) -> u16 {
+    let body = crate::support::sign::zp_body(reference, status, "126600");
+    let fields = format!("{reference}256772000001126600.00");
+    let sig = crate::support::sign::zp_sign("zp-secret", fields.as_bytes());
+    crate::support::http::post(
+        d.addr,
+        "/callbacks/zengapay",
+        &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
+        body.as_bytes(),
+    )
+    .await
+    .status
+}
+
+/// A field signature does not cover the status (the PENDING callback's signature fits
+/// the SUCCEEDED body of the same payment), so the success it reports is held until
+/// ZengaPay's status endpoint confirms it, unless the section says otherwise.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_signed_zengapay_success_waits_for_the_status_query() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "")).await;
+    assert_eq!(post_field_signed(&d, "zp-f", "SUCCEEDED").await, 200);
+    assert_eq!(
+        d.count("SELECT count(*) FROM callbacks WHERE auth = 'hmac-sha256:fields-amount-2dp' AND NOT signed"),
+        1
+    );
+    let r = row(&d, "zp-f");
+    assert_eq!(
+        (r.status.as_str(), r.unconfirmed.as_deref(), r.events),
+        ("PENDING", Some("SUCCEEDED"), 0),
+        "held, not settled"
+    );
+    fake.push(
+        "/v1/collections/zp-f",
+        FakeReply::new(200, zp_status("zp-f", "SUCCEEDED", "126600")),
+    );
+    reconcile::step(&d.ctx).await.unwrap();
+    let r = row(&d, "zp-f");
+    assert_eq!(
+        (r.status.as_str(), r.unconfirmed, r.events),
+        ("SUCCEEDED", None, 1)
+    );
+
+    // Trusting such callbacks as they are is the operator's choice.
+    let d = TestDaemon::start(&zp_config(&fake, "confirm_unsigned = false")).await;
+    assert_eq!(post_field_signed(&d, "zp-g", "SUCCEEDED").await, 200);
+    let r = row(&d, "zp-g");
+    assert_eq!((r.status.as_str(), r.events), ("SUCCEEDED", 1));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rate_limit_holds_under_a_backlog_of_thousands() {
     const RATE_PER_MINUTE: usize = 1200; // 20 a second, burst 20 (one second's worth)
