@@ -96,7 +96,7 @@ CREATE TABLE transitions (
     seq            INTEGER NOT NULL,            -- 1, 2, 3, ... within the transaction
     outcome        TEXT    NOT NULL
                    CHECK (outcome IN ('applied','conflict','stale','unconfirmed')),
-                   -- applied: status changed; conflict: contradicted a terminal status, not applied;
+                   -- applied: status (or a review's reason) changed; conflict: contradicted a terminal status, not applied;
                    -- stale: an older non-terminal report after the outcome, not applied;
                    -- unconfirmed: an unsigned success, held until a poll confirms it
     from_status    TEXT,                        -- status before; NULL when this row created the transaction

@@ -52,6 +52,9 @@ pub const MAX_IN_FLIGHT: usize = 8;
 pub const IDLE_MAX: Duration = Duration::from_secs(5);
 /// A cached access token is dropped this long before the provider says it expires.
 pub const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// Longest a cached access token is kept, whatever lifetime the provider states (Daraja's
+/// and Jenga's tokens last an hour).
+pub const TOKEN_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Most statement pages one sweep reads (100 entries each): a bound on one pass, so a
 /// provider answering "next page" forever cannot hold the loop.
 pub const SWEEP_MAX_PAGES: u32 = 200;
@@ -169,9 +172,12 @@ impl Reconciler {
     fn keep_token(&self, p: ProviderId, token: Secret, valid_for: Duration) {
         // Stop using it a little early, so that a query never leaves with a token that
         // expires on the way.
+        // The lifetime is the provider's `expires_in`: capped, so that an absurd value
+        // cannot overflow the clock arithmetic and panic the provider's polling loop.
+        let valid_for = valid_for.min(TOKEN_MAX_LIFETIME);
         let margin = TOKEN_MARGIN.min(valid_for / 2);
         if let Ok(mut tokens) = self.tokens.lock() {
-            tokens.insert(p, (token, Instant::now() + valid_for - margin));
+            tokens.insert(p, (token, Instant::now() + (valid_for - margin)));
         }
     }
 
@@ -721,5 +727,16 @@ mod tests {
         assert!(q.replenish_interval() >= Duration::from_millis(60_000 / 7));
         assert_eq!(q.burst_size().get(), 1);
         assert_eq!(quota(0).burst_size().get(), 1);
+    }
+
+    /// A provider's `expires_in` is input: an absurd one must not panic the loop.
+    #[tokio::test]
+    async fn an_absurd_token_lifetime_is_capped() {
+        let cfg = Config::from_toml("", std::path::Path::new(".")).unwrap();
+        let r = Reconciler::new(&cfg, HttpClient::new());
+        r.keep_token(ProviderId::Daraja, Secret::new("t"), Duration::MAX);
+        assert!(r.cached_token(ProviderId::Daraja).is_some());
+        let until = r.tokens.lock().unwrap()[&ProviderId::Daraja].1;
+        assert!(until <= Instant::now() + TOKEN_MAX_LIFETIME);
     }
 }

@@ -121,10 +121,12 @@ pub fn apply(
 ) -> Result<Applied, StoreError> {
     let current = load(conn, provider, &report.provider_ref)?;
     let (mut target, mut reason) = (report.status, report.reason.clone());
+    let mut mismatched = false;
     if let (Status::Succeeded, Some(cur)) = (target, &current) {
         if let Some(why) = amount_mismatch(cur, report) {
             target = Status::NeedsReview;
             reason = Some(why);
+            mismatched = true;
         } else if cur.held_for_amount() && source.is_provider() {
             // The provider reported another amount before. A later success that names
             // the registered amount, or none, contradicts it rather than settling it:
@@ -142,6 +144,16 @@ pub fn apply(
     let contradicts_review = target == Status::Failed
         && source.is_provider()
         && current.as_ref().is_some_and(Current::held_for_amount);
+    // A row already in review for another reason (its deadline passed) now hears of a
+    // success of another amount. NEEDS_REVIEW to NEEDS_REVIEW would be a no-op, and the
+    // mismatch would be lost: the reviewer would see a late success and settle an
+    // underpayment as paid, and a later FAILED would settle it although money moved. So
+    // the review takes the mismatch as its reason, and stops waiting for a confirmation.
+    let review_learns_mismatch = mismatched
+        && source.is_provider()
+        && current
+            .as_ref()
+            .is_some_and(|c| c.status == Status::NeedsReview && !c.held_for_amount());
 
     let Some(cur) = current else {
         let status = if hold { Status::Pending } else { target };
@@ -214,6 +226,23 @@ pub fn apply(
         status: cur.status,
         event_id,
     };
+    if review_learns_mismatch {
+        conn.prepare_cached(
+            "UPDATE transactions SET reason = ?2, unconfirmed_status = NULL,
+                    next_poll_at_ms = NULL, updated_at_ms = ?3
+              WHERE id = ?1 AND status = 'NEEDS_REVIEW'",
+        )?
+        .execute(params![cur.id, reason, now_ms])?;
+        refresh_details(conn, cur.id, report, now_ms)?;
+        log("applied")?;
+        tracing::warn!(
+            provider = %provider,
+            txn_ref = %report.provider_ref,
+            source = source.label(),
+            "a transaction under review was reported paid with another amount; the review now says so"
+        );
+        return Ok(done(Outcome::Applied(cur.status), None));
+    }
     if contradicts_review {
         log("conflict")?;
         tracing::warn!(

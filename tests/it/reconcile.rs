@@ -488,6 +488,54 @@ async fn an_amount_mismatch_is_held_for_review_not_settled() {
     assert_eq!(row(&d, "zp-m").status, "SUCCEEDED");
 }
 
+/// A payment already in review because its deadline passed, then reported paid with
+/// another amount: the review takes the mismatch as its reason (a no-op would lose it),
+/// and a later FAILED is then a conflict beside it, not a settlement.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_review_for_a_passed_deadline_learns_of_an_amount_mismatch() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "")).await;
+    insert(&d, "zp-late", "collection", Some((126_600, "UGX")));
+    d.db()
+        .execute(
+            "UPDATE transactions SET status = 'NEEDS_REVIEW', reason = 'DEADLINE_PASSED'
+              WHERE provider_ref = 'zp-late'",
+            [],
+        )
+        .unwrap();
+    let signed = |status: &str, amount: &str| {
+        let body = crate::support::sign::zp_body("zp-late", status, amount);
+        let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
+        (body, sig)
+    };
+    for (status, amount) in [("SUCCEEDED", "1000"), ("FAILED", "1000")] {
+        let (body, sig) = signed(status, amount);
+        let reply = crate::support::http::post(
+            d.addr,
+            "/callbacks/zengapay",
+            &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        let r = row(&d, "zp-late");
+        assert_eq!(r.status, "NEEDS_REVIEW", "after {status}");
+        let reason = r.reason.unwrap();
+        assert!(
+            reason.starts_with("AMOUNT_MISMATCH") && reason.contains("1000"),
+            "after {status}: {reason}"
+        );
+        assert_eq!(r.events, 0, "after {status}");
+    }
+    assert_eq!(
+        d.count(
+            "SELECT count(*) FROM review_queue
+              WHERE item = 'conflict' AND provider_ref = 'zp-late' AND status = 'FAILED'"
+        ),
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unconfirmed_success_is_confirmed_by_a_poll() {
     let fake = FakeProvider::start().await;
