@@ -34,26 +34,33 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
     if !trusted(peer, proxies) {
         return peer;
     }
-    // Several X-Forwarded-For headers are one list, in order.
-    let hops: Vec<&str> = headers
+    // Several X-Forwarded-For headers are one list, in order. Split as bytes: a client
+    // can put a byte that is not text into its part of the list, and that must not make
+    // the hops the proxies appended after it unreadable.
+    let hops: Vec<&[u8]> = headers
         .get_all(FORWARDED_FOR)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
         .filter(|h| !h.is_empty())
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match parse_hop(hop) {
+        match std::str::from_utf8(hop).ok().and_then(parse_hop) {
             Some(ip) if trusted(ip, proxies) => client = ip,
             Some(ip) => return ip,
-            // Garbage where an address should be: stop at the last hop we can vouch for.
-            None => return client,
+            // Garbage where an address should be. A trusted proxy writes the address it
+            // saw, so this came from the client, whose address is therefore unknown:
+            // answer one that no allowlist names, rather than the proxy's own.
+            None => return UNKNOWN,
         }
     }
     client
 }
+
+/// The client address when a trusted proxy's list holds garbage where it should be:
+/// `0.0.0.0`, which no allowlist should name.
+pub const UNKNOWN: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:80`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
@@ -106,10 +113,24 @@ mod tests {
     #[test]
     fn garbage_and_all_trusted_chains_stay_safe() {
         let p = nets(&["127.0.0.1/32", "10.0.0.0/8"]);
+        // The client's address is unknown: not the proxy's.
         assert_eq!(
             resolve(ip("127.0.0.1"), &xff(&["unknown, 10.0.0.2"]), &p),
-            ip("10.0.0.2")
+            UNKNOWN
         );
+        // A byte that is not text in the client's part does not hide what the proxy
+        // appended after it.
+        let mut h = HeaderMap::new();
+        h.insert(
+            FORWARDED_FOR,
+            http::HeaderValue::from_bytes(b"1.2.3.4\xff, 6.6.6.6").unwrap(),
+        );
+        assert_eq!(resolve(ip("127.0.0.1"), &h, &p), ip("6.6.6.6"));
+        h.insert(
+            FORWARDED_FOR,
+            http::HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap(),
+        );
+        assert_eq!(resolve(ip("127.0.0.1"), &h, &p), UNKNOWN);
         assert_eq!(
             resolve(ip("127.0.0.1"), &xff(&["10.0.0.3, 10.0.0.2"]), &p),
             ip("10.0.0.3")

@@ -26,6 +26,10 @@ const REDACTED_HEADERS: &[&str] = &[
     "proxy-authorization",
     "cookie",
     "x-api-key",
+    // A ZengaPay field signature covers reference, msisdn and amount only, so whoever can
+    // read it can attach it to a body that says something else about the same payment:
+    // it is a credential, not evidence. (Which variant matched stays in `callbacks.auth`.)
+    "x-zengapay-signature",
     // Reverse proxies copy the original request path into these; for Daraja and Tujenge
     // the path holds the callback token (providers.md §3.6).
     "x-forwarded-uri",
@@ -251,9 +255,10 @@ mod tests {
         assert!(
             !j.contains("aXBudXNlcjppcG5wYXNz")
                 && !j.contains("YOUR_API_KEY")
-                && !j.contains("t0k3n"),
+                && !j.contains("t0k3n")
+                && !j.contains("abcd"),
             "{j}"
         );
-        assert!(j.contains("abcd"));
+        assert!(j.contains("x-zengapay-signature"), "{j}");
     }
 }

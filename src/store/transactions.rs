@@ -124,9 +124,14 @@ pub fn apply(
     let mut mismatched = false;
     if let (Status::Succeeded, Some(cur)) = (target, &current) {
         if let Some(why) = amount_mismatch(cur, report) {
-            target = Status::NeedsReview;
+            // Against a settled FAILED (or a REVERSED), a payment of any amount contradicts
+            // it: a conflict, with the mismatch as its reason. Otherwise the mismatch puts
+            // the transaction in review.
+            if decide(cur.status, Status::Succeeded) != Decision::Conflict {
+                target = Status::NeedsReview;
+                mismatched = true;
+            }
             reason = Some(why);
-            mismatched = true;
         } else if cur.held_for_amount() && source.is_provider() {
             // The provider reported another amount before. A later success that names
             // the registered amount, or none, contradicts it rather than settling it:

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use payhook::config::Config;
-use payhook::http::client_ip::{resolve, FORWARDED_FOR};
+use payhook::http::client_ip::{resolve, FORWARDED_FOR, UNKNOWN};
 use payhook::providers::{Provider, ProviderId, RawCallback, Registry};
 use proptest::prelude::*;
 use std::net::IpAddr;
@@ -343,9 +343,11 @@ proptest! {
         if !trusted(peer_c) {
             prop_assert_eq!(got, peer_c, "an untrusted peer chose its address");
         } else if got != peer_c {
-            // `got` must be a hop with only trusted proxies to its right.
+            // `got` must be a hop with only trusted proxies to its right, or, when the
+            // hop there is garbage, the address that stands for "unknown".
             let ok = (0..hops.len()).any(|i| {
-                parse_hop(&hops[i]) == Some(got)
+                let hop = parse_hop(&hops[i]);
+                (hop == Some(got) || (got == UNKNOWN && hop.is_none()))
                     && hops[i + 1..].iter().all(|h| parse_hop(h).is_some_and(trusted))
             });
             prop_assert!(ok, "picked {got} from {hops:?} (proxies {proxies:?})");

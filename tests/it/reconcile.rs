@@ -488,6 +488,43 @@ async fn an_amount_mismatch_is_held_for_review_not_settled() {
     assert_eq!(row(&d, "zp-m").status, "SUCCEEDED");
 }
 
+/// A settled FAILED then reported paid, with another amount than registered: money moved
+/// and the merchant believes it failed, so it is a conflict (an event, counted), not a
+/// stale report.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_of_another_amount_after_failed_is_a_conflict() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake, "")).await;
+    insert(&d, "zp-fx", "collection", Some((126_600, "UGX")));
+    for (status, amount) in [("FAILED", "126600"), ("SUCCEEDED", "1000")] {
+        let body = crate::support::sign::zp_body("zp-fx", status, amount);
+        let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
+        let reply = crate::support::http::post(
+            d.addr,
+            "/callbacks/zengapay",
+            &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let r = row(&d, "zp-fx");
+    assert_eq!((r.status.as_str(), r.events), ("FAILED", 2));
+    assert_eq!(
+        d.count(
+            "SELECT count(*) FROM events WHERE type = 'transaction.conflict'
+                AND json_extract(payload, '$.data.reported_status') = 'SUCCEEDED'"
+        ),
+        1
+    );
+    assert_eq!(
+        d.ctx
+            .metrics
+            .counter("payhook_conflicts_total", &[("provider", "zengapay")]),
+        1
+    );
+}
+
 /// A payment already in review because its deadline passed, then reported paid with
 /// another amount: the review takes the mismatch as its reason (a no-op would lose it),
 /// and a later FAILED is then a conflict beside it, not a settlement.
