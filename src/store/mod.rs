@@ -13,7 +13,8 @@
 //! `synchronous=FULL`, while the writer already runs the next batch instead of waiting for
 //! the disk. An fsync that fails poisons the store: everything after it is refused (503)
 //! until payhook restarts, because after a failed fsync the kernel may have dropped the
-//! pages and a later "successful" fsync proves nothing. If the WAL file cannot be opened
+//! pages and a later "successful" fsync proves nothing. The same goes for the database
+//! file's fsync after a checkpoint pass, and for a checkpoint that hits an I/O error. If the WAL file cannot be opened
 //! for syncing, the writer falls back to `synchronous=FULL` and answers after its commit.
 //!
 //! A consequence the forwarder relies on: whatever a writer job *reads* is on disk by the
@@ -303,6 +304,7 @@ impl Store {
             }
             None => None,
         };
+        let ckpt_poisoned = poisoned.clone();
         let writer = std::thread::Builder::new()
             .name("payhook-writer".into())
             .spawn(move || writer_loop(conn, rx, syncer, &poisoned, &wanted))
@@ -313,7 +315,7 @@ impl Store {
         let ckpt_path = opts.path.clone();
         let checkpointer = std::thread::Builder::new()
             .name("payhook-checkpoint".into())
-            .spawn(move || checkpoint_loop(&ckpt_path, stop_rx, &catch_up))
+            .spawn(move || checkpoint_loop(&ckpt_path, stop_rx, &catch_up, &ckpt_poisoned))
             .map_err(|e| StoreError::Unavailable(format!("cannot start checkpointer: {e}")))?;
         threads.push(checkpointer);
         Ok(Store {
@@ -509,6 +511,9 @@ fn writer_loop(
                 // the next batch rather than wait for it to ask again.
                 Ok(busy) if busy != 0 => catch_up.store(true, Ordering::Release),
                 Ok(_) => {}
+                Err(e) if is_io_failure(&e) => {
+                    poison(poisoned, &format!("catch-up checkpoint: {e}"))
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "catch-up checkpoint failed; the background one continues");
                 }
@@ -535,14 +540,32 @@ fn sync_loop(
             Err(POISONED.to_string())
         } else {
             wal.sync_data().map_err(|e| {
-                poisoned.store(true, Ordering::Release);
-                tracing::error!(error = %e, "fsync of the WAL failed; refusing writes until restart");
+                poison(poisoned, &format!("fsync of the WAL: {e}"));
                 format!("fsync of the WAL failed: {e}")
             })
         };
         answer(synced.into_iter().flatten(), &outcome);
     }
     tracing::debug!("store syncer stopped");
+}
+
+/// Refuses every write from now on (module docs): after a failed fsync the kernel may
+/// have dropped the pages it could not write, and a later fsync that succeeds proves
+/// nothing. That holds for the database file as much as for the WAL: a checkpoint that
+/// lost pages there and then restarted the WAL would lose acknowledged callbacks.
+fn poison(poisoned: &AtomicBool, what: &str) {
+    if !poisoned.swap(true, Ordering::AcqRel) {
+        tracing::error!(
+            failed = what,
+            "the disk failed a write; refusing writes until restart"
+        );
+    }
+}
+
+/// True for an SQLite error that means the disk failed a read, write or sync, rather
+/// than a lock held elsewhere.
+fn is_io_failure(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::SystemIoFailure)
 }
 
 /// Tells every caller of a batch how its commit ended, once that is known for good.
@@ -611,7 +634,12 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>) -> (Result<(), String>, Ve
     (outcome, completions)
 }
 
-fn checkpoint_loop(path: &Path, stop: std::sync::mpsc::Receiver<()>, catch_up: &AtomicBool) {
+fn checkpoint_loop(
+    path: &Path,
+    stop: std::sync::mpsc::Receiver<()>,
+    catch_up: &AtomicBool,
+    poisoned: &AtomicBool,
+) {
     let conn = match Connection::open(path) {
         Ok(c) => c,
         Err(e) => {
@@ -634,15 +662,21 @@ fn checkpoint_loop(path: &Path, stop: std::sync::mpsc::Receiver<()>, catch_up: &
         // PASSIVE never blocks the writer; it copies what it can. Errors (busy, a
         // read-only file) only mean this round copied nothing. `now` is (frames in the
         // WAL, frames copied into the database) after the pass.
-        let Ok(now) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        let now = match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        }) else {
-            pause = CHECKPOINT_EVERY;
-            continue;
+        }) {
+            Ok(now) => now,
+            Err(e) => {
+                if is_io_failure(&e) {
+                    poison(poisoned, &format!("checkpoint: {e}"));
+                }
+                pause = CHECKPOINT_EVERY;
+                continue;
+            }
         };
         if now.1 > 0 && now != copied {
-            if let Some(db) = &db {
-                let _ = db.sync_data();
+            if let Some(Err(e)) = db.as_ref().map(File::sync_data) {
+                poison(poisoned, &format!("fsync of the database: {e}"));
             }
         }
         copied = now;
@@ -758,6 +792,19 @@ mod tests {
             assert!(r.is_err());
         }
         assert!(conn.is_autocommit(), "the transaction was closed");
+    }
+
+    /// A checkpoint's I/O error poisons the store; a lock held elsewhere does not.
+    #[test]
+    fn only_disk_failures_poison() {
+        let err = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        let fsync_failed = err(rusqlite::ffi::SQLITE_IOERR_FSYNC);
+        assert!(is_io_failure(&fsync_failed));
+        assert!(!is_io_failure(&err(rusqlite::ffi::SQLITE_BUSY)));
+        assert!(!is_io_failure(&err(rusqlite::ffi::SQLITE_READONLY)));
+        let flag = AtomicBool::new(false);
+        poison(&flag, "checkpoint");
+        assert!(flag.load(Ordering::Acquire));
     }
 
     /// Answers come only from the syncer, after its fsync; the store then reopens with
