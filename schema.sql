@@ -22,7 +22,7 @@ CREATE TABLE callbacks (
     provider         TEXT    NOT NULL
                      CHECK (provider IN ('zengapay','bitpesa','daraja','jenga','tujenge')),
     kind             TEXT    NOT NULL,          -- callback kind, e.g. collection.success, stk, c2b_confirmation
-    dedup_key        TEXT    NOT NULL,          -- provider's idempotency key, or sha256:<hex> of the body
+    dedup_key        TEXT    NOT NULL,          -- provider's idempotency key; unparsed: sha256:<hex> of the body, after <token id>:<sub-route>: on token routes
     auth             TEXT    NOT NULL,          -- which check passed, e.g. hmac-sha256:fields-amount-2dp, basic, token+ip
     signed           INTEGER NOT NULL CHECK (signed IN (0, 1)), -- 1: a signature or credential proved the body; 0: path token / IP only
     body             BLOB    NOT NULL,          -- request body exactly as received

@@ -75,9 +75,20 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             ev.report.as_ref(),
             None,
         ),
+        // Only the body identifies a retry, plus where it came in: Daraja posts its C2B
+        // validation and its confirmation with the same body to two routes, and the
+        // second (money moved) must not pass for a retry of the first. The token's
+        // identifier (never the token) keeps Tujenge's only correlation.
         Err(e) => (
             "unparsed",
-            format!("sha256:{body_sha}"),
+            match (v.sub_route.as_deref(), v.path_token.as_deref()) {
+                (None, None) => format!("sha256:{body_sha}"),
+                (route, token) => format!(
+                    "{}:{}:sha256:{body_sha}",
+                    token.unwrap_or("-"),
+                    route.unwrap_or("-")
+                ),
+            },
             None,
             Some(e.to_string()),
         ),

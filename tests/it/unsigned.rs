@@ -217,6 +217,30 @@ async fn daraja_duplicates_store_once_and_apply_once() {
     assert_eq!(d.count("SELECT count(*) FROM transitions"), 3);
 }
 
+/// An authenticated body payhook cannot read is kept raw, and where it came in is part of
+/// what makes it a retry: the same unreadable body on the C2B validation and on the
+/// confirmation route (money moved) is two callbacks, not one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_daraja_bodies_on_two_routes_are_two_callbacks() {
+    let d = TestDaemon::start(&daraja_section("allowed_ips = [\"127.0.0.1\"]")).await;
+    let body = b"{\"TransID\": \"RKTQDM7W6S\", \"TransAmount\": ";
+    for sub in ["/c2b/validation", "/c2b/confirmation", "/c2b/confirmation"] {
+        let reply = daraja_post(&d, &format!("{DARAJA_TOKEN}{sub}"), None, body).await;
+        assert_eq!(reply.status, 200, "{sub}: {}", reply.body);
+    }
+    assert_eq!(
+        d.count(
+            "SELECT count(*) FROM callbacks WHERE kind = 'unparsed' AND parse_error IS NOT NULL"
+        ),
+        2
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM callbacks WHERE dedup_key LIKE '%:c2b/confirmation:sha256:%' AND deliveries = 2"),
+        1
+    );
+    assert!(!contains(&db_bytes(&d), DARAJA_TOKEN));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_confirm_unsigned_off_a_daraja_success_settles_at_once() {
     let d = TestDaemon::start(&daraja_section(
