@@ -445,9 +445,16 @@ pub fn parse_body(body: &[u8]) -> Result<CallbackEvent, ParseError> {
             .and_then(|m| decimal_text(m).ok().flatten());
         r
     });
+    // An account alert names its direction too: a debit and a credit can carry the same
+    // bank reference, and the credit (a payment) must not pass for a retry of the debit.
+    let direction = match callback_type.as_str() {
+        "ALT" if debit_alert => ":D",
+        "ALT" => ":C",
+        _ => "",
+    };
     Ok(CallbackEvent {
         dedup_key: format!(
-            "{callback_type}:{reference}:{}",
+            "{callback_type}{direction}:{reference}:{}",
             status_word.as_deref().unwrap_or("-")
         ),
         kind,
@@ -590,6 +597,21 @@ mod tests {
         assert_eq!(r.money, Some(Money::parse("150", "KES").unwrap()));
         assert_eq!(r.merchant_ref.as_deref(), Some("INVZCF"));
         assert_eq!(r.msisdn.as_deref(), Some("254712345678"));
+    }
+
+    /// A debit and a credit alert with the same bank reference are two callbacks: the
+    /// credit is a payment and must not be dropped as a retry of the debit.
+    #[test]
+    fn a_debit_and_a_credit_alert_do_not_share_a_dedup_key() {
+        let credit = fixture("alert_credit.json");
+        let debit = String::from_utf8(credit.clone())
+            .unwrap()
+            .replace("\"Credit\"", "\"Debit\"");
+        let c = parse_body(&credit).unwrap();
+        let d = parse_body(debit.as_bytes()).unwrap();
+        assert_eq!(c.dedup_key, "ALT:C:FT2328500001:SUCCESS");
+        assert_eq!(d.dedup_key, "ALT:D:FT2328500001:SUCCESS");
+        assert!(c.report.is_some() && d.report.is_none());
     }
 
     #[test]
