@@ -41,8 +41,16 @@ use tokio::task::JoinSet;
 /// Largest status answer read; the documented ones are under 2 KiB.
 pub const STATUS_BODY_LIMIT_BYTES: usize = 256 * 1024;
 /// A claimed row is not handed out again for this long, unless its poll is recorded
-/// first; it bounds how late a poll interrupted by a crash or shutdown is retried.
+/// first; it bounds how late a poll interrupted by a crash or shutdown is retried. Longer
+/// with a long `request_timeout` ([`lease`]).
 pub const LEASE: Duration = Duration::from_secs(300);
+
+/// The lease for one step: [`LEASE`], or long enough for a token fetch and a status query
+/// that both take the whole `request_timeout`, plus a minute for the rate limiter, so that
+/// a row is never claimed again while its poll is still in flight.
+pub fn lease(request_timeout: Duration) -> Duration {
+    LEASE.max(request_timeout.saturating_mul(2) + Duration::from_secs(60))
+}
 /// Most rows one step claims per provider.
 pub const BATCH_MAX: usize = 64;
 /// Most status queries in flight per provider (the limiter still spaces their starts).
@@ -252,7 +260,7 @@ pub async fn step_provider(
         provider,
         now_ms,
         limit: batch_size(&plan),
-        lease_ms: ms(LEASE),
+        lease_ms: ms(lease(ctx.config.reconciler.request_timeout)),
         default_deadline_ms: ms(plan.deadline),
         pollable: enabled.is_some(),
         park_ms: ms(plan.max_interval),
@@ -727,6 +735,12 @@ mod tests {
         assert!(q.replenish_interval() >= Duration::from_millis(60_000 / 7));
         assert_eq!(q.burst_size().get(), 1);
         assert_eq!(quota(0).burst_size().get(), 1);
+    }
+
+    #[test]
+    fn a_lease_outlasts_the_slowest_poll() {
+        assert_eq!(lease(Duration::from_secs(15)), LEASE);
+        assert_eq!(lease(Duration::from_secs(300)), Duration::from_secs(660));
     }
 
     /// A provider's `expires_in` is input: an absurd one must not panic the loop.
