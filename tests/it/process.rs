@@ -127,12 +127,7 @@ fn serve_answers_drains_on_sigterm_and_never_logs_a_secret() {
         .await;
         assert_eq!(r.status, 401);
     });
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = wait_with_deadline(&mut child, Duration::from_secs(20));
+    let exit = stop(&mut child);
     assert!(exit.success(), "exit status {exit:?}");
     let logs = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
     assert!(
@@ -181,12 +176,8 @@ fn serve_warns_about_settings_that_would_refuse_callbacks() {
         .spawn()
         .unwrap();
     wait_ready(Path::new(BIN), &cfg, &mut child, Duration::from_secs(20));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(wait_with_deadline(&mut child, Duration::from_secs(20)).success());
+    let exit = stop(&mut child);
+    assert!(exit.success(), "exit status {exit:?}");
     let logs = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
     assert!(
         logs.contains("providers.daraja.allowed_ips is enforced")
@@ -194,6 +185,16 @@ fn serve_warns_about_settings_that_would_refuse_callbacks() {
         "{logs}"
     );
     assert!(logs.contains("the open-files limit is "), "{logs}");
+}
+
+/// Sends SIGTERM to `child` and waits (bounded) for it to exit.
+fn stop(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM failed");
+    wait_with_deadline(child, Duration::from_secs(20))
 }
 
 fn wait_with_deadline(
@@ -285,11 +286,7 @@ fn a_read_only_database_answers_503_and_readyz_fails() {
         assert_eq!(get(addr, "/readyz").await.status, 503);
         assert_eq!(get(addr, "/healthz").await.status, 200);
     });
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let exit = wait_with_deadline(&mut child, Duration::from_secs(20));
+    let exit = stop(&mut child);
     assert!(exit.success());
     let logs = std::fs::read_to_string(dir.path().join("ro.log")).unwrap();
     assert!(logs.contains("the store is read-only"), "{logs}");
@@ -508,11 +505,8 @@ fn a_registered_payment_is_settled_by_polling_and_forwarded_without_any_callback
         "Bearer zp-API-TOKEN-4"
     );
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_with_deadline(&mut child, Duration::from_secs(20)).success());
+    let exit = stop(&mut child);
+    assert!(exit.success(), "exit status {exit:?}");
     let logs = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
     assert!(logs.contains("admin listener started"), "{logs}");
     for secret in ["zp-API-TOKEN-4", "admin-TOKEN-0123456789", "zp-SECRET-1"] {

@@ -419,16 +419,7 @@ async fn an_amount_mismatch_is_held_for_review_not_settled() {
 
     // A later signed callback naming the registered amount contradicts the provider's
     // earlier answer; it does not clear the review. Only a person settles it.
-    let body = crate::support::sign::zp_body("zp-m", "SUCCEEDED", "126600");
-    let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
-    let reply = crate::support::http::post(
-        d.addr,
-        "/callbacks/zengapay",
-        &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
-        body.as_bytes(),
-    )
-    .await;
-    assert_eq!(reply.status, 200);
+    assert_eq!(post_signed(&d, "zp-m", "SUCCEEDED", "126600").await, 200);
     assert_eq!(
         d.count("SELECT count(*) FROM callbacks WHERE provider_ref = 'zp-m'"),
         1
@@ -440,16 +431,7 @@ async fn an_amount_mismatch_is_held_for_review_not_settled() {
 
     // Nor does a later FAILED: the provider contradicts its own success of another
     // amount, and money may have moved. It is recorded as a conflict for the reviewer.
-    let body = crate::support::sign::zp_body("zp-m", "FAILED", "126600");
-    let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
-    let reply = crate::support::http::post(
-        d.addr,
-        "/callbacks/zengapay",
-        &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
-        body.as_bytes(),
-    )
-    .await;
-    assert_eq!(reply.status, 200);
+    assert_eq!(post_signed(&d, "zp-m", "FAILED", "126600").await, 200);
     let r = row(&d, "zp-m");
     assert_eq!(r.status, "NEEDS_REVIEW");
     assert!(r.reason.unwrap().starts_with("AMOUNT_MISMATCH"));
@@ -497,16 +479,7 @@ async fn a_payment_of_another_amount_after_failed_is_a_conflict() {
     let d = TestDaemon::start(&zp_config(&fake, "")).await;
     insert(&d, "zp-fx", "collection", Some((126_600, "UGX")));
     for (status, amount) in [("FAILED", "126600"), ("SUCCEEDED", "1000")] {
-        let body = crate::support::sign::zp_body("zp-fx", status, amount);
-        let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
-        let reply = crate::support::http::post(
-            d.addr,
-            "/callbacks/zengapay",
-            &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
-            body.as_bytes(),
-        )
-        .await;
-        assert_eq!(reply.status, 200);
+        assert_eq!(post_signed(&d, "zp-fx", status, amount).await, 200);
     }
     let r = row(&d, "zp-fx");
     assert_eq!((r.status.as_str(), r.events), ("FAILED", 2));
@@ -540,21 +513,8 @@ async fn a_review_for_a_passed_deadline_learns_of_an_amount_mismatch() {
             [],
         )
         .unwrap();
-    let signed = |status: &str, amount: &str| {
-        let body = crate::support::sign::zp_body("zp-late", status, amount);
-        let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
-        (body, sig)
-    };
     for (status, amount) in [("SUCCEEDED", "1000"), ("FAILED", "1000")] {
-        let (body, sig) = signed(status, amount);
-        let reply = crate::support::http::post(
-            d.addr,
-            "/callbacks/zengapay",
-            &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
-            body.as_bytes(),
-        )
-        .await;
-        assert_eq!(reply.status, 200);
+        assert_eq!(post_signed(&d, "zp-late", status, amount).await, 200);
         let r = row(&d, "zp-late");
         assert_eq!(r.status, "NEEDS_REVIEW", "after {status}");
         let reason = r.reason.unwrap();
@@ -606,6 +566,20 @@ async fn an_unconfirmed_success_is_confirmed_by_a_poll() {
         (r.status.as_str(), r.unconfirmed, r.events),
         ("SUCCEEDED", None, 1)
     );
+}
+
+/// Posts a ZengaPay callback signed over its raw body; returns the HTTP status.
+async fn post_signed(d: &TestDaemon, reference: &str, status: &str, amount: &str) -> u16 {
+    let body = crate::support::sign::zp_body(reference, status, amount);
+    let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
+    crate::support::http::post(
+        d.addr,
+        "/callbacks/zengapay",
+        &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
+        body.as_bytes(),
+    )
+    .await
+    .status
 }
 
 /// Posts a ZengaPay callback signed the way ZengaPay's plugin signs: over reference,
