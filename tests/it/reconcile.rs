@@ -568,10 +568,10 @@ async fn an_unconfirmed_success_is_confirmed_by_a_poll() {
     );
 }
 
-/// Posts a ZengaPay callback signed over its raw body; returns the HTTP status.
-async fn post_signed(d: &TestDaemon, reference: &str, status: &str, amount: &str) -> u16 {
-    let body = crate::support::sign::zp_body(reference, status, amount);
-    let sig = crate::support::sign::zp_sign("zp-secret", body.as_bytes());
+/// Posts a ZengaPay callback with `body` signed over `signed` (the body itself, or the
+/// fields a field variant signs); returns the HTTP status.
+async fn post_zengapay(d: &TestDaemon, body: &str, signed: &str) -> u16 {
+    let sig = crate::support::sign::zp_sign("zp-secret", signed.as_bytes());
     crate::support::http::post(
         d.addr,
         "/callbacks/zengapay",
@@ -582,20 +582,17 @@ async fn post_signed(d: &TestDaemon, reference: &str, status: &str, amount: &str
     .status
 }
 
+/// Posts a ZengaPay callback signed over its raw body; returns the HTTP status.
+async fn post_signed(d: &TestDaemon, reference: &str, status: &str, amount: &str) -> u16 {
+    let body = crate::support::sign::zp_body(reference, status, amount);
+    post_zengapay(d, &body, &body).await
+}
+
 /// Posts a ZengaPay callback signed the way ZengaPay's plugin signs: over reference,
 /// msisdn and the amount with two decimals, not over the body.
 async fn post_field_signed(d: &TestDaemon, reference: &str, status: &str) -> u16 {
     let body = crate::support::sign::zp_body(reference, status, "126600");
-    let fields = format!("{reference}256772000001126600.00");
-    let sig = crate::support::sign::zp_sign("zp-secret", fields.as_bytes());
-    crate::support::http::post(
-        d.addr,
-        "/callbacks/zengapay",
-        &[("X-ZENGAPAY-SIGNATURE", sig.as_str())],
-        body.as_bytes(),
-    )
-    .await
-    .status
+    post_zengapay(d, &body, &format!("{reference}256772000001126600.00")).await
 }
 
 /// A field signature does not cover the status (the PENDING callback's signature fits
