@@ -1054,9 +1054,9 @@ impl Config {
             if z.confirm_unsigned && z.api_token.is_none() {
                 out.push(
                     "providers.zengapay has no api_token: a success whose signature covers only \
-                     some fields (auth hmac-sha256:fields-*) cannot be confirmed by a status query and waits \
-                     for review. Set api_token, or confirm_unsigned = false to trust such \
-                     callbacks as they are."
+                     some fields (auth hmac-sha256:fields-*) cannot be confirmed by a status \
+                     query and waits for review. Set api_token, or confirm_unsigned = false to \
+                     trust such callbacks as they are."
                         .to_string(),
                 );
             }

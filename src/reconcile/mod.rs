@@ -44,13 +44,6 @@ pub const STATUS_BODY_LIMIT_BYTES: usize = 256 * 1024;
 /// first; it bounds how late a poll interrupted by a crash or shutdown is retried. Longer
 /// with a long `request_timeout` ([`lease`]).
 pub const LEASE: Duration = Duration::from_secs(300);
-
-/// The lease for one step: [`LEASE`], or long enough for a token fetch and a status query
-/// that both take the whole `request_timeout`, plus a minute for the rate limiter, so that
-/// a row is never claimed again while its poll is still in flight.
-pub fn lease(request_timeout: Duration) -> Duration {
-    LEASE.max(request_timeout.saturating_mul(2) + Duration::from_secs(60))
-}
 /// Most rows one step claims per provider.
 pub const BATCH_MAX: usize = 64;
 /// Most status queries in flight per provider (the limiter still spaces their starts).
@@ -178,11 +171,11 @@ impl Reconciler {
     }
 
     fn keep_token(&self, p: ProviderId, token: Secret, valid_for: Duration) {
-        // Stop using it a little early, so that a query never leaves with a token that
-        // expires on the way.
         // The lifetime is the provider's `expires_in`: capped, so that an absurd value
         // cannot overflow the clock arithmetic and panic the provider's polling loop.
         let valid_for = valid_for.min(TOKEN_MAX_LIFETIME);
+        // Stop using it a little early, so that a query never leaves with a token that
+        // expires on the way.
         let margin = TOKEN_MARGIN.min(valid_for / 2);
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.insert(p, (token, Instant::now() + (valid_for - margin)));
@@ -215,6 +208,13 @@ fn batch_size(plan: &PollConfig) -> usize {
     usize::try_from(plan.rate_per_minute / 6)
         .unwrap_or(BATCH_MAX)
         .clamp(1, BATCH_MAX)
+}
+
+/// The lease for one step: [`LEASE`], or long enough for a token fetch and a status query
+/// that both take the whole `request_timeout`, plus a minute for the rate limiter, so that
+/// a row is never claimed again while its poll is still in flight.
+pub fn lease(request_timeout: Duration) -> Duration {
+    LEASE.max(request_timeout.saturating_mul(2) + Duration::from_secs(60))
 }
 
 /// One step for every provider at the current time.

@@ -14,8 +14,9 @@
 //! the disk. An fsync that fails poisons the store: everything after it is refused (503)
 //! until payhook restarts, because after a failed fsync the kernel may have dropped the
 //! pages and a later "successful" fsync proves nothing. The same goes for the database
-//! file's fsync after a checkpoint pass, and for a checkpoint that hits an I/O error. If the WAL file cannot be opened
-//! for syncing, the writer falls back to `synchronous=FULL` and answers after its commit.
+//! file's fsync after a checkpoint pass, and for a checkpoint that hits an I/O error. If
+//! the WAL file cannot be opened for syncing, the writer falls back to `synchronous=FULL`
+//! and answers after its commit.
 //!
 //! A consequence the forwarder relies on: whatever a writer job *reads* is on disk by the
 //! time its answer arrives, because the fsync that answers it covers every commit before
