@@ -35,6 +35,7 @@ CREATE TABLE callbacks (
     deliveries       INTEGER NOT NULL DEFAULT 1, -- how many times the provider delivered it
     first_seen_at_ms INTEGER NOT NULL,
     last_seen_at_ms  INTEGER NOT NULL,
+    duplicate_of     INTEGER REFERENCES callbacks(id), -- set when this body arrived under the idempotency key of an earlier, different body (dedup_key then ends with #sha256:<body hash>): both kept, the transaction reviewed
     UNIQUE (provider, dedup_key)
 );
 
@@ -61,7 +62,6 @@ CREATE TABLE transactions (
                           CHECK (status IN ('PENDING','INDETERMINATE','SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW')),
     reason                TEXT,                 -- normalised why: CANCELLED_BY_USER, INSUFFICIENT_FUNDS, AMOUNT_MISMATCH, DEADLINE_PASSED, ...
     provider_status       TEXT,                 -- the provider's own last status word or code, verbatim
-    unconfirmed_status    TEXT CHECK (unconfirmed_status IN ('SUCCEEDED')), -- reported only by an unsigned callback; waits for a status poll to confirm
     amount_minor          INTEGER,              -- amount the provider reported, in minor units
     currency              TEXT,                 -- ISO-4217 code of amount_minor
     expected_amount_minor INTEGER,              -- amount the merchant registered (track); a different reported amount goes to review
@@ -76,6 +76,9 @@ CREATE TABLE transactions (
     poll_attempts         INTEGER NOT NULL DEFAULT 0, -- status queries made so far
     deadline_at_ms        INTEGER,              -- still open by then: escalate to NEEDS_REVIEW (never auto-FAILED)
     review_polls          INTEGER NOT NULL DEFAULT 0, -- status queries made to confirm a success held on a NEEDS_REVIEW row; the reconciler stops at its cap
+    unconfirmed_status    TEXT CHECK (unconfirmed_status IN ('SUCCEEDED','FAILED','REVERSED')), -- a settlement reported only by a hint (token-only or field-signed callback), held until a status query confirms it
+    unconfirmed_details   TEXT,                 -- JSON of values only a hint stated (amount, amount_minor, currency, merchant_ref, msisdn, receipt): while held, the hint's claim; once settled, what nothing authenticated confirmed
+    status_confirmed      INTEGER NOT NULL DEFAULT 1 CHECK (status_confirmed IN (0, 1)), -- 0: the status was applied from a hint that no status query could check (told to the merchant as unconfirmed)
     UNIQUE (provider, provider_ref)
 );
 -- The reconciler's work queue: open transactions by due time.

@@ -301,6 +301,15 @@ fn track(path: Option<&PathBuf>, args: TrackArgs) -> anyhow::Result<ExitCode> {
     let done = store
         .write_blocking(move |c| crate::store::transactions::register(c, &reg, schedule, now))
         .context("while registering the transaction")?;
+    if let Some(why) = &done.contradiction {
+        eprintln!(
+            "payhook: {} {}: refused: {why}; the transaction is {} and listed for review",
+            args.provider,
+            args.reference.trim(),
+            done.status
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     println!(
         "{} {}: {} ({})",
         args.provider,

@@ -337,10 +337,25 @@ impl ProvidersConfig {
         }
     }
 
-    /// Whether a success reported by an unsigned callback of `provider` (a token-only
-    /// Daraja or Tujenge callback, a field-signed ZengaPay one) waits for a status query
-    /// before it counts (issue 3, "callback as a hint"). True unless the provider's
-    /// section says `confirm_unsigned = false`; signed callbacks are never held.
+    /// Whether a path token from an address inside `provider`'s enforced allowlist counts
+    /// as authenticated (`allowlist_authenticates`; Daraja by default).
+    pub fn allowlist_authenticates(&self, provider: ProviderId) -> bool {
+        match provider {
+            ProviderId::Daraja => self
+                .daraja
+                .as_ref()
+                .is_some_and(|c| c.allowlist_authenticates),
+            ProviderId::Tujenge => self
+                .tujenge
+                .as_ref()
+                .is_some_and(|c| c.allowlist_authenticates),
+            _ => false,
+        }
+    }
+
+    /// Whether an unsigned callback of `provider` (a token-only Daraja or Tujenge one, a
+    /// field-signed ZengaPay one) is a hint, held for a status query where one exists.
+    /// True unless the provider's section says `confirm_unsigned = false`.
     pub fn confirm_unsigned(&self, provider: ProviderId) -> bool {
         match provider {
             ProviderId::Daraja => self.daraja.as_ref().is_none_or(|c| c.confirm_unsigned),
@@ -420,6 +435,10 @@ pub struct DarajaConfig {
     pub access: AccessConfig,
     /// Hold a success until the status endpoint confirms it (default true).
     pub confirm_unsigned: bool,
+    /// A callback with a valid path token from an address inside the enforced allowlist
+    /// (Safaricom's published senders by default) counts as authenticated, like a
+    /// signature (default true). Off: such callbacks are hints like token-only ones.
+    pub allowlist_authenticates: bool,
     /// Credentials of the STK push query (§3.2); without them Daraja is not polled and a
     /// held success waits for its deadline.
     pub api: Option<DarajaApi>,
@@ -482,9 +501,12 @@ pub struct TujengeConfig {
     /// Source-address check; none by default.
     #[serde(flatten)]
     pub access: AccessConfig,
-    /// Hold a success until confirmed (default true). Tujenge has no status endpoint
-    /// (providers.md §5), so a held success waits for its deadline and then review.
+    /// Whether a token-only callback is a hint (default true). Tujenge has no status
+    /// endpoint, so a hint is applied and announced as unconfirmed.
     pub confirm_unsigned: bool,
+    /// A callback with a valid token from an address inside the enforced allowlist counts
+    /// as authenticated (default false: Tujenge publishes no sender addresses).
+    pub allowlist_authenticates: bool,
 }
 
 /// `[providers.zengapay]`
@@ -626,6 +648,7 @@ struct RawDaraja {
     allowed_ips: Option<Vec<String>>,
     ip_policy: Option<IpPolicy>,
     confirm_unsigned: Option<bool>,
+    allowlist_authenticates: Option<bool>,
     consumer_key: Option<Secret>,
     consumer_key_file: Option<PathBuf>,
     consumer_secret: Option<Secret>,
@@ -670,6 +693,7 @@ struct RawTujenge {
     allowed_ips: Option<Vec<String>>,
     ip_policy: Option<IpPolicy>,
     confirm_unsigned: Option<bool>,
+    allowlist_authenticates: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -863,6 +887,7 @@ impl Config {
                 )?,
                 access: access(key, d.allowed_ips, d.ip_policy, &DARAJA_SENDER_IPS)?,
                 confirm_unsigned: d.confirm_unsigned.unwrap_or(true),
+                allowlist_authenticates: d.allowlist_authenticates.unwrap_or(true),
                 api: daraja_api(
                     optional_secret(
                         "providers.daraja.consumer_key",
@@ -947,6 +972,7 @@ impl Config {
                 )?,
                 access: access(key, t.allowed_ips, t.ip_policy, &[])?,
                 confirm_unsigned: t.confirm_unsigned.unwrap_or(true),
+                allowlist_authenticates: t.allowlist_authenticates.unwrap_or(false),
             });
         }
         let reconciler = ReconcilerConfig {

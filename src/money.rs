@@ -12,7 +12,7 @@ use std::fmt;
 /// Why an amount could not be read exactly.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
-    /// The text is not a plain decimal number (`12`, `12.50`, `-3`).
+    /// The text is not a plain decimal number (`12`, `12.50`).
     #[error("not a decimal amount: {0:?}")]
     NotDecimal(String),
     /// More fractional digits than the currency has minor units (e.g. `1.005` KES).
@@ -23,6 +23,10 @@ pub enum MoneyError {
         /// The currency code.
         currency: String,
     },
+    /// Signed (`-150`, `+150`): a payment's amount is never negative, and a sign is how a
+    /// forged or garbled body would turn a payment into a debit.
+    #[error("a payment amount has no sign: {0:?}")]
+    Signed(String),
     /// Larger than an `i64` of minor units can hold.
     #[error("amount out of range: {0}")]
     OutOfRange(String),
@@ -103,11 +107,10 @@ fn normalise_currency(code: &str) -> Result<String, MoneyError> {
 
 /// Scales decimal text to an integer number of minor units, refusing lost precision.
 fn to_minor(text: &str, exponent: u32, currency: &str) -> Result<i64, MoneyError> {
-    let t = text.trim();
-    let (negative, digits) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
+    let digits = text.trim();
+    if digits.starts_with(['-', '+']) {
+        return Err(MoneyError::Signed(text.to_string()));
+    }
     let (int_part, frac_part) = match digits.split_once('.') {
         Some((i, f)) => (i, f),
         None => (digits, ""),
@@ -139,7 +142,7 @@ fn to_minor(text: &str, exponent: u32, currency: &str) -> Result<i64, MoneyError
             .and_then(|m| m.checked_add(i64::from(b - b'0')))
             .ok_or_else(out_of_range)?;
     }
-    Ok(if negative { -minor } else { minor })
+    Ok(minor)
 }
 
 /// The decimal text of a JSON amount given as a string or a number, read from its raw
@@ -177,7 +180,6 @@ mod tests {
         assert_eq!(Money::parse("126600.00", "ugx").unwrap().currency, "UGX");
         assert_eq!(Money::parse("0.10", "KES").unwrap().minor, 10);
         assert_eq!(Money::parse(".5", "KES").unwrap().minor, 50);
-        assert_eq!(Money::parse("-2.5", "KES").unwrap().minor, -250);
         // 0.1 + 0.2 style drift is impossible: 10874.0 NGN is exactly 1087400 kobo.
         assert_eq!(Money::parse("10874.0", "NGN").unwrap().minor, 1_087_400);
     }
@@ -196,13 +198,19 @@ mod tests {
             assert!(Money::parse(bad, "KES").is_err(), "{bad:?} must be refused");
         }
         assert!(Money::parse("99999999999999999999", "KES").is_err());
+        for signed in ["-150", "+150", "-0.05", " -1"] {
+            assert!(
+                matches!(Money::parse(signed, "KES"), Err(MoneyError::Signed(_))),
+                "{signed:?} must be refused"
+            );
+        }
         assert!(Money::parse("1", "KESH").is_err());
     }
 
     #[test]
     fn formats_with_the_currency_exponent() {
         assert_eq!(Money::parse("1", "KES").unwrap().decimal(), "1.00");
-        assert_eq!(Money::parse("-0.05", "KES").unwrap().decimal(), "-0.05");
+        assert_eq!(Money::parse("0.05", "KES").unwrap().decimal(), "0.05");
         assert_eq!(
             Money::parse("126600", "UGX").unwrap().to_string(),
             "126600 UGX"

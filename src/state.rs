@@ -1,8 +1,13 @@
-//! The normalised transaction state machine (shared/providers.md §6.1, shared/design.md).
+//! The normalised transaction state machine, and ([`plan`]) the decision function built
+//! on it.
 //!
-//! Every state change, whether from a callback, a poll or an operator, is decided by
-//! [`decide`] and written by `store::transactions::apply`, so the invariants hold in one
-//! place: terminal states never regress, contradictions are recorded, repeats are no-ops.
+//! Every state change, whether from a callback, a poll, a registration or an operator,
+//! is decided by [`plan::plan`] (which consults [`decide`] for the status table) and only
+//! executed by `store::transactions`, so the invariants hold in one place: terminal
+//! states never regress, contradictions are recorded, repeats are no-ops, and nothing an
+//! unauthenticated report claims is announced as confirmed.
+
+pub mod plan;
 
 use std::fmt;
 use std::str::FromStr;

@@ -12,7 +12,9 @@
 //! Answers: 201 (now tracked) or 200 (already known; never regressed), with
 //! `{"transaction_id", "created", "status"}`; 400 for a body payhook cannot read (the
 //! message says which field); 401 without the token; 409 when the transaction is already
-//! registered with another amount; 503 when the store is unavailable.
+//! registered with another amount (nothing changes), or when the provider already stated
+//! another amount (the expected amount is recorded and the transaction goes to review, or
+//! gets a conflict if it is settled); 503 when the store is unavailable.
 
 use super::error::{json, Body, HttpError};
 use crate::money::{decimal_text, Money};
@@ -92,6 +94,15 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
         .write(move |c| transactions::register(c, &reg, schedule, now))
         .await
     {
+        Ok(done) if done.contradiction.is_some() => {
+            let why = done.contradiction.clone().unwrap_or_default();
+            tracing::warn!(provider = %provider, txn_ref = %reference, reason = %why, "registration contradicts the provider; the transaction is under review");
+            ctx.wake_forwarder.notify_one();
+            json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({ "error": why, "status": done.status }).to_string(),
+            )
+        }
         Ok(done) => {
             tracing::info!(provider = %provider, txn_ref = %reference, created = done.created, "transaction registered");
             if done.created {

@@ -8,8 +8,10 @@ use super::allowlist::{self, Verdict};
 use super::client_ip;
 use super::error::{json, Body, HttpError};
 use crate::clock::now_ms;
-use crate::providers::{ProviderId, RawCallback};
+use crate::providers::{Coverage, ProviderId, RawCallback};
+use crate::state::plan::Channel;
 use crate::store::callbacks::{self, IngestOutcome, NewCallback};
+use crate::store::transactions::Trust;
 use crate::store::StoreError;
 use crate::Ctx;
 use bytes::Bytes;
@@ -122,14 +124,32 @@ pub async fn handle(
     }
     let received_at_ms = now_ms();
     let schedule = crate::schedule::first_poll(&ctx.config.poll(provider), received_at_ms);
-    let confirm_unsigned = ctx.config.providers.confirm_unsigned(provider);
+    let enforced = ctx
+        .config
+        .providers
+        .access(provider)
+        .is_some_and(|a| a.ip_policy == crate::config::IpPolicy::Enforce);
+    let trust = Trust {
+        channel: channel(
+            verified.coverage,
+            verdict == Verdict::Allowed
+                && enforced
+                && ctx.config.providers.allowlist_authenticates(provider),
+            ctx.config.providers.confirm_unsigned(provider),
+        ),
+        confirmable: parsed
+            .as_ref()
+            .ok()
+            .and_then(|e| e.report.as_ref())
+            .is_some_and(|r| p.confirms(r.kind)),
+    };
     let new = NewCallback {
         verified,
         parsed,
         headers_json: headers_json(&parts.headers),
         client_ip: Some(client.to_string()),
         received_at_ms,
-        confirm_unsigned,
+        trust,
         schedule,
     };
     let parsed_event = new.parsed.as_ref().ok().cloned();
@@ -190,6 +210,20 @@ pub async fn handle(
         StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),
         &ack.body,
     ))
+}
+
+/// How a verified callback was authenticated, in the decision function's terms: what its
+/// credential covers, whether it came with a path token from an enforced allowlist that
+/// the configuration trusts (`allowlisted`), and whether unsigned reports are hints at all
+/// (`confirm_unsigned`).
+fn channel(coverage: Coverage, allowlisted: bool, confirm_unsigned: bool) -> Channel {
+    match coverage {
+        Coverage::Body => Channel::Signed,
+        Coverage::Token if allowlisted => Channel::TokenAllowlisted,
+        _ if !confirm_unsigned => Channel::Configured,
+        Coverage::Fields => Channel::FieldSigned,
+        Coverage::Token => Channel::Token,
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (413) and slow senders (408).

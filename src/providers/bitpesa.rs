@@ -149,6 +149,10 @@ impl Provider for BitPesa {
         })
     }
 
+    fn confirms(&self, _kind: TxnKind) -> bool {
+        true
+    }
+
     fn status_request(
         &self,
         txn: &PendingTxn,

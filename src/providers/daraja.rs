@@ -230,6 +230,12 @@ impl Provider for Daraja {
         parse_body(cb.sub_route.as_deref(), &cb.body)
     }
 
+    fn confirms(&self, kind: TxnKind) -> bool {
+        // Only STK pushes have a status query payhook can send (C2B has none; the B2C
+        // Transaction Status query needs initiator credentials payhook does not hold).
+        self.api.is_some() && kind == TxnKind::Stk
+    }
+
     fn status_request(
         &self,
         txn: &PendingTxn,

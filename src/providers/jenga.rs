@@ -251,6 +251,10 @@ impl Provider for Jenga {
         parse_body(&cb.body)
     }
 
+    fn confirms(&self, _kind: TxnKind) -> bool {
+        self.api.is_some()
+    }
+
     fn status_request(
         &self,
         txn: &PendingTxn,

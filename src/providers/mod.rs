@@ -218,11 +218,13 @@ pub struct VerifiedCallback {
     pub provider: ProviderId,
     /// Which check passed (`callbacks.auth`), e.g. `hmac-sha512`.
     pub auth: String,
-    /// True when a signature or credential proved the whole body, or a credential came
-    /// from an allowed source address; false for a path token alone, or a signature over
-    /// some fields only (ZengaPay's field variants). A success that is not signed waits
-    /// for a status query.
+    /// True when a signature or credential proved the whole body; false for a path
+    /// token alone, or a signature over some fields only (ZengaPay's field variants).
+    /// What an unsigned callback reports is a hint ([`crate::state::plan`]).
     pub signed: bool,
+    /// What the credential covers: the whole body, some fields, or only "this provider
+    /// called" (a path token).
+    pub coverage: Coverage,
     /// A request nonce to check for replay (BitPesa).
     pub nonce: Option<String>,
     /// The path token it came with, if any (Tujenge correlates on it). Providers put a
@@ -248,12 +250,28 @@ impl VerifiedCallback {
             provider,
             auth: auth.into(),
             signed,
+            coverage: if signed {
+                Coverage::Body
+            } else {
+                Coverage::Token
+            },
             nonce: None,
             path_token: None,
             sub_route: None,
             body,
         }
     }
+}
+
+/// What a callback's credential proves about its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// A signature over the whole body, or a provider credential (HTTP Basic).
+    Body,
+    /// A signature over some fields only (ZengaPay: reference, MSISDN, amount).
+    Fields,
+    /// A secret path token: who called, not what they said.
+    Token,
 }
 
 /// Why a request's credential was refused (all answer 401).
@@ -556,6 +574,11 @@ pub trait Provider: Send + Sync {
     /// reconciler caches the token until it expires and passes it in [`PollInputs`].
     fn token_request(&self) -> Option<Result<StatusRequest, PollError>> {
         None
+    }
+    /// Whether payhook can ask the provider about a payment of `kind` (a status query is
+    /// configured for it), so that a hint about it can wait for confirmation.
+    fn confirms(&self, _kind: TxnKind) -> bool {
+        false
     }
     /// Reads the answer to [`Provider::token_request`].
     fn parse_token_reply(

@@ -120,6 +120,21 @@ fn field_candidates(reference: &str, msisdn: &str, amount: &str) -> Vec<(&'stati
     out
 }
 
+/// A Ugandan MSISDN in full international form without `+`: `256` and nine digits.
+fn is_full_msisdn(msisdn: &str) -> bool {
+    msisdn.len() == 12 && msisdn.starts_with("256") && msisdn.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An amount written as plain digits with an optional fraction: no sign, no exponent, no
+/// leading zero that would let digits of the MSISDN pass for part of it.
+fn is_plain_amount(amount: &str) -> bool {
+    let (int_part, frac) = amount.split_once('.').unwrap_or((amount, ""));
+    !int_part.is_empty()
+        && int_part.bytes().all(|b| b.is_ascii_digit())
+        && (int_part == "0" || !int_part.starts_with('0'))
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
 impl Provider for ZengaPay {
     fn id(&self) -> ProviderId {
         ProviderId::ZengaPay
@@ -136,12 +151,16 @@ impl Provider for ZengaPay {
         // they prove who sent it, not what it says, and count as unsigned: a success they
         // report waits for a status query, like a token-only callback's.
         let verified = |name: &str| {
-            Ok(VerifiedCallback::new(
+            let mut v = VerifiedCallback::new(
                 ProviderId::ZengaPay,
                 name,
                 name == variant::RAW_BODY,
                 body.clone(),
-            ))
+            );
+            if name != variant::RAW_BODY {
+                v.coverage = super::Coverage::Fields;
+            }
+            Ok(v)
         };
         let mut mac = self.mac();
         mac.update(body);
@@ -161,6 +180,14 @@ impl Provider for ZengaPay {
         ) else {
             return Err(VerifyError::SignatureMismatch);
         };
+        // The signed string is a plain concatenation, so digits can move between the
+        // MSISDN and the amount without changing it (`…329361` + `126600` is also
+        // `…32936` + `1126600`). Only a full Ugandan MSISDN (256 and nine digits) pins
+        // where the amount starts; with anything else the signature does not say which
+        // amount was signed, and is refused.
+        if !is_full_msisdn(msisdn) || !is_plain_amount(&amount) {
+            return Err(VerifyError::SignatureMismatch);
+        }
         for (name, input) in field_candidates(reference, msisdn, &amount) {
             let mut mac = self.mac();
             mac.update(input.as_bytes());
@@ -232,6 +259,10 @@ impl Provider for ZengaPay {
     fn ack(&self, _event: Option<&CallbackEvent>) -> Ack {
         // §1.1: exactly 200 is the safe answer; the body is ignored.
         Ack::default()
+    }
+
+    fn confirms(&self, _kind: TxnKind) -> bool {
+        self.api_token.is_some()
     }
 
     fn status_request(

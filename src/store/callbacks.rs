@@ -1,7 +1,7 @@
 //! Storing an authenticated callback: deduplicate, check the nonce, keep the raw body,
 //! and apply what it reports, all inside one writer job (so one SQL transaction).
 
-use super::transactions::{self, Applied, Schedule, Source};
+use super::transactions::{self, Applied, Schedule, Source, Trust};
 use super::StoreError;
 use crate::providers::{sha256_hex, CallbackEvent, ParseError, VerifiedCallback};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -19,8 +19,8 @@ pub struct NewCallback {
     pub client_ip: Option<String>,
     /// When it arrived.
     pub received_at_ms: i64,
-    /// Hold an unsigned success until a poll confirms it (`confirm_unsigned`).
-    pub confirm_unsigned: bool,
+    /// How it was authenticated, and whether a status query could confirm what it says.
+    pub trust: Trust,
     /// Polling plan if it creates a transaction.
     pub schedule: Schedule,
 }
@@ -95,29 +95,35 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
     };
     // A delivery seen before only counts. Looking first (rather than an upsert with
     // RETURNING) keeps the common, new-callback path to one plain INSERT.
-    let seen: Option<i64> = conn
-        .prepare_cached("SELECT id FROM callbacks WHERE provider = ?1 AND dedup_key = ?2")?
-        .query_row(params![provider, dedup_key], |r| r.get(0))
+    let seen: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, body_sha256 FROM callbacks WHERE provider = ?1 AND dedup_key = ?2",
+        )?
+        .query_row(params![provider, dedup_key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some(callback_id) = seen {
-        let deliveries: i64 = conn
-            .prepare_cached(
-                "UPDATE callbacks SET deliveries = deliveries + 1, last_seen_at_ms = ?2
-                  WHERE id = ?1 RETURNING deliveries",
-            )?
-            .query_row(params![callback_id, cb.received_at_ms], |r| r.get(0))?;
-        if let Some(nonce) = new_nonce {
-            record_nonce(conn, cb, nonce, &body_sha, callback_id)?;
+    // Another body under a key already seen is not a retry: two different results were
+    // sent for one payment (or one was forged). It is kept under the key plus its own
+    // hash, linked to the first, and a retry of it is counted against that row.
+    let (dedup_key, first) = match seen {
+        Some((id, sha)) if sha == body_sha => return duplicate(conn, cb, id, new_nonce, &body_sha),
+        Some((first, _)) => {
+            let own_key = format!("{dedup_key}#sha256:{body_sha}");
+            let again: Option<i64> = conn
+                .prepare_cached("SELECT id FROM callbacks WHERE provider = ?1 AND dedup_key = ?2")?
+                .query_row(params![provider, own_key], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = again {
+                return duplicate(conn, cb, id, new_nonce, &body_sha);
+            }
+            (own_key, Some(first))
         }
-        return Ok(IngestOutcome::Duplicate {
-            callback_id,
-            deliveries,
-        });
-    }
+        None => (dedup_key, None),
+    };
     conn.prepare_cached(
         "INSERT INTO callbacks (provider, kind, dedup_key, auth, signed, body, body_sha256,
-             headers, client_ip, provider_ref, parse_error, deliveries, first_seen_at_ms, last_seen_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12)",
+             headers, client_ip, provider_ref, parse_error, deliveries, first_seen_at_ms, last_seen_at_ms,
+             duplicate_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13)",
     )?
     .execute(params![
         provider,
@@ -131,7 +137,8 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
         cb.client_ip,
         report.map(|r| r.provider_ref.as_str()),
         parse_error,
-        cb.received_at_ms
+        cb.received_at_ms,
+        first,
     ])?;
     let callback_id = conn.last_insert_rowid();
     if let Some(nonce) = new_nonce {
@@ -140,26 +147,75 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
     if parse_error.is_some() {
         return Ok(IngestOutcome::Flagged { callback_id });
     }
-    let applied = match report {
-        Some(report) => {
-            let applied = transactions::apply(
+    let applied = match (report, first) {
+        (Some(report), None) => Some(transactions::apply(
+            conn,
+            v.provider,
+            report,
+            cb.trust,
+            Source::Callback(callback_id),
+            cb.schedule,
+            cb.received_at_ms,
+        )?),
+        (Some(report), Some(first)) => {
+            let why = format!(
+                "{}: callback {callback_id} has the idempotency key of callback {first} with another body",
+                crate::state::plan::CALLBACK_MISMATCH
+            );
+            let source = Source::Callback(callback_id);
+            match transactions::dispute(
                 conn,
                 v.provider,
-                report,
-                cb.confirm_unsigned && !v.signed,
-                Source::Callback(callback_id),
-                cb.schedule,
+                &report.provider_ref,
+                why,
+                source,
                 cb.received_at_ms,
-            )?;
-            conn.prepare_cached("UPDATE callbacks SET transaction_id = ?2 WHERE id = ?1")?
-                .execute(params![callback_id, applied.transaction_id])?;
-            Some(applied)
+            ) {
+                // The first body named no transaction payhook knows: nothing to dispute.
+                Err(StoreError::NotFound(_)) => Some(transactions::apply(
+                    conn,
+                    v.provider,
+                    report,
+                    cb.trust,
+                    source,
+                    cb.schedule,
+                    cb.received_at_ms,
+                )?),
+                other => Some(other?),
+            }
         }
-        None => None,
+        (None, _) => None,
     };
+    if let Some(a) = &applied {
+        conn.prepare_cached("UPDATE callbacks SET transaction_id = ?2 WHERE id = ?1")?
+            .execute(params![callback_id, a.transaction_id])?;
+    }
     Ok(IngestOutcome::Stored {
         callback_id,
         applied,
+    })
+}
+
+/// Counts another delivery of callback `id`.
+fn duplicate(
+    conn: &Connection,
+    cb: &NewCallback,
+    callback_id: i64,
+    new_nonce: Option<&str>,
+    body_sha: &str,
+) -> Result<IngestOutcome, StoreError> {
+    let deliveries: i64 = conn
+        .prepare_cached(
+            "UPDATE callbacks SET deliveries = deliveries + 1, last_seen_at_ms = ?2
+              WHERE id = ?1 RETURNING deliveries",
+        )?
+        .query_row(params![callback_id, cb.received_at_ms], |r| r.get(0))?;
+    if let Some(nonce) = new_nonce {
+        record_nonce(conn, cb, nonce, body_sha, callback_id)?;
+    }
+    Ok(IngestOutcome::Duplicate {
+        callback_id,
+        deliveries,
     })
 }
 

@@ -640,7 +640,7 @@ mod tests {
             c,
             ProviderId::ZengaPay,
             &report,
-            false,
+            crate::store::transactions::Trust::vouched(crate::state::plan::Channel::Signed),
             Source::Operator("test"),
             Schedule::default(),
             now,

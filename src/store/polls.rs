@@ -10,14 +10,15 @@
 //! transaction: a transition with `source = 'poll'` always has its `polls` row, and a poll
 //! that failed changes nothing but its own row and the schedule (design.md invariant 5).
 
-use super::transactions::{self, Applied, Schedule, Source};
+use super::transactions::{self, Applied, Schedule, Source, Trust};
 use super::StoreError;
 use crate::providers::{PendingTxn, ProviderId, StatusReport, TxnKind};
+use crate::state::plan::Channel;
 use crate::state::Status;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Reason recorded when a transaction is escalated for passing its deadline.
-pub const DEADLINE_REASON: &str = "DEADLINE_PASSED";
+pub const DEADLINE_REASON: &str = crate::state::plan::DEADLINE_PASSED;
 
 /// How [`claim`] should treat the due rows of one provider.
 #[derive(Debug, Clone, Copy)]
@@ -217,7 +218,7 @@ fn escalate(conn: &Connection, txn: &PendingTxn, now_ms: i64) -> Result<Applied,
         conn,
         txn.provider,
         &report,
-        false,
+        Trust::vouched(Channel::Payhook),
         Source::Reconciler("deadline passed"),
         Schedule::default(),
         now_ms,
@@ -266,16 +267,11 @@ pub struct Recorded {
 ///   reschedules it, so it is asked again with the same backoff as an open row; the answer
 ///   is not applied, which would write a `stale` transition on every poll (the `polls` row
 ///   keeps it);
-/// * SUCCEEDED confirms the hold: the state machine moves NEEDS_REVIEW → SUCCEEDED, which
-///   clears the hold and emits `transaction.succeeded`;
-/// * FAILED is the provider's definitive, authenticated answer, and the unsigned callback
-///   was exactly the report that could not be trusted: the state machine decides, as for
-///   any provider answer on a review row (design.md: NEEDS_REVIEW → FAILED), so the
-///   transaction becomes FAILED, the hold is cleared, and the `applied` transition with
-///   this poll as its source and the `transaction.failed` event record it;
-/// * any other answer (a success for another amount, REVERSED, which is a conflict) is
-///   recorded as `apply` decides and leaves the row under review with its hold: polling
-///   stops ([`Recorded::left_for_review`]), as asking again would only repeat it.
+/// * a settlement is compared with the hold ([`crate::state::plan`]): one that agrees
+///   confirms it (NEEDS_REVIEW → SUCCEEDED, the hold cleared, `transaction.succeeded`);
+///   one that disagrees on the status, the amount, the currency or the merchant reference
+///   keeps the review, names the field in its reason, drops the hold's values and stops
+///   polling ([`Recorded::left_for_review`]), as asking again would only repeat it.
 pub fn record_poll(conn: &Connection, rec: &PollRecord) -> Result<Recorded, StoreError> {
     // A held row whose polling was stopped (NULL next_poll_at_ms) stays stopped. The
     // CASEs read the row as it was before this UPDATE.
@@ -340,7 +336,7 @@ pub fn record_poll(conn: &Connection, rec: &PollRecord) -> Result<Recorded, Stor
                 conn,
                 rec.txn.provider,
                 &report,
-                false,
+                Trust::vouched(Channel::StatusQuery),
                 Source::Poll(poll_id),
                 Schedule::default(),
                 rec.at_ms,
@@ -401,7 +397,7 @@ pub fn record_discovered(
             conn,
             provider,
             &pending,
-            false,
+            Trust::vouched(Channel::StatusQuery),
             Source::Reconciler(SWEEP_NOTE),
             Schedule {
                 next_poll_at_ms: Some(now_ms),
@@ -596,7 +592,10 @@ mod tests {
             c,
             ProviderId::ZengaPay,
             &report,
-            true,
+            transactions::Trust {
+                channel: crate::state::plan::Channel::Token,
+                confirmable: true,
+            },
             Source::Merchant,
             Schedule::default(),
             held_at,
@@ -648,7 +647,10 @@ mod tests {
             &c,
             ProviderId::ZengaPay,
             &success,
-            true,
+            transactions::Trust {
+                channel: crate::state::plan::Channel::Token,
+                confirmable: true,
+            },
             Source::Merchant,
             Schedule::default(),
             200,
@@ -730,13 +732,26 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_answer_to_a_held_success_under_review_fails_it_and_clears_the_hold() {
+    fn a_failed_answer_to_a_held_success_under_review_keeps_the_review_and_drops_the_hold() {
+        // The provider contradicts the unconfirmed callback: which one was wrong (a
+        // forgery, or a provider fault) is for a person to see. The hold's claim is
+        // dropped; the review now names the field that disagreed, and polling stops.
         let c = db();
         let id = held_review_row(&c, "a", 2000);
         let txn = claim(&c, &plan(3000, 10)).unwrap().due.remove(0);
         let r = record_poll(&c, &poll(&txn, 3000, Ok(Status::Failed))).unwrap();
-        assert_eq!(r.applied.unwrap().status, Status::Failed);
-        assert_eq!(row(&c, id), ("FAILED".into(), None, None, 3, 2));
+        assert_eq!(r.applied.unwrap().status, Status::NeedsReview);
+        assert!(r.left_for_review);
+        assert_eq!(row(&c, id), ("NEEDS_REVIEW".into(), None, None, 3, 1));
+        let reason: String = c
+            .query_row("SELECT reason FROM transactions WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            reason,
+            "UNCONFIRMED_MISMATCH: status: the provider says FAILED, the unconfirmed callback said otherwise"
+        );
         let (source, poll_id): (String, i64) = c
             .query_row(
                 "SELECT source, poll_id FROM transitions WHERE transaction_id = ?1 AND seq = 3",
@@ -789,7 +804,10 @@ mod tests {
             &c,
             ProviderId::ZengaPay,
             &report,
-            true,
+            transactions::Trust {
+                channel: crate::state::plan::Channel::Token,
+                confirmable: true,
+            },
             Source::Merchant,
             Schedule::default(),
             103_000,
@@ -800,16 +818,20 @@ mod tests {
             .left_for_review
             .is_empty());
 
-        // An answer that neither confirms nor fails (REVERSED: a conflict) stops polling.
+        // An answer that does not confirm the hint (REVERSED) stops polling, and the
+        // hint's claim is dropped.
         let id = held_review_row(&c, "b", 2000);
         let txn = claim(&c, &plan(3000, 10)).unwrap().due.remove(0);
         let r = record_poll(&c, &poll(&txn, 3000, Ok(Status::Reversed))).unwrap();
-        assert_eq!(r.applied.unwrap().outcome, transactions::Outcome::Conflict);
+        assert_eq!(
+            r.applied.unwrap().outcome,
+            transactions::Outcome::Applied(Status::NeedsReview)
+        );
         assert!(r.left_for_review);
         let (status, hold, next, _, _) = row(&c, id);
         assert_eq!(
             (status.as_str(), hold.as_deref(), next),
-            ("NEEDS_REVIEW", Some("SUCCEEDED"), None)
+            ("NEEDS_REVIEW", None, None)
         );
 
         // A review that is not a deadline escalation is not the status query's to settle.

@@ -1,12 +1,18 @@
-//! The one write path for transaction state. Callbacks, polls and operators all call
-//! [`apply`], which consults [`crate::state::decide`], updates `transactions`, appends to
-//! `transitions`, and writes the outbox `events` row in the same SQL transaction
-//! (design.md invariants 3 and 4).
+//! The one write path for transaction state. Callbacks, polls, registrations and
+//! operators all come through [`apply`] (or [`dispute`]), which asks the pure decision
+//! function [`crate::state::plan`] what the report does and then only executes its plan:
+//! it updates `transactions`, appends to `transitions`, and writes the outbox `events`
+//! row in the same SQL transaction, so that every settled transition has exactly one
+//! event and no crash can separate them.
 
 use super::StoreError;
 use crate::clock::rfc3339;
+use crate::money::Money;
 use crate::providers::{ProviderId, StatusReport};
-use crate::state::{decide, Decision, Status};
+use crate::state::plan::{
+    self, Channel, Details, Emit, Held, HoldChange, Incoming, Plan, PollChange, Record, Stored,
+};
+use crate::state::Status;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Where a report came from (`transitions.source` and its reference).
@@ -25,11 +31,6 @@ pub enum Source<'a> {
 }
 
 impl Source<'_> {
-    /// A provider's own report (a callback or a status poll), as opposed to a person's.
-    fn is_provider(&self) -> bool {
-        matches!(self, Source::Callback(_) | Source::Poll(_))
-    }
-
     fn label(&self) -> &'static str {
         match self {
             Source::Callback(_) => "callback",
@@ -50,21 +51,42 @@ pub struct Schedule {
     pub deadline_at_ms: Option<i64>,
 }
 
+/// How a report was authenticated, and whether a status query could confirm it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trust {
+    /// What authenticated it.
+    pub channel: Channel,
+    /// Whether the provider can be asked about this payment (a hint then waits for it).
+    pub confirmable: bool,
+}
+
+impl Trust {
+    /// A report from a channel that vouches for what it states (a signature, a status
+    /// answer, an operator, payhook itself).
+    pub fn vouched(channel: Channel) -> Trust {
+        Trust {
+            channel,
+            confirmable: false,
+        }
+    }
+}
+
 /// What [`apply`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The report created the transaction.
     Created,
-    /// The status changed from the given one.
+    /// The status (or a review's reason) changed from the given one.
     Applied(Status),
     /// Same status again.
     NoOp,
-    /// An older report after the outcome: recorded, not applied.
+    /// An older report after the outcome, or an unauthenticated one against a confirmed
+    /// status: recorded, not applied.
     Stale,
     /// A contradiction of a terminal status (surfaced as an event), or a FAILED after the
     /// provider's success of another amount (the review stays): recorded, not applied.
     Conflict,
-    /// An unsigned success, held until a poll confirms it.
+    /// A hint (an unauthenticated settlement), held until a status query confirms it.
     Unconfirmed,
 }
 
@@ -81,123 +103,98 @@ pub struct Applied {
     pub event_id: Option<String>,
 }
 
+/// A transaction as loaded for a decision.
 struct Current {
     id: i64,
     /// `transitions.seq` of its latest history row (0: none yet).
     last_seq: i64,
-    status: Status,
-    /// `transactions.reason`.
-    reason: Option<String>,
-    unconfirmed: bool,
-    expected_amount_minor: Option<i64>,
-    expected_currency: Option<String>,
+    stored: Stored,
 }
 
-impl Current {
-    /// In review because the provider reported an amount other than the registered one.
-    fn held_for_amount(&self) -> bool {
-        self.status == Status::NeedsReview
-            && self
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with(AMOUNT_MISMATCH))
+/// How `transactions.reason` starts when a reported amount differs from a known one.
+pub const AMOUNT_MISMATCH: &str = plan::AMOUNT_MISMATCH;
+
+/// The values a provider's report states, in the decision function's terms.
+fn details_of(r: &StatusReport) -> Details {
+    Details {
+        amount: r.money.clone(),
+        merchant_ref: r.merchant_ref.clone(),
+        msisdn: r.msisdn.clone(),
+        receipt: r.receipt.clone(),
     }
 }
 
-/// How `transactions.reason` starts when a reported amount differs from the registered one.
-pub const AMOUNT_MISMATCH: &str = "AMOUNT_MISMATCH";
-
-/// Applies what a source says about a transaction. `needs_confirmation` marks a success
-/// reported by an unauthenticated channel (a token-only callback): it is recorded and the
-/// transaction made due for polling, but not settled.
+/// Applies what a source says about a transaction: [`plan::plan`] decides, this
+/// executes (design: the store only executes what pure functions decided).
 pub fn apply(
     conn: &Connection,
     provider: ProviderId,
     report: &StatusReport,
-    needs_confirmation: bool,
+    trust: Trust,
     source: Source<'_>,
     schedule: Schedule,
     now_ms: i64,
 ) -> Result<Applied, StoreError> {
     let current = load(conn, provider, &report.provider_ref)?;
-    let (mut target, mut reason) = (report.status, report.reason.clone());
-    let mut mismatched = false;
-    if let (Status::Succeeded, Some(cur)) = (target, &current) {
-        if let Some(why) = amount_mismatch(cur, report) {
-            // Against a settled FAILED (or a REVERSED), a payment of any amount contradicts
-            // it: a conflict, with the mismatch as its reason. Otherwise the mismatch puts
-            // the transaction in review.
-            if decide(cur.status, Status::Succeeded) != Decision::Conflict {
-                target = Status::NeedsReview;
-                mismatched = true;
-            }
-            reason = Some(why);
-        } else if cur.held_for_amount() && source.is_provider() {
-            // The provider reported another amount before. A later success that names
-            // the registered amount, or none, contradicts it rather than settling it:
-            // the review stays for a human (`payhook resolve`), and this is a no-op.
-            target = Status::NeedsReview;
-            reason.clone_from(&cur.reason);
-        }
-    }
-    let hold = needs_confirmation && target == Status::Succeeded;
-    // After the provider reported a success of another amount, its FAILED contradicts
-    // that report: money may have moved. Which one holds is the reviewer's call
-    // (`payhook resolve`), so the review stays and the report is recorded as a conflict,
-    // which `review_queue` lists beside it. The merchant hears nothing new: it already
-    // had the review's event, and nothing settled.
-    let contradicts_review = target == Status::Failed
-        && source.is_provider()
-        && current.as_ref().is_some_and(Current::held_for_amount);
-    // A row already in review for another reason (its deadline passed) now hears of a
-    // success of another amount. NEEDS_REVIEW to NEEDS_REVIEW would be a no-op, and the
-    // mismatch would be lost: the reviewer would see a late success and settle an
-    // underpayment as paid, and a later FAILED would settle it although money moved. So
-    // the review takes the mismatch as its reason, and stops waiting for a confirmation.
-    let review_learns_mismatch = mismatched
-        && source.is_provider()
-        && current
-            .as_ref()
-            .is_some_and(|c| c.status == Status::NeedsReview && !c.held_for_amount());
+    let details = details_of(report);
+    let inc = Incoming {
+        status: report.status,
+        reason: report.reason.as_deref(),
+        details: &details,
+        channel: trust.channel,
+        confirmable: trust.confirmable,
+    };
+    let p = plan::plan(current.as_ref().map(|c| &c.stored), &inc);
+    execute(
+        conn, provider, report, current, &p, source, schedule, now_ms,
+    )
+}
 
+/// Writes a plan: the transaction row, its history row and its event, in the caller's
+/// SQL transaction.
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    conn: &Connection,
+    provider: ProviderId,
+    report: &StatusReport,
+    current: Option<Current>,
+    p: &Plan,
+    source: Source<'_>,
+    schedule: Schedule,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    let held_status = match &p.hold {
+        HoldChange::Set(h) => Some(h.status),
+        _ => None,
+    };
     let Some(cur) = current else {
-        let status = if hold { Status::Pending } else { target };
-        // A held success asks for its confirming status query at once, as it does for an
-        // existing row below; other open rows follow the provider's schedule.
-        let next_poll = match (hold, status.is_open()) {
-            (true, _) => Some(now_ms),
-            (false, true) => schedule.next_poll_at_ms.or(Some(now_ms)),
-            (false, false) => None,
+        let next_poll = match (p.poll, p.status.is_open()) {
+            (PollChange::Now, _) => Some(now_ms),
+            (_, true) => schedule.next_poll_at_ms.or(Some(now_ms)),
+            (_, false) => None,
+        };
+        let unconfirmed = match &p.hold {
+            HoldChange::Set(h) => details_json(&h.details),
+            _ => p.unconfirmed.as_ref().and_then(details_json),
         };
         let id = insert(
             conn,
             provider,
             report,
-            status,
-            reason.as_deref(),
-            hold,
+            p,
+            held_status,
+            unconfirmed.as_deref(),
             next_poll,
             schedule,
             now_ms,
         )?;
-        let outcome = if hold { "unconfirmed" } else { "applied" };
-        let t = record(
-            conn,
-            id,
-            1,
-            outcome,
-            None,
-            target,
-            reason.as_deref(),
-            source,
-            now_ms,
-        )?;
-        let event_id = if !hold && status.is_settled() {
-            Some(emit(conn, id, t, now_ms, None, None)?)
-        } else {
-            None
+        let t = record(conn, id, 1, p, None, source, now_ms)?;
+        let event_id = match p.emit {
+            Emit::Nothing => None,
+            Emit::Settled => Some(emit(conn, id, t, now_ms, None, None)?),
+            Emit::Conflict => Some(emit(conn, id, t, now_ms, None, Some(p.reported))?),
         };
-        let outcome = if hold {
+        let outcome = if held_status.is_some() {
             Outcome::Unconfirmed
         } else {
             Outcome::Created
@@ -205,140 +202,181 @@ pub fn apply(
         return Ok(Applied {
             transaction_id: id,
             outcome,
-            status,
+            status: p.status,
             event_id,
         });
     };
-
-    let decision = decide(cur.status, target);
-    // Every history row below records the same report; only its outcome differs.
-    let log = |outcome: &str| {
-        record(
-            conn,
-            cur.id,
-            cur.last_seq + 1,
-            outcome,
-            Some(cur.status),
-            target,
-            reason.as_deref(),
-            source,
-            now_ms,
-        )
+    let from = cur.stored.status;
+    update(conn, cur.id, from, report, p, held_status, now_ms)?;
+    let Some(outcome) = p.record else {
+        return Ok(Applied {
+            transaction_id: cur.id,
+            outcome: Outcome::NoOp,
+            status: p.status,
+            event_id: None,
+        });
     };
-    let done = |outcome, event_id| Applied {
+    let t = record(
+        conn,
+        cur.id,
+        cur.last_seq + 1,
+        p,
+        Some(from),
+        source,
+        now_ms,
+    )?;
+    let event_id = match p.emit {
+        Emit::Nothing => None,
+        Emit::Settled => Some(emit(conn, cur.id, t, now_ms, Some(from), None)?),
+        Emit::Conflict => Some(emit(conn, cur.id, t, now_ms, Some(from), Some(p.reported))?),
+    };
+    let outcome = match outcome {
+        Record::Applied => Outcome::Applied(from),
+        Record::Conflict => Outcome::Conflict,
+        Record::Stale => Outcome::Stale,
+        Record::Unconfirmed => Outcome::Unconfirmed,
+    };
+    if matches!(outcome, Outcome::Conflict) {
+        tracing::warn!(
+            provider = %provider,
+            txn_ref = %report.provider_ref,
+            status = %from,
+            reported = %p.reported,
+            source = source.label(),
+            "conflicting report recorded; kept the current status"
+        );
+    } else if p.status == Status::NeedsReview && p.reason.is_some() {
+        tracing::warn!(
+            provider = %provider,
+            txn_ref = %report.provider_ref,
+            source = source.label(),
+            reason = p.note_reason.as_deref().unwrap_or("-"),
+            "transaction needs review"
+        );
+    }
+    Ok(Applied {
         transaction_id: cur.id,
         outcome,
-        status: cur.status,
+        status: p.status,
         event_id,
+    })
+}
+
+/// Applies a plan to an existing row. The CASEs read the row as it was.
+fn update(
+    conn: &Connection,
+    id: i64,
+    from: Status,
+    r: &StatusReport,
+    p: &Plan,
+    held_status: Option<Status>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    // 0: keep the hold, 1: set it, 2: clear it.
+    let hold_op = match &p.hold {
+        HoldChange::Keep => 0,
+        HoldChange::Set(_) => 1,
+        HoldChange::Clear => 2,
     };
-    if review_learns_mismatch {
-        conn.prepare_cached(
-            "UPDATE transactions SET reason = ?2, unconfirmed_status = NULL,
-                    next_poll_at_ms = NULL, updated_at_ms = ?3
-              WHERE id = ?1 AND status = 'NEEDS_REVIEW'",
+    let details: Option<Option<String>> = match &p.hold {
+        HoldChange::Set(h) => Some(details_json(&h.details)),
+        HoldChange::Clear => Some(p.unconfirmed.as_ref().and_then(details_json)),
+        HoldChange::Keep => p.unconfirmed.as_ref().map(details_json),
+    };
+    let poll_op = match p.poll {
+        PollChange::Keep => 0,
+        PollChange::Now => 1,
+        PollChange::KeepOrNow => 2,
+        PollChange::Stop => 3,
+    };
+    let settles = p.status != from && p.status.is_settled();
+    let changed = conn
+        .prepare_cached(
+            "UPDATE transactions SET
+                 status = ?2,
+                 reason = CASE WHEN ?3 THEN ?4 ELSE reason END,
+                 status_confirmed = COALESCE(?5, status_confirmed),
+                 settled_at_ms = CASE WHEN ?6 THEN COALESCE(settled_at_ms, ?7) ELSE settled_at_ms END,
+                 unconfirmed_status = CASE ?8 WHEN 0 THEN unconfirmed_status WHEN 1 THEN ?9 ELSE NULL END,
+                 unconfirmed_details = CASE WHEN ?10 THEN ?11 ELSE unconfirmed_details END,
+                 next_poll_at_ms = CASE ?12 WHEN 0 THEN next_poll_at_ms WHEN 1 THEN ?7
+                                            WHEN 2 THEN COALESCE(next_poll_at_ms, ?7) ELSE NULL END,
+                 provider_status = COALESCE(?13, provider_status),
+                 currency = CASE WHEN amount_minor IS NULL AND ?14 IS NOT NULL THEN ?15 ELSE currency END,
+                 amount_minor = COALESCE(amount_minor, ?14),
+                 merchant_ref = COALESCE(merchant_ref, ?16),
+                 msisdn = COALESCE(msisdn, ?17),
+                 receipt = COALESCE(receipt, ?18),
+                 kind = CASE WHEN kind = 'unknown' THEN ?19 ELSE kind END,
+                 updated_at_ms = ?7
+             WHERE id = ?1 AND status = ?20",
         )?
-        .execute(params![cur.id, reason, now_ms])?;
-        refresh_details(conn, cur.id, report, now_ms)?;
-        log("applied")?;
-        tracing::warn!(
-            provider = %provider,
-            txn_ref = %report.provider_ref,
-            source = source.label(),
-            "a transaction under review was reported paid with another amount; the review now says so"
-        );
-        return Ok(done(Outcome::Applied(cur.status), None));
+        .execute(params![
+            id,
+            p.status.as_str(),
+            p.reason.is_some(),
+            p.reason.clone().flatten(),
+            p.status_confirmed,
+            settles,
+            now_ms,
+            hold_op,
+            held_status.map(Status::as_str),
+            details.is_some(),
+            details.flatten(),
+            poll_op,
+            r.provider_status,
+            p.fill.amount.as_ref().map(|m| m.minor),
+            p.fill.amount.as_ref().map(|m| m.currency.as_str()),
+            p.fill.merchant_ref,
+            p.fill.msisdn,
+            p.fill.receipt,
+            r.kind.as_str(),
+            from.as_str(),
+        ])?;
+    if changed != 1 {
+        return Err(StoreError::Refused(format!(
+            "transaction {id} changed under the writer"
+        )));
     }
-    if contradicts_review {
-        log("conflict")?;
-        tracing::warn!(
-            provider = %provider,
-            txn_ref = %report.provider_ref,
-            reported = %target,
-            source = source.label(),
-            "provider reported FAILED after a success of another amount; the review stays"
-        );
-        return Ok(done(Outcome::Conflict, None));
+    Ok(())
+}
+
+/// Hint values as stored in `transactions.unconfirmed_details`; `None` when empty.
+fn details_json(d: &Details) -> Option<String> {
+    if d.is_empty() {
+        return None;
     }
-    match decision {
-        Decision::NoOp => {
-            refresh_details(conn, cur.id, report, now_ms)?;
-            Ok(done(Outcome::NoOp, None))
-        }
-        Decision::Apply if hold => {
-            if cur.unconfirmed {
-                return Ok(done(Outcome::NoOp, None));
-            }
-            conn.execute(
-                "UPDATE transactions SET unconfirmed_status = 'SUCCEEDED', next_poll_at_ms = ?2,
-                        updated_at_ms = ?2 WHERE id = ?1",
-                params![cur.id, now_ms],
-            )?;
-            refresh_details(conn, cur.id, report, now_ms)?;
-            log("unconfirmed")?;
-            Ok(done(Outcome::Unconfirmed, None))
-        }
-        Decision::Apply => {
-            let changed = conn.execute(
-                "UPDATE transactions
-                    SET status = ?2, reason = ?3, updated_at_ms = ?4,
-                        settled_at_ms = CASE WHEN ?5 THEN COALESCE(settled_at_ms, ?4) END,
-                        -- A held success survives a move to review, and stays due, so that
-                        -- a status query can still confirm it (store::polls::claim). The
-                        -- right-hand sides read the row as it was.
-                        unconfirmed_status = CASE WHEN ?2 = 'NEEDS_REVIEW' THEN unconfirmed_status END,
-                        next_poll_at_ms = CASE
-                            WHEN ?6 THEN next_poll_at_ms
-                            WHEN ?2 = 'NEEDS_REVIEW' AND unconfirmed_status IS NOT NULL
-                                THEN COALESCE(next_poll_at_ms, ?4)
-                        END
-                  WHERE id = ?1 AND status = ?7",
-                params![
-                    cur.id,
-                    target.as_str(),
-                    reason,
-                    now_ms,
-                    target.is_settled(),
-                    target.is_open(),
-                    cur.status.as_str()
-                ],
-            )?;
-            if changed != 1 {
-                return Err(StoreError::Refused(format!(
-                    "transaction {} changed under the writer",
-                    cur.id
-                )));
-            }
-            refresh_details(conn, cur.id, report, now_ms)?;
-            let t = log("applied")?;
-            let event_id = if target.is_settled() {
-                Some(emit(conn, cur.id, t, now_ms, Some(cur.status), None)?)
-            } else {
-                None
-            };
-            Ok(Applied {
-                transaction_id: cur.id,
-                outcome: Outcome::Applied(cur.status),
-                status: target,
-                event_id,
-            })
-        }
-        Decision::Stale => {
-            log("stale")?;
-            Ok(done(Outcome::Stale, None))
-        }
-        Decision::Conflict => {
-            let t = log("conflict")?;
-            tracing::warn!(
-                provider = %provider,
-                txn_ref = %report.provider_ref,
-                status = %cur.status,
-                reported = %target,
-                source = source.label(),
-                "conflicting status reported; kept the current one"
-            );
-            let event_id = emit(conn, cur.id, t, now_ms, Some(cur.status), Some(target))?;
-            Ok(done(Outcome::Conflict, Some(event_id)))
-        }
+    Some(
+        serde_json::json!({
+            "amount": d.amount.as_ref().map(crate::money::Money::decimal),
+            "amount_minor": d.amount.as_ref().map(|m| m.minor),
+            "currency": d.amount.as_ref().map(|m| m.currency.as_str()),
+            "merchant_ref": d.merchant_ref,
+            "msisdn": d.msisdn,
+            "receipt": d.receipt,
+        })
+        .to_string(),
+    )
+}
+
+/// Reads `transactions.unconfirmed_details` back; unreadable text reads as no detail.
+fn details_from_json(text: Option<&str>) -> Details {
+    let Some(v) = text.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()) else {
+        return Details::default();
+    };
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let amount = match (
+        v.get("amount_minor").and_then(|x| x.as_i64()),
+        s("currency"),
+    ) {
+        (Some(minor), Some(currency)) => Some(Money { minor, currency }),
+        _ => None,
+    };
+    Details {
+        amount,
+        merchant_ref: s("merchant_ref"),
+        msisdn: s("msisdn"),
+        receipt: s("receipt"),
     }
 }
 
@@ -349,58 +387,79 @@ fn load(
 ) -> Result<Option<Current>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT id, status, unconfirmed_status IS NOT NULL, expected_amount_minor, expected_currency,
-                    (SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE transaction_id = t.id),
-                    reason
+            "SELECT id, status, reason, unconfirmed_status, unconfirmed_details, amount_minor,
+                    currency, expected_amount_minor, expected_currency, merchant_ref, msisdn,
+                    receipt, status_confirmed,
+                    (SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE transaction_id = t.id)
                FROM transactions t WHERE provider = ?1 AND provider_ref = ?2",
         )?
         .query_row(params![provider.as_str(), provider_ref], |r| {
+            let money = |a: usize, c: usize| -> rusqlite::Result<Option<Money>> {
+                Ok(
+                    match (r.get::<_, Option<i64>>(a)?, r.get::<_, Option<String>>(c)?) {
+                        (Some(minor), Some(currency)) => Some(Money { minor, currency }),
+                        _ => None,
+                    },
+                )
+            };
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                money(5, 6)?,
+                money(7, 8)?,
+                Details {
+                    amount: None,
+                    merchant_ref: r.get(9)?,
+                    msisdn: r.get(10)?,
+                    receipt: r.get(11)?,
+                },
+                r.get::<_, bool>(12)?,
+                r.get::<_, i64>(13)?,
             ))
         })
         .optional()?;
-    row.map(
-        |(id, status, unconfirmed, expected_amount_minor, expected_currency, last_seq, reason)| {
-            let status = status
-                .parse()
-                .map_err(|e: crate::state::UnknownStatus| StoreError::Refused(e.to_string()))?;
-            Ok(Current {
-                id,
-                last_seq,
-                status,
-                reason,
-                unconfirmed,
-                expected_amount_minor,
-                expected_currency,
-            })
+    let Some((
+        id,
+        status,
+        reason,
+        held,
+        held_details,
+        amount,
+        expected,
+        mut known,
+        confirmed,
+        last_seq,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let parse = |s: &str| {
+        s.parse::<Status>()
+            .map_err(|e| StoreError::Refused(e.to_string()))
+    };
+    known.amount = amount;
+    let held = match held {
+        Some(h) => Some(Held {
+            status: parse(&h)?,
+            details: details_from_json(held_details.as_deref()),
+        }),
+        None => None,
+    };
+    Ok(Some(Current {
+        id,
+        last_seq,
+        stored: Stored {
+            status: parse(&status)?,
+            reason,
+            known,
+            expected,
+            held,
+            status_confirmed: confirmed,
         },
-    )
-    .transpose()
-}
-
-/// A reported amount that differs from the one the merchant registered.
-fn amount_mismatch(cur: &Current, report: &StatusReport) -> Option<String> {
-    let reported = report.money.as_ref()?;
-    let expected = cur.expected_amount_minor?;
-    let currency_ok = cur
-        .expected_currency
-        .as_deref()
-        .is_none_or(|c| c.eq_ignore_ascii_case(&reported.currency));
-    (expected != reported.minor || !currency_ok).then(|| {
-        format!(
-            "{AMOUNT_MISMATCH}: registered {expected} {}, provider reported {} {}",
-            cur.expected_currency.as_deref().unwrap_or("?"),
-            reported.minor,
-            reported.currency
-        )
-    })
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -408,75 +467,45 @@ fn insert(
     conn: &Connection,
     provider: ProviderId,
     r: &StatusReport,
-    status: Status,
-    reason: Option<&str>,
-    hold: bool,
+    p: &Plan,
+    held_status: Option<Status>,
+    unconfirmed: Option<&str>,
     next_poll_at_ms: Option<i64>,
     schedule: Schedule,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO transactions (provider, provider_ref, kind, status, reason, provider_status,
-             unconfirmed_status, amount_minor, currency, merchant_ref, msisdn, receipt,
-             created_at_ms, updated_at_ms, settled_at_ms, next_poll_at_ms, deadline_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)",
+             unconfirmed_status, unconfirmed_details, status_confirmed, amount_minor, currency,
+             merchant_ref, msisdn, receipt, created_at_ms, updated_at_ms, settled_at_ms,
+             next_poll_at_ms, deadline_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         provider.as_str(),
         r.provider_ref,
         r.kind.as_str(),
-        status.as_str(),
-        reason,
+        p.status.as_str(),
+        p.reason.clone().flatten(),
         r.provider_status,
-        hold.then_some("SUCCEEDED"),
-        r.money.as_ref().map(|m| m.minor),
-        r.money.as_ref().map(|m| m.currency.as_str()),
-        r.merchant_ref,
-        r.msisdn,
-        r.receipt,
+        held_status.map(Status::as_str),
+        unconfirmed,
+        p.status_confirmed.unwrap_or(true),
+        p.fill.amount.as_ref().map(|m| m.minor),
+        p.fill.amount.as_ref().map(|m| m.currency.as_str()),
+        p.fill.merchant_ref,
+        p.fill.msisdn,
+        p.fill.receipt,
         now_ms,
-        status.is_settled().then_some(now_ms),
+        p.status.is_settled().then_some(now_ms),
         next_poll_at_ms,
-        if status.is_open() {
+        if p.status.is_open() {
             schedule.deadline_at_ms
         } else {
             None
         },
     ])?;
     Ok(conn.last_insert_rowid())
-}
-
-/// Fills in details a later report knows and an earlier one did not; never erases.
-fn refresh_details(
-    conn: &Connection,
-    id: i64,
-    r: &StatusReport,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE transactions SET
-             provider_status = COALESCE(?2, provider_status),
-             amount_minor = COALESCE(amount_minor, ?3),
-             currency = COALESCE(currency, ?4),
-             merchant_ref = COALESCE(merchant_ref, ?5),
-             msisdn = COALESCE(msisdn, ?6),
-             receipt = COALESCE(receipt, ?7),
-             kind = CASE WHEN kind = 'unknown' THEN ?8 ELSE kind END,
-             updated_at_ms = ?9
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        id,
-        r.provider_status,
-        r.money.as_ref().map(|m| m.minor),
-        r.money.as_ref().map(|m| m.currency.as_str()),
-        r.merchant_ref,
-        r.msisdn,
-        r.receipt,
-        r.kind.as_str(),
-        now_ms
-    ])?;
-    Ok(())
 }
 
 /// A written transition: its row id and per-transaction sequence number.
@@ -486,15 +515,13 @@ struct Transition {
     seq: i64,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Appends the history row of a plan.
 fn record(
     conn: &Connection,
     txn: i64,
     seq: i64,
-    outcome: &str,
+    p: &Plan,
     from: Option<Status>,
-    to: Status,
-    reason: Option<&str>,
     source: Source<'_>,
     now_ms: i64,
 ) -> Result<Transition, StoreError> {
@@ -504,6 +531,7 @@ fn record(
         Source::Operator(note) | Source::Reconciler(note) => (None, None, Some(note)),
         Source::Merchant => (None, None, None),
     };
+    let outcome = p.record.unwrap_or(Record::Applied);
     // `seq` comes from `load` in the same writer transaction, so nothing can take it in
     // between; UNIQUE (transaction_id, seq) would refuse it if something did.
     conn.prepare_cached(
@@ -514,10 +542,10 @@ fn record(
     .execute(params![
         txn,
         seq,
-        outcome,
+        outcome.as_str(),
         from.map(Status::as_str),
-        to.as_str(),
-        reason,
+        p.reported.as_str(),
+        p.note_reason,
         source.label(),
         callback_id,
         poll_id,
@@ -573,23 +601,28 @@ fn emit(
     let row = conn
         .prepare_cached(
             "SELECT provider, provider_ref, kind, status, reason, amount_minor, currency,
-                    merchant_ref, msisdn, receipt
+                    merchant_ref, msisdn, receipt, status_confirmed, unconfirmed_details
                FROM transactions WHERE id = ?1",
         )?
         .query_row([txn], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<String>>(7)?,
-                r.get::<_, Option<String>>(8)?,
-                r.get::<_, Option<String>>(9)?,
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                ),
+                r.get::<_, bool>(10)?,
+                r.get::<_, Option<String>>(11)?,
             ))
         })?;
+    let (row, confirmed, unconfirmed) = row;
     let (
         provider,
         provider_ref,
@@ -638,6 +671,13 @@ fn emit(
             "currency": currency,
             "msisdn": msisdn,
             "receipt": receipt,
+            // False when no authenticated source vouched for this status (a token-only
+            // callback from a channel without a status query).
+            "confirmed": confirmed,
+            // Values only an unauthenticated callback stated; never in the fields above.
+            "unconfirmed": unconfirmed
+                .as_deref()
+                .and_then(|u| serde_json::from_str::<serde_json::Value>(u).ok()),
             "transition_seq": t.seq,
         }
     })
@@ -658,8 +698,13 @@ pub struct Registered {
     pub transaction_id: i64,
     /// True when the registration created the transaction.
     pub created: bool,
-    /// Its status (a registration never changes an existing one).
+    /// Its status afterwards.
     pub status: String,
+    /// Set when the provider had already stated another amount: the registration is
+    /// refused (409), and the transaction went to review (or, if its status is terminal,
+    /// a conflict was recorded) with this reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contradiction: Option<String>,
 }
 
 /// A merchant registering a payment it just started (`payhook track`,
@@ -679,10 +724,12 @@ pub struct Registration {
 }
 
 /// Registers a transaction for reconciliation. A new one is created PENDING (a `merchant`
-/// transition) with the provider's polling `schedule`; an existing one is never regressed
-/// or otherwise changed in status: registration only fills in the expected amount, the
-/// merchant reference and an unknown kind. Registering a different expected amount than
-/// the one on record is refused.
+/// transition) with the provider's polling `schedule`; an existing one only gets the
+/// expected amount, the merchant reference and an unknown kind filled in. Registering a
+/// different expected amount than the one on record is refused and changes nothing. An
+/// expected amount that contradicts the amount the provider already stated is recorded,
+/// puts the transaction in review ([`plan::disputed`]) and is reported in
+/// [`Registered::contradiction`].
 pub fn register(
     conn: &Connection,
     reg: &Registration,
@@ -690,24 +737,21 @@ pub fn register(
     now_ms: i64,
 ) -> Result<Registered, StoreError> {
     let existing = load(conn, reg.provider, &reg.provider_ref)?;
-    if let (Some(cur), Some(want)) = (&existing, &reg.expected) {
-        let same_amount = cur.expected_amount_minor.is_none_or(|m| m == want.minor);
-        let same_currency = cur
-            .expected_currency
-            .as_deref()
-            .is_none_or(|c| c.eq_ignore_ascii_case(&want.currency));
-        if !(same_amount && same_currency) {
-            return Err(StoreError::Refused(format!(
-                "{} {} is already registered with amount {} {}",
-                reg.provider,
-                reg.provider_ref,
-                cur.expected_amount_minor.unwrap_or_default(),
-                cur.expected_currency.as_deref().unwrap_or("?")
-            )));
+    let mut contradiction = None;
+    let (id, created, mut status) = match existing {
+        Some(cur) => {
+            match plan::register(&cur.stored, reg.expected.as_ref()) {
+                plan::Registration::Refuse(why) => {
+                    return Err(StoreError::Refused(format!(
+                        "{} {} is {why}",
+                        reg.provider, reg.provider_ref
+                    )))
+                }
+                plan::Registration::Fill => {}
+                plan::Registration::Contradicts(why) => contradiction = Some(why),
+            }
+            (cur.id, false, cur.stored.status)
         }
-    }
-    let (id, created, status) = match existing {
-        Some(cur) => (cur.id, false, cur.status),
         None => {
             let mut report = StatusReport::new(reg.provider_ref.clone(), reg.kind, Status::Pending);
             report.merchant_ref.clone_from(&reg.merchant_ref);
@@ -715,7 +759,7 @@ pub fn register(
                 conn,
                 reg.provider,
                 &report,
-                false,
+                Trust::vouched(Channel::Payhook),
                 Source::Merchant,
                 schedule,
                 now_ms,
@@ -738,11 +782,55 @@ pub fn register(
         reg.merchant_ref,
         reg.kind.as_str(),
     ])?;
+    if let Some(why) = &contradiction {
+        let a = dispute(
+            conn,
+            reg.provider,
+            &reg.provider_ref,
+            why.clone(),
+            Source::Merchant,
+            now_ms,
+        )?;
+        status = a.status;
+    }
     Ok(Registered {
         transaction_id: id,
         created,
         status: status.as_str().to_string(),
+        contradiction,
     })
+}
+
+/// Puts a known transaction in review because of `why` (see [`plan::disputed`]): a
+/// registration that contradicts the provider, or one callback delivered with two
+/// different bodies. Nothing happens to a transaction payhook does not know.
+pub fn dispute(
+    conn: &Connection,
+    provider: ProviderId,
+    provider_ref: &str,
+    why: String,
+    source: Source<'_>,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    let Some(cur) = load(conn, provider, provider_ref)? else {
+        return Err(StoreError::NotFound(format!("{provider} {provider_ref}")));
+    };
+    let p = plan::disputed(&cur.stored, why);
+    let report = StatusReport::new(
+        provider_ref,
+        crate::providers::TxnKind::Unknown,
+        Status::NeedsReview,
+    );
+    execute(
+        conn,
+        provider,
+        &report,
+        Some(cur),
+        &p,
+        source,
+        Schedule::default(),
+        now_ms,
+    )
 }
 
 /// Reason recorded with an operator's decision; the note is in `transitions.note`.
@@ -776,27 +864,21 @@ pub fn resolve(
     let current: Status = current
         .parse()
         .map_err(|e: crate::state::UnknownStatus| refused(e.to_string()))?;
-    match decide(current, status) {
-        Decision::Apply | Decision::NoOp => {
-            let mut report = StatusReport::new(
-                provider_ref,
-                kind.parse().unwrap_or(crate::providers::TxnKind::Unknown),
-                status,
-            );
-            report.reason = Some(OPERATOR_REASON.to_string());
-            apply(
-                conn,
-                provider,
-                &report,
-                false,
-                Source::Operator(note),
-                Schedule::default(),
-                now_ms,
-            )
-        }
-        Decision::Stale | Decision::Conflict => Err(refused(format!(
-            "{provider} {provider_ref} is {current}: {status} is not a transition payhook allows \
-             (terminal statuses never change, except SUCCEEDED → REVERSED)"
-        ))),
-    }
+    plan::resolution(current, status)
+        .map_err(|why| refused(format!("{provider} {provider_ref}: {why}")))?;
+    let mut report = StatusReport::new(
+        provider_ref,
+        kind.parse().unwrap_or(crate::providers::TxnKind::Unknown),
+        status,
+    );
+    report.reason = Some(OPERATOR_REASON.to_string());
+    apply(
+        conn,
+        provider,
+        &report,
+        Trust::vouched(Channel::Operator),
+        Source::Operator(note),
+        Schedule::default(),
+        now_ms,
+    )
 }

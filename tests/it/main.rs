@@ -17,6 +17,8 @@ mod forward;
 mod hostile;
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
 mod ingest;
+/// Money truth: the merchant is told only what an authenticated source stated.
+mod money_truth;
 /// The shared outbound HTTP client's bounds.
 mod outbound;
 /// The binary as a process: CLI, signals, logs (issue 2).

@@ -836,7 +836,8 @@ const DARAJA_PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6
 fn daraja_config(fake: &FakeProvider) -> String {
     format!(
         "[providers.daraja]\ncallback_tokens = [\"daraja-path-token-0123456789\"]\n\
-         allowed_ips = [\"127.0.0.1\"]\nconsumer_key = \"ck\"\nconsumer_secret = \"cs\"\n\
+         allowed_ips = [\"127.0.0.1\"]\nallowlist_authenticates = false\n\
+         consumer_key = \"ck\"\nconsumer_secret = \"cs\"\n\
          shortcode = \"174379\"\npasskey = \"{DARAJA_PASSKEY}\"\nbase_url = \"{}\"\n\
          poll_rate_per_minute = 600\n",
         fake.url()
@@ -1060,7 +1061,7 @@ async fn the_statement_sweep_records_unknown_transactions_and_polling_settles_th
     insert(&d, "known-1", "collection", None);
     let entry = |reference: &str, status: &str, designation: &str| {
         format!(
-            r#"{{"transactionReference":"{reference}","transactionStatus":"{status}","amount":5000,"msisdn":"256772000001","currencyCode":"UGX-MTNMM","transactionExternalReference":"ext-{reference}","transactionEntryGeneralType":"CREDIT","transactionEntryDesignation":"{designation}","transactionEntrySpecificType":"INBOUND_MSISDN_CREDIT"}}"#
+            r#"{{"transactionReference":"{reference}","transactionStatus":"{status}","amount":5000,"msisdn":"256772000001","currencyCode":"UGX-MTNMM","transactionExternalReference":"order-{reference}","transactionEntryGeneralType":"CREDIT","transactionEntryDesignation":"{designation}","transactionEntrySpecificType":"INBOUND_MSISDN_CREDIT"}}"#
         )
     };
     let page = |n: u32, entries: Vec<String>| {

@@ -1144,6 +1144,7 @@ async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
     let url = format!("http://{}", start_api(api.clone()).await);
     let cfg = format!(
         "[providers.daraja]\ncallback_tokens = [\"{DARAJA_TOKEN}\"]\nallowed_ips = [\"127.0.0.1\"]\n\
+         allowlist_authenticates = false\n\
          consumer_key = \"ck\"\nconsumer_secret = \"cs\"\nshortcode = \"174379\"\n\
          passkey = \"bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919\"\n\
          base_url = \"{url}\"\npoll_deadline = \"1h\"\npoll_rate_per_minute = 6000\n\

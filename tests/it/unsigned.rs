@@ -65,7 +65,9 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_daraja_fixture_is_stored_and_parses_to_its_expected_state() {
     // The daemon is reached through a trusted proxy on 127.0.0.1 that names a published
-    // Safaricom sender, so the address check passes too.
+    // Safaricom sender, so the address check passes too: token plus an enforced allowlist
+    // authenticates a Daraja callback (`allowlist_authenticates`, on by default), so its
+    // successes settle at once.
     let d = TestDaemon::start(&format!(
         "trusted_proxies = [\"127.0.0.1/32\"]\n{}",
         daraja_section("")
@@ -144,13 +146,14 @@ async fn every_daraja_fixture_is_stored_and_parses_to_its_expected_state() {
         d.count("SELECT count(*) FROM callbacks WHERE kind = 'transaction_status' AND transaction_id IS NULL"),
         1
     );
-    // Held successes produce no event and are due for their confirming query now.
+    // Authenticated (token and a Safaricom sender): nothing is held, every success is
+    // announced, confirmed.
     assert_eq!(
-        d.count("SELECT count(*) FROM events e JOIN transactions t ON t.id = e.transaction_id WHERE t.unconfirmed_status IS NOT NULL"),
+        d.count("SELECT count(*) FROM transactions WHERE unconfirmed_status IS NOT NULL"),
         0
     );
     assert_eq!(
-        d.count("SELECT count(*) FROM transactions WHERE unconfirmed_status = 'SUCCEEDED' AND next_poll_at_ms = updated_at_ms"),
+        d.count("SELECT count(*) FROM events WHERE type = 'transaction.succeeded' AND json_extract(payload, '$.data.confirmed') = 1"),
         4
     );
     // Failures are terminal and produce their event.
@@ -349,11 +352,22 @@ async fn log_only_accepts_an_address_outside_the_allowlist_and_counts_it() {
         ),
         1
     );
-    // Still held for confirmation: it is unsigned.
+    // Token only, and no STK query configured to confirm it: applied, but marked as
+    // unconfirmed, which its event says too.
     assert_eq!(
-        txn(&d, "daraja", "ws_CO_191220191020363925").map(|t| t.1),
-        Some(Some("SUCCEEDED".into()))
+        txn(&d, "daraja", "ws_CO_191220191020363925"),
+        Some(("SUCCEEDED".into(), None, None, None))
     );
+    assert_eq!(
+        d.count("SELECT count(*) FROM transactions WHERE status_confirmed = 0"),
+        1
+    );
+    let payload: String = d
+        .db()
+        .query_row("SELECT payload FROM events", [], |r| r.get(0))
+        .unwrap();
+    let payload: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(payload["data"]["confirmed"], false, "{payload}");
 }
 
 fn jenga_section(extra: &str) -> String {
@@ -501,15 +515,15 @@ async fn tujenge_is_correlated_by_its_token_and_a_forwarded_stk_result_is_read()
     let stk = fixture("tujenge/forwarded_stk_success.json");
     let reply = post(d.addr, &path, &[], &stk).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    // Unsigned: the success waits for confirmation on the same, token-correlated row.
+    // Unsigned, and Tujenge has no status query: applied on the same, token-correlated
+    // row, marked as unconfirmed; its amount is kept apart, as unconfirmed too.
     assert_eq!(
         txn(&d, "tujenge", &tujenge_ref()),
-        Some((
-            "PENDING".into(),
-            Some("SUCCEEDED".into()),
-            None,
-            Some(10000)
-        ))
+        Some(("SUCCEEDED".into(), None, None, None))
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM transactions WHERE status_confirmed = 0"),
+        1
     );
     let (kind, auth, body): (String, String, Vec<u8>) = d
         .db()
