@@ -23,6 +23,7 @@
 //! - [`forward`]: the forwarder loop, delivering outbox events to the merchant signed
 //!   with [`forward::sign`] (Standard Webhooks).
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
+//! - [`sample`]: authenticated sample callbacks (`send-test`).
 //!
 //! # Invariants
 //! 1. A 2xx to a provider means the callback row is committed and fsynced.
@@ -52,6 +53,7 @@ pub mod outbound;
 pub mod providers;
 pub mod reconcile;
 pub mod retry;
+pub mod sample;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;

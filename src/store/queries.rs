@@ -84,6 +84,8 @@ pub fn transactions_by_any_ref(
 /// One row of the `review_queue` view: what a human must look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReviewItem {
+    /// `txn-N`, `conflict-N` or `callback-N`: what `payhook review dismiss` takes.
+    pub id: String,
     /// `transaction` (NEEDS_REVIEW), `conflict` or `callback` (unparsed).
     pub item: String,
     /// Provider.
@@ -101,16 +103,17 @@ pub struct ReviewItem {
 /// The review queue, oldest first.
 pub fn review_queue(conn: &Connection) -> Result<Vec<ReviewItem>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT item, provider, provider_ref, status, detail, at_ms FROM review_queue ORDER BY at_ms",
+        "SELECT id, item, provider, provider_ref, status, detail, at_ms FROM review_queue ORDER BY at_ms, id",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(ReviewItem {
-            item: r.get(0)?,
-            provider: r.get(1)?,
-            provider_ref: r.get(2)?,
-            status: r.get(3)?,
-            detail: r.get(4)?,
-            at_ms: r.get(5)?,
+            id: r.get(0)?,
+            item: r.get(1)?,
+            provider: r.get(2)?,
+            provider_ref: r.get(3)?,
+            status: r.get(4)?,
+            detail: r.get(5)?,
+            at_ms: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
