@@ -1,7 +1,7 @@
 //! The command line: `serve`, `check-config`, `migrate`, `healthcheck`, `events` (list,
 //! show, replay the outbox; re-enable a destination disabled by 410 Gone), the operator
 //! and merchant commands `track`, `review`, `resolve` and `show` ([`review`]),
-//! `send-test` ([`send_test`]), and `completions`, `man` and
+//! `send-test` ([`send_test`]), `demo` ([`crate::demo`]), and `completions`, `man` and
 //! `gen-secret` ([`extras`]). Commands that touch the store open it directly (SQLite lets
 //! them run beside the daemon).
 //!
@@ -62,6 +62,9 @@ pub enum Command {
     /// Post a realistic sample callback, signed with the configured credentials, to the
     /// running daemon (or --to), and print its answer.
     SendTest(send_test::SendTestArgs),
+    /// Run payhook against fake providers and a fake merchant, all on loopback, and tell
+    /// what happened.
+    Demo(crate::demo::DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -196,6 +199,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Show(args) => review::show(&cli, args),
         Command::Events { command } => events(&cli, command),
         Command::SendTest(args) => send_test::run(&cli, args),
+        Command::Demo(args) => crate::demo::run(args),
         Command::Completions { shell } => extras::completions(*shell),
         Command::Man => extras::man(),
         Command::GenSecret => extras::gen_secret(),

@@ -349,3 +349,105 @@ fn completions_man_page_and_a_fresh_secret() {
     assert!(code == 0 && a.starts_with("whsec_") && a != b, "{a}");
     payhook::forward::sign::SigningKey::parse(a.trim()).unwrap();
 }
+
+#[test]
+fn the_demo_runs_and_its_summary_matches_the_store_it_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let (code, out, err) = payhook(dir.path(), &["demo", "--dir", demo_dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let db = rusqlite::Connection::open(demo_dir.join("payhook.db")).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+
+    // Every provider's callback arrived; the forgery was refused and never stored.
+    assert_eq!(out.matches("\n  accepted ").count(), 6, "{out}");
+    assert_eq!(out.matches("refused 401").count(), 1, "{out}");
+    for provider in ["zengapay", "bitpesa", "daraja", "jenga", "tujenge"] {
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM callbacks WHERE provider = '{provider}'"
+            )),
+            1,
+            "{provider}"
+        );
+    }
+    let (callbacks, deliveries) = (
+        count("SELECT count(*) FROM callbacks"),
+        count("SELECT sum(deliveries) FROM callbacks"),
+    );
+    assert!(
+        out.contains(&format!(
+            "{callbacks} distinct callbacks from {deliveries} deliveries"
+        )),
+        "{out}"
+    );
+    assert_eq!((callbacks, deliveries), (5, 6));
+    assert_eq!(
+        count("SELECT count(*) FROM transactions WHERE amount_minor = 9900000"),
+        0
+    );
+
+    // Each "settled" line is a transaction of the store, with its status.
+    let mut stmt = db
+        .prepare("SELECT provider, provider_ref, status FROM transactions")
+        .unwrap();
+    let rows: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 6);
+    for (provider, reference, status) in &rows {
+        let line = out
+            .lines()
+            .find(|l| {
+                l.trim_start().starts_with(provider.as_str())
+                    && l.contains(reference.as_str())
+                    && l.contains(" by ")
+            })
+            .unwrap_or_else(|| panic!("{provider} {reference} missing from:\n{out}"));
+        assert!(line.contains(status.as_str()), "{line}");
+    }
+    // One payment was settled by a status query, no callback.
+    let (status, polls): (String, i64) = db
+        .query_row(
+            "SELECT status, (SELECT count(*) FROM polls WHERE transaction_id = t.id)
+               FROM transactions t WHERE provider_ref = 'demo-zp-polled'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(status == "SUCCEEDED" && polls >= 1, "{status} {polls}");
+    assert!(
+        out.contains("demo-zp-polled") && out.contains("by status query"),
+        "{out}"
+    );
+
+    // The merchant received, signed, every event the store holds as delivered.
+    let events = count("SELECT count(*) FROM events");
+    assert_eq!(
+        events,
+        count("SELECT count(*) FROM events WHERE status = 'delivered'")
+    );
+    assert!(
+        out.contains(&format!(
+            "received: {events} event(s), {events} with a valid"
+        )),
+        "{out}"
+    );
+    let mut ids = db.prepare("SELECT id FROM events").unwrap();
+    for id in ids.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+        assert!(out.contains(&id.unwrap()), "{out}");
+    }
+    // It ends with the queries, and its configuration works from anywhere.
+    assert!(out.contains("sqlite3 "), "{out}");
+    let config = demo_dir.join("payhook.toml");
+    let (code, show, err) = payhook(
+        Path::new("/"),
+        &["-c", config.to_str().unwrap(), "show", "demo-zp-1"],
+    );
+    assert!(code == 0 && show.contains("\"callbacks\""), "{show}{err}");
+    // A second run refuses to mix its story with the first one's store.
+    let (code, _, err) = payhook(dir.path(), &["demo", "--dir", demo_dir.to_str().unwrap()]);
+    assert!(code != 0 && err.contains("already holds"), "{err}");
+}
