@@ -17,7 +17,8 @@ pub struct SendTestArgs {
     /// The status the callback reports.
     #[arg(long, value_enum, default_value = "succeeded")]
     pub status: SampleStatus,
-    /// The provider's reference (default: a fresh `test-...` one).
+    /// The provider's reference (default: a fresh `test-...` one). Tujenge's reference is
+    /// always its callback token's id (`tok_...`).
     #[arg(long = "ref", value_name = "R")]
     pub reference: Option<String>,
     /// Amount in major units (UGX for ZengaPay, KES for the others).
