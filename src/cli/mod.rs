@@ -508,3 +508,55 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = anyhow::Error::new(crate::config::ConfigError::Read {
+            path: "/run/credentials/payhook.service/zengapay".into(),
+            source: io,
+        })
+        .context("while loading payhook.toml");
+        assert_eq!(
+            error_text(&e),
+            "while loading payhook.toml: cannot read /run/credentials/payhook.service/zengapay: \
+             No such file or directory"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_text(&plain), "outer: inner");
+    }
+
+    #[test]
+    fn track_refuses_a_kind_its_provider_does_not_have() {
+        let args = |provider: &str, kind: &str| TrackArgs {
+            provider: provider.into(),
+            reference: "r".into(),
+            kind: Some(kind.into()),
+            amount: None,
+            currency: None,
+            merchant_ref: None,
+        };
+        for (provider, kind) in [
+            ("zengapay", "stk"),
+            ("bitpesa", "collection"),
+            ("jenga", "b2c"),
+        ] {
+            let err = registration(&args(provider, kind)).unwrap_err().to_string();
+            assert!(err.contains("has no"), "{provider} {kind}: {err}");
+        }
+        for (provider, kind) in [
+            ("zengapay", "transfer"),
+            ("daraja", "c2b"),
+            ("jenga", "ipn"),
+        ] {
+            assert!(
+                registration(&args(provider, kind)).is_ok(),
+                "{provider} {kind}"
+            );
+        }
+    }
+}
