@@ -182,16 +182,33 @@ CREATE VIEW pending_by_age AS
     WHERE status IN ('PENDING','INDETERMINATE')
     ORDER BY created_at_ms;
 
--- What a human must look at: NEEDS_REVIEW transactions, conflicts and unparsed callbacks.
+-- Review items a human closed: a conflict or an unparsed callback looked at (payhook
+-- review dismiss ID --note N), or a transaction's conflicts closed by payhook resolve.
+-- The history itself is never edited.
+CREATE TABLE review_dismissals (
+    item      TEXT    NOT NULL CHECK (item IN ('conflict','callback')), -- what was closed
+    target_id INTEGER NOT NULL,                 -- transitions.id of a conflict, callbacks.id of an unparsed callback
+    note      TEXT    NOT NULL,                 -- why, as the operator wrote it
+    at_ms     INTEGER NOT NULL,
+    PRIMARY KEY (item, target_id)
+) WITHOUT ROWID;
+
+-- What a human must look at: NEEDS_REVIEW transactions, conflicts and unparsed callbacks
+-- not yet dismissed. id (txn-N, conflict-N, callback-N) is what payhook review dismiss takes.
 CREATE VIEW review_queue AS
-    SELECT 'transaction' AS item, t.provider, t.provider_ref, t.status, t.reason AS detail, t.updated_at_ms AS at_ms
+    SELECT 'txn-' || t.id AS id, 'transaction' AS item, t.provider, t.provider_ref, t.status,
+           t.reason AS detail, t.updated_at_ms AS at_ms
     FROM transactions t WHERE t.status = 'NEEDS_REVIEW'
     UNION ALL
-    SELECT 'conflict', t.provider, t.provider_ref, r.to_status, r.note, r.at_ms
-    FROM transitions r JOIN transactions t ON t.id = r.transaction_id WHERE r.outcome = 'conflict'
+    SELECT 'conflict-' || r.id, 'conflict', t.provider, t.provider_ref, r.to_status, COALESCE(r.reason, r.note), r.at_ms
+    FROM transitions r JOIN transactions t ON t.id = r.transaction_id
+    WHERE r.outcome = 'conflict'
+      AND NOT EXISTS (SELECT 1 FROM review_dismissals d WHERE d.item = 'conflict' AND d.target_id = r.id)
     UNION ALL
-    SELECT 'callback', c.provider, c.provider_ref, NULL, c.parse_error, c.first_seen_at_ms
-    FROM callbacks c WHERE c.parse_error IS NOT NULL;
+    SELECT 'callback-' || c.id, 'callback', c.provider, c.provider_ref, NULL, c.parse_error, c.first_seen_at_ms
+    FROM callbacks c
+    WHERE c.parse_error IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM review_dismissals d WHERE d.item = 'callback' AND d.target_id = c.id);
 
 -- Events the merchant never acknowledged.
 CREATE VIEW dead_letters AS

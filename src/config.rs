@@ -1087,6 +1087,30 @@ impl Config {
                 );
             }
         }
+        // A token-only callback's success is held for a status query; with nothing to
+        // ask, every such success waits for its deadline (24 h by default), then review.
+        if let Some(d) = &self.providers.daraja {
+            if d.confirm_unsigned && d.api.is_none() {
+                out.push(
+                    "providers.daraja has no query credentials (consumer_key, consumer_secret, \
+                     shortcode, passkey): every success an STK callback reports is held until its \
+                     poll_deadline, then goes to review. Set them, or confirm_unsigned = false to \
+                     trust token-authenticated callbacks as they are."
+                        .to_string(),
+                );
+            }
+        }
+        if let Some(t) = &self.providers.tujenge {
+            if t.confirm_unsigned {
+                out.push(
+                    "providers.tujenge has no status endpoint: with confirm_unsigned = true every \
+                     success its callbacks report is held until the deadline, then goes to \
+                     review. Set confirm_unsigned = false to trust token-authenticated callbacks \
+                     as they are."
+                        .to_string(),
+                );
+            }
+        }
         out
     }
 
@@ -1518,6 +1542,130 @@ fn ser_display_vec<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result
     s.collect_seq(v.iter().map(|x| x.to_string()))
 }
 
+/// What the operator commands (`review`, `events`, `track`, `resolve`, `show`,
+/// `healthcheck`, `migrate`) need from a configuration file: the store, the listen
+/// address, the polling plans and the forward URL. Read by [`OperatorConfig::load`]
+/// without opening a single secret file, so that under systemd credentials (readable by
+/// the service alone) an operator can still run them; `serve` and `check-config` validate
+/// the whole file.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// The callback listener's address (`healthcheck` asks it).
+    pub listen: SocketAddr,
+    /// The database.
+    pub store: StoreConfig,
+    /// Providers with a `[providers.*]` section.
+    pub enabled: Vec<ProviderId>,
+    /// `forward.url`, if `[forward]` is present.
+    pub forward_url: Option<String>,
+    polls: Vec<(ProviderId, PollConfig)>,
+}
+
+impl OperatorConfig {
+    /// Reads `path` as [`Config::load`] does (same keys, same checks on everything but
+    /// secrets), leaving every secret and secret file unread.
+    pub fn load(path: &Path) -> Result<OperatorConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        OperatorConfig::from_toml(&text, Path::new("."))
+    }
+
+    /// Parses configuration text; relative paths resolve against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<OperatorConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen_text
+            .parse()
+            .map_err(|e| invalid("listen", format!("{listen_text:?} is not ip:port ({e})")))?;
+        let p = raw.providers;
+        let mut polls = Vec::new();
+        let mut enabled = Vec::new();
+        let sections = [
+            (
+                ProviderId::ZengaPay,
+                p.zengapay.map(|z| RawPoll {
+                    base_url: z.base_url,
+                    poll_first_after: z.poll_first_after,
+                    poll_max_interval: z.poll_max_interval,
+                    poll_deadline: z.poll_deadline,
+                    poll_rate_per_minute: z.poll_rate_per_minute,
+                }),
+            ),
+            (
+                ProviderId::BitPesa,
+                p.bitpesa.map(|b| RawPoll {
+                    base_url: b.base_url,
+                    poll_first_after: b.poll_first_after,
+                    poll_max_interval: b.poll_max_interval,
+                    poll_deadline: b.poll_deadline,
+                    poll_rate_per_minute: b.poll_rate_per_minute,
+                }),
+            ),
+            (
+                ProviderId::Daraja,
+                p.daraja.map(|d| RawPoll {
+                    base_url: d.base_url,
+                    poll_first_after: d.poll_first_after,
+                    poll_max_interval: d.poll_max_interval,
+                    poll_deadline: d.poll_deadline,
+                    poll_rate_per_minute: d.poll_rate_per_minute,
+                }),
+            ),
+            (
+                ProviderId::Jenga,
+                p.jenga.map(|j| RawPoll {
+                    base_url: j.base_url,
+                    poll_first_after: j.poll_first_after,
+                    poll_max_interval: j.poll_max_interval,
+                    poll_deadline: j.poll_deadline,
+                    poll_rate_per_minute: j.poll_rate_per_minute,
+                }),
+            ),
+        ];
+        for (id, raw_poll) in sections {
+            if let Some(raw_poll) = raw_poll {
+                enabled.push(id);
+                polls.push((id, poll_config(id, raw_poll)?));
+            }
+        }
+        if p.tujenge.is_some() {
+            enabled.push(ProviderId::Tujenge);
+        }
+        let forward_url = match raw.forward.and_then(|f| f.url) {
+            Some(u) => Some(validate_url("forward.url", &u)?),
+            None => None,
+        };
+        Ok(OperatorConfig {
+            listen,
+            store: StoreConfig {
+                path: base.join(raw.store.path.unwrap_or_else(|| DEFAULT_STORE_PATH.into())),
+                max_size_bytes: None,
+            },
+            enabled,
+            forward_url,
+            polls,
+        })
+    }
+
+    /// The polling plan of `provider`, as [`Config::poll`] gives it.
+    pub fn poll(&self, provider: ProviderId) -> PollConfig {
+        self.polls
+            .iter()
+            .find(|(id, _)| *id == provider)
+            .map(|(_, plan)| plan.clone())
+            .unwrap_or_else(|| crate::schedule::defaults(provider))
+    }
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig::from_toml("", Path::new("."))
+            .unwrap_or_else(|e| unreachable!("built-in defaults are valid: {e}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1706,7 +1854,14 @@ mod tests {
     #[test]
     fn an_allowlist_that_can_only_refuse_is_warned_about() {
         let daraja = "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]\n";
-        let warned = |toml: &str| Config::from_toml(toml, Path::new(".")).unwrap().warnings();
+        // Only the allowlist's warnings (this Daraja has no query credentials either).
+        let warned = |toml: &str| -> Vec<String> {
+            let c = Config::from_toml(toml, Path::new(".")).unwrap();
+            c.warnings()
+                .into_iter()
+                .filter(|w| w.contains("allowed_ips"))
+                .collect()
+        };
         // Default listener (loopback), published senders enforced, no proxy trusted.
         let w = warned(&format!("listen = \"127.0.0.1:8080\"\n{daraja}"));
         assert_eq!(w.len(), 1, "{w:?}");
@@ -1738,6 +1893,53 @@ mod tests {
         let off = cfg("confirm_unsigned = false");
         assert!(!off.providers.confirm_unsigned(ProviderId::ZengaPay));
         assert!(off.warnings().is_empty());
+    }
+
+    #[test]
+    fn held_successes_that_nothing_can_confirm_are_warned_about() {
+        let warned = |toml: &str| Config::from_toml(toml, Path::new(".")).unwrap().warnings();
+        let daraja = "trusted_proxies = [\"127.0.0.1\"]\n[providers.daraja]\n\
+                      callback_tokens = [\"d4r4j4-t0k3n-000001\"]\n";
+        let w = warned(daraja);
+        assert!(
+            w.len() == 1 && w[0].contains("providers.daraja has no query"),
+            "{w:?}"
+        );
+        assert!(warned(&format!("{daraja}confirm_unsigned = false")).is_empty());
+        let with_api = format!(
+            "{daraja}consumer_key = \"k\"\nconsumer_secret = \"s\"\nshortcode = \"174379\"\n\
+             passkey = \"p\"\n"
+        );
+        assert!(warned(&with_api).is_empty());
+        let tujenge = "[providers.tujenge]\ncallback_tokens = [\"tujenge-token-00000001\"]\n";
+        let w = warned(tujenge);
+        assert!(w.len() == 1 && w[0].contains("providers.tujenge"), "{w:?}");
+        assert!(warned(&format!("{tujenge}confirm_unsigned = false")).is_empty());
+    }
+
+    #[test]
+    fn operator_commands_read_the_file_without_its_secrets() {
+        let text = "listen = \"127.0.0.1:9999\"\n[store]\npath = \"var/p.db\"\n\
+                    [providers.zengapay]\nsecret_hash_file = \"/nonexistent/zengapay\"\n\
+                    poll_deadline = \"2h\"\n[providers.tujenge]\n\
+                    callback_tokens_file = \"/nonexistent/tujenge\"\n\
+                    [forward]\nurl = \"https://m.example/h\"\nsecrets_file = \"/nonexistent/f\"\n";
+        assert!(Config::from_toml(text, Path::new("/srv")).is_err());
+        let c = OperatorConfig::from_toml(text, Path::new("/srv")).unwrap();
+        assert_eq!(c.store.path, Path::new("/srv/var/p.db"));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(c.enabled, [ProviderId::ZengaPay, ProviderId::Tujenge]);
+        assert_eq!(
+            c.poll(ProviderId::ZengaPay).deadline,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            c.poll(ProviderId::Daraja),
+            crate::schedule::defaults(ProviderId::Daraja)
+        );
+        assert_eq!(c.forward_url.as_deref(), Some("https://m.example/h"));
+        // The shape is still checked: a typo is an error here too.
+        assert!(OperatorConfig::from_toml("[store]\npth = \"x\"\n", Path::new(".")).is_err());
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //! - [`forward`]: the forwarder loop, delivering outbox events to the merchant signed
 //!   with [`forward::sign`] (Standard Webhooks).
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
+//! - [`sample`]: authenticated sample callbacks (`send-test`); [`demo`]: the whole
+//!   pipeline against in-process fakes (`payhook demo`).
 //!
 //! # Invariants
 //! 1. A 2xx to a provider means the callback row is committed and fsynced.
@@ -44,6 +46,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod forward;
 pub mod http;
 pub mod metrics;
@@ -52,6 +55,7 @@ pub mod outbound;
 pub mod providers;
 pub mod reconcile;
 pub mod retry;
+pub mod sample;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;

@@ -520,12 +520,47 @@ pub fn story(conn: &Connection, id: &str) -> Result<EventStory, StoreError> {
         return Err(StoreError::NotFound(format!("event {id}")));
     };
     let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
+    let h = transaction_story(conn, txn)?;
+    let attempts = attempts(conn, id)?;
+    Ok(EventStory {
+        event,
+        payload,
+        transaction: h.transaction,
+        events: h.events,
+        transitions: h.transitions,
+        callbacks: h.callbacks,
+        polls: h.polls,
+        attempts,
+    })
+}
+
+/// Everything known about one transaction (`payhook show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TxnStory {
+    /// The transaction.
+    pub transaction: TxnRow,
+    /// Its callbacks.
+    pub callbacks: Vec<CallbackRow>,
+    /// Its status polls.
+    pub polls: Vec<PollRow>,
+    /// Its transitions.
+    pub transitions: Vec<TransitionRow>,
+    /// Its events.
+    pub events: Vec<EventRow>,
+    /// Every delivery attempt of its events.
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// The whole story of transaction `txn` (its `transactions.id`).
+pub fn transaction_story(conn: &Connection, txn: i64) -> Result<TxnStory, StoreError> {
     let transaction = conn
         .prepare_cached(&format!(
             "SELECT {TXN_COLUMNS} FROM transactions WHERE id = ?1"
         ))?
-        .query_row([txn], txn_row)?;
-    let events = conn
+        .query_row([txn], txn_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("transaction {txn}")))?;
+    let events: Vec<EventRow> = conn
         .prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM events e JOIN transactions t ON t.id = e.transaction_id
               WHERE e.transaction_id = ?1 ORDER BY e.transition_id"
@@ -586,19 +621,19 @@ pub fn story(conn: &Connection, id: &str) -> Result<EventStory, StoreError> {
             })
         })?
         .collect::<Result<_, _>>()?;
-    let attempts = attempts(conn, id)?;
-    Ok(EventStory {
-        event,
-        payload,
+    let mut all_attempts = Vec::new();
+    for e in &events {
+        all_attempts.extend(attempts(conn, &e.id)?);
+    }
+    Ok(TxnStory {
         transaction,
-        events,
-        transitions,
         callbacks,
         polls,
-        attempts,
+        transitions,
+        events,
+        attempts: all_attempts,
     })
 }
-
 /// Every delivery attempt of event `id`, oldest first.
 pub fn attempts(conn: &Connection, id: &str) -> Result<Vec<AttemptRow>, StoreError> {
     let mut stmt = conn.prepare_cached(

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_forward.sql"),
     include_str!("migrations/0003_held_review.sql"),
     include_str!("migrations/0004_money_truth.sql"),
+    include_str!("migrations/0005_review_dismissals.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -48,6 +48,7 @@ pub mod events;
 pub mod migrations;
 pub mod polls;
 pub mod queries;
+pub mod review;
 pub mod transactions;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};

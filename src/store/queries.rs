@@ -84,6 +84,8 @@ pub fn transactions_by_any_ref(
 /// One row of the `review_queue` view: what a human must look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReviewItem {
+    /// `txn-N`, `conflict-N` or `callback-N`: what `payhook review dismiss` takes.
+    pub id: String,
     /// `transaction` (NEEDS_REVIEW), `conflict` or `callback` (unparsed).
     pub item: String,
     /// Provider.
@@ -101,17 +103,96 @@ pub struct ReviewItem {
 /// The review queue, oldest first.
 pub fn review_queue(conn: &Connection) -> Result<Vec<ReviewItem>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT item, provider, provider_ref, status, detail, at_ms FROM review_queue ORDER BY at_ms",
+        "SELECT id, item, provider, provider_ref, status, detail, at_ms FROM review_queue ORDER BY at_ms, id",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(ReviewItem {
-            item: r.get(0)?,
-            provider: r.get(1)?,
-            provider_ref: r.get(2)?,
-            status: r.get(3)?,
-            detail: r.get(4)?,
-            at_ms: r.get(5)?,
+            id: r.get(0)?,
+            item: r.get(1)?,
+            provider: r.get(2)?,
+            provider_ref: r.get(3)?,
+            status: r.get(4)?,
+            detail: r.get(5)?,
+            at_ms: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A transaction as `payhook demo` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DemoTxn {
+    /// Provider.
+    pub provider: String,
+    /// Provider reference.
+    pub provider_ref: String,
+    /// Current status.
+    pub status: String,
+    /// Amount, as decimal text in major units.
+    pub amount: Option<String>,
+    /// Its currency.
+    pub currency: Option<String>,
+    /// What settled it: the source of its last applied transition, with the callback's
+    /// authentication or "status query".
+    pub how: String,
+}
+
+/// What `payhook demo` reads back from its store to tell what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DemoFacts {
+    /// Distinct callbacks stored.
+    pub callbacks: i64,
+    /// Deliveries of them, retries included.
+    pub deliveries: i64,
+    /// Every transaction, by id.
+    pub transactions: Vec<DemoTxn>,
+}
+
+/// Reads [`DemoFacts`].
+pub fn demo_facts(conn: &Connection) -> Result<DemoFacts, StoreError> {
+    let (callbacks, deliveries): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(deliveries), 0) FROM callbacks",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT t.provider, t.provider_ref, t.status, t.amount_minor, t.currency,
+                (SELECT CASE r.source
+                          WHEN 'callback' THEN 'callback (' || coalesce(c.auth, '?') || ')'
+                          WHEN 'poll' THEN 'status query'
+                          ELSE r.source END
+                   FROM transitions r LEFT JOIN callbacks c ON c.id = r.callback_id
+                  WHERE r.transaction_id = t.id AND r.outcome = 'applied'
+                  ORDER BY r.seq DESC LIMIT 1)
+           FROM transactions t ORDER BY t.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let minor: Option<i64> = r.get(3)?;
+        let currency: Option<String> = r.get(4)?;
+        let amount = match (minor, currency.as_deref()) {
+            (Some(minor), Some(c)) => Some(
+                crate::money::Money {
+                    minor,
+                    currency: c.to_string(),
+                }
+                .decimal(),
+            ),
+            _ => None,
+        };
+        Ok(DemoTxn {
+            provider: r.get(0)?,
+            provider_ref: r.get(1)?,
+            status: r.get(2)?,
+            amount,
+            currency,
+            how: r
+                .get::<_, Option<String>>(5)?
+                .unwrap_or_else(|| "nothing yet".into()),
+        })
+    })?;
+    Ok(DemoFacts {
+        callbacks,
+        deliveries,
+        transactions: rows.collect::<Result<_, _>>()?,
+    })
 }

@@ -8,6 +8,9 @@ mod support;
 
 /// `payhook events ...` as an operator runs it (issue 5).
 mod cli_events;
+/// The operator's first hour: send-test, operator commands without secrets, the review
+/// queue worked down to empty, completions and man page (issue 17).
+mod cli_operator;
 /// Crash safety: SIGKILL mid-load, restart, check the store against the acks (issue 6).
 mod crash;
 /// The forwarder: signed delivery, retries, order, dead letters, replay (issue 5).

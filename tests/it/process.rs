@@ -320,6 +320,12 @@ fn track_review_and_resolve_from_the_command_line() {
         dir.path(),
         "[store]\npath = \"payhook.db\"\n[providers.zengapay]\nsecret_hash = \"s\"\n",
     );
+    // Only migrate creates a store; track refuses a missing one.
+    let (ok, _, err) = payhook(dir.path(), &["track", "zengapay", "zp-cli"]);
+    assert!(!ok && err.contains("no store at"), "{err}");
+    assert!(!dir.path().join("payhook.db").exists());
+    let (ok, out, err) = payhook(dir.path(), &["migrate"]);
+    assert!(ok, "{out}{err}");
     let (ok, out, err) = payhook(
         dir.path(),
         &[

@@ -1,10 +1,21 @@
 //! The command line: `serve`, `check-config`, `migrate`, `healthcheck`, `events` (list,
-//! show, replay the outbox; re-enable a destination disabled by 410 Gone), and the
-//! operator and merchant commands `track`, `review` and `resolve`. Commands that touch the
-//! store open it directly (SQLite lets them run beside the daemon).
+//! show, replay the outbox; re-enable a destination disabled by 410 Gone), the operator
+//! and merchant commands `track`, `review`, `resolve` and `show` ([`review`]),
+//! `send-test` ([`send_test`]), `demo` ([`crate::demo`]), and `completions`, `man` and
+//! `gen-secret` ([`extras`]). Commands that touch the store open it directly (SQLite lets
+//! them run beside the daemon).
+//!
+//! Only `serve`, `check-config` and `send-test` read provider secrets. Every other
+//! command reads the file as an [`OperatorConfig`], so that it works where the secrets
+//! are readable by the service alone (systemd credentials). Every command but `serve`
+//! and `migrate` refuses a store that does not exist rather than create an empty one.
 //! Start-up glue, so errors are `anyhow` with "while ..." context.
 
-use crate::config::Config;
+pub mod extras;
+pub mod review;
+pub mod send_test;
+
+use crate::config::{Config, OperatorConfig};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -17,6 +28,9 @@ pub struct Cli {
     /// Configuration file (TOML). Without it, built-in defaults apply.
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The database file, instead of the configuration's `store.path`.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub store: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -36,10 +50,30 @@ pub enum Command {
     /// Register a payment the application just started, so that payhook reconciles it even
     /// if no callback ever arrives.
     Track(TrackArgs),
-    /// List what needs a human: NEEDS_REVIEW transactions, conflicts, unparsed callbacks.
-    Review,
-    /// Record a human decision about a transaction (e.g. one in NEEDS_REVIEW).
+    /// List what needs a human: NEEDS_REVIEW transactions, conflicts, unparsed callbacks;
+    /// `review dismiss ID` closes a conflict or an unparsed callback.
+    Review(review::ReviewArgs),
+    /// Record a human decision about a transaction (e.g. one in NEEDS_REVIEW); closes its
+    /// conflicts.
     Resolve(ResolveArgs),
+    /// Print, as JSON, the whole story of a transaction: its callbacks, polls,
+    /// transitions, events and delivery attempts.
+    Show(review::ShowArgs),
+    /// Post a realistic sample callback, signed with the configured credentials, to the
+    /// running daemon (or --to), and print its answer.
+    SendTest(send_test::SendTestArgs),
+    /// Run payhook against fake providers and a fake merchant, all on loopback, and tell
+    /// what happened.
+    Demo(crate::demo::DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+    /// Print a fresh `whsec_` secret for `forward.secrets`.
+    GenSecret,
     /// See and recover the events delivered to the merchant (the outbox).
     Events {
         /// What to do with them.
@@ -88,7 +122,7 @@ pub struct ResolveArgs {
 
 /// `payhook events ...`. Times (`--since`) are RFC 3339 (`2026-11-23T06:00:00Z`), a date
 /// (`2026-11-23`, midnight UTC), or a duration back from now (`90m`, `24h`, `3d`).
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum EventsCommand {
     /// List events, oldest first.
     List {
@@ -137,29 +171,77 @@ pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     }
 }
 
+/// What an operator command knows of the configuration: the file read without its
+/// secrets, with `--store` over `store.path`.
+pub fn operator_config(cli: &Cli) -> anyhow::Result<OperatorConfig> {
+    let mut cfg = match &cli.config {
+        Some(p) => {
+            OperatorConfig::load(p).with_context(|| format!("while loading {}", p.display()))?
+        }
+        None => OperatorConfig::default(),
+    };
+    if let Some(path) = &cli.store {
+        cfg.store.path = path.clone();
+    }
+    Ok(cfg)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
-        Command::CheckConfig => check_config(cli.config.as_ref()),
-        Command::Serve => serve(cli.config.as_ref()),
-        Command::Migrate => migrate(cli.config.as_ref()),
-        Command::Healthcheck => healthcheck(cli.config.as_ref()),
-        Command::Track(args) => track(cli.config.as_ref(), args),
-        Command::Review => review(cli.config.as_ref()),
-        Command::Resolve(args) => resolve(cli.config.as_ref(), args),
-        Command::Events { command } => events(cli.config.as_ref(), command),
+    let result = match &cli.command {
+        Command::CheckConfig => check_config(&cli),
+        Command::Serve => serve(&cli),
+        Command::Migrate => migrate(&cli),
+        Command::Healthcheck => healthcheck(&cli),
+        Command::Track(args) => track(&cli, args),
+        Command::Review(args) => review::review(&cli, args),
+        Command::Resolve(args) => review::resolve(&cli, args),
+        Command::Show(args) => review::show(&cli, args),
+        Command::Events { command } => events(&cli, command),
+        Command::SendTest(args) => send_test::run(&cli, args),
+        Command::Demo(args) => crate::demo::run(args),
+        Command::Completions { shell } => extras::completions(*shell),
+        Command::Man => extras::man(),
+        Command::GenSecret => extras::gen_secret(),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("payhook: {e:#}");
+            eprintln!("payhook: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-fn check_config(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(path)?;
+/// The error and its causes, each said once: a cause whose text its parent already
+/// includes (`cannot read x: No such file or directory` over the I/O error itself) is
+/// left out.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// The full configuration, secrets and all, with `--store` over `store.path`.
+pub fn full_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut cfg = load_config(cli.config.as_ref())?;
+    if let Some(path) = &cli.store {
+        cfg.store.path = path.clone();
+    }
+    Ok(cfg)
+}
+
+fn check_config(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let cfg = full_config(cli)?;
     print!("{}", cfg.to_redacted_toml());
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
@@ -167,10 +249,10 @@ fn check_config(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(path)?;
+fn serve(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let cfg = full_config(cli)?;
     crate::telemetry::init(&cfg.log);
-    if path.is_none() {
+    if cli.config.is_none() {
         tracing::info!("no --config given; using built-in defaults");
     }
     for w in cfg.warnings() {
@@ -196,8 +278,8 @@ fn serve(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn migrate(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(path)?;
+fn migrate(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let cfg = operator_config(cli)?;
     let store = crate::store::Store::open(&crate::store::StoreOptions {
         path: cfg.store.path.clone(),
         max_size_bytes: None,
@@ -211,9 +293,9 @@ fn migrate(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn healthcheck(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+fn healthcheck(cli: &Cli) -> anyhow::Result<ExitCode> {
     use std::io::{Read, Write};
-    let cfg = load_config(path)?;
+    let cfg = operator_config(cli)?;
     let mut addr = cfg.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -251,12 +333,22 @@ fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
     }
 }
 
-fn open_store(cfg: &Config) -> anyhow::Result<crate::store::Store> {
+/// Opens the store an operator command works on. A missing file is an error, not a new
+/// empty store: run in the wrong directory, `review` would otherwise say "nothing to
+/// review".
+pub fn open_store(cfg: &OperatorConfig) -> anyhow::Result<crate::store::Store> {
+    let path = &cfg.store.path;
+    if !path.exists() {
+        anyhow::bail!(
+            "no store at {}: give --store PATH or --config FILE (payhook migrate creates one)",
+            path.display()
+        );
+    }
     crate::store::Store::open(&crate::store::StoreOptions {
-        path: cfg.store.path.clone(),
+        path: path.clone(),
         max_size_bytes: None,
     })
-    .with_context(|| format!("while opening {}", cfg.store.path.display()))
+    .with_context(|| format!("while opening {}", path.display()))
 }
 
 /// Reads a `track` command line into a registration.
@@ -267,6 +359,15 @@ pub fn registration(args: &TrackArgs) -> anyhow::Result<crate::store::transactio
         Some(k) => k.parse::<TxnKind>().map_err(anyhow::Error::msg)?,
         None => TxnKind::Unknown,
     };
+    let kinds = provider_kinds(provider);
+    if kind != TxnKind::Unknown && !kinds.contains(&kind) {
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        anyhow::bail!(
+            "{provider} has no {} payments (its kinds: {})",
+            kind.as_str(),
+            names.join(", ")
+        );
+    }
     let reference = args.reference.trim();
     anyhow::ensure!(!reference.is_empty(), "the reference must not be empty");
     let expected = match (&args.amount, &args.currency) {
@@ -285,10 +386,22 @@ pub fn registration(args: &TrackArgs) -> anyhow::Result<crate::store::transactio
     })
 }
 
-fn track(path: Option<&PathBuf>, args: TrackArgs) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(path)?;
-    let reg = registration(&args)?;
-    if !cfg_enables(&cfg, reg.provider) {
+/// The payment kinds `provider` reports, as its callbacks and status answers name them.
+fn provider_kinds(provider: crate::providers::ProviderId) -> &'static [crate::providers::TxnKind] {
+    use crate::providers::{ProviderId, TxnKind};
+    match provider {
+        ProviderId::ZengaPay => &[TxnKind::Collection, TxnKind::Transfer],
+        ProviderId::BitPesa => &[TxnKind::Transfer],
+        ProviderId::Daraja => &[TxnKind::Stk, TxnKind::C2b, TxnKind::B2c],
+        ProviderId::Jenga => &[TxnKind::Ipn],
+        ProviderId::Tujenge => &[TxnKind::Stk],
+    }
+}
+
+fn track(cli: &Cli, args: &TrackArgs) -> anyhow::Result<ExitCode> {
+    let cfg = operator_config(cli)?;
+    let reg = registration(args)?;
+    if !cfg.enabled.contains(&reg.provider) {
         eprintln!(
             "payhook: warning: [providers.{}] is not configured; the transaction is recorded but \
              not polled until it is (it goes to review at its deadline)",
@@ -324,86 +437,13 @@ fn track(path: Option<&PathBuf>, args: TrackArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cfg_enables(cfg: &Config, p: crate::providers::ProviderId) -> bool {
-    crate::providers::Registry::from_config(cfg)
-        .get(p)
-        .is_some()
-}
-
-fn review(path: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(path)?;
-    let store = open_store(&cfg)?;
-    let items = store
-        .read_blocking(crate::store::queries::review_queue)
-        .context("while reading the review queue")?;
-    if items.is_empty() {
-        println!("nothing to review");
-    }
-    for i in items {
-        println!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
-            crate::clock::rfc3339(i.at_ms),
-            i.item,
-            i.provider,
-            i.provider_ref.as_deref().unwrap_or("-"),
-            i.status.as_deref().unwrap_or("-"),
-            i.detail.as_deref().unwrap_or("-")
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn resolve(path: Option<&PathBuf>, args: ResolveArgs) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(path)?;
-    let status: crate::state::Status = args.status.parse()?;
-    anyhow::ensure!(!args.note.trim().is_empty(), "--note must say why");
-    let provider = args
-        .provider
-        .as_deref()
-        .map(str::parse::<crate::providers::ProviderId>)
-        .transpose()?;
-    let store = open_store(&cfg)?;
-    let reference = args.reference.clone();
-    let matches: Vec<_> = store
-        .read_blocking(move |c| crate::store::queries::transactions_by_any_ref(c, &reference))
-        .context("while looking the transaction up")?
-        .into_iter()
-        .filter(|t| provider.is_none_or(|p| t.provider == p.as_str()))
-        .collect();
-    let txn = match matches.as_slice() {
-        [] => anyhow::bail!("no transaction has the reference {:?}", args.reference),
-        [one] => one.clone(),
-        many => {
-            let list: Vec<String> = many
-                .iter()
-                .map(|t| format!("{} {} ({})", t.provider, t.provider_ref, t.status))
-                .collect();
-            anyhow::bail!(
-                "{:?} is ambiguous: it matches {}; name the provider reference or add --provider",
-                args.reference,
-                list.join(", ")
-            )
-        }
-    };
-    let note = args.note.clone();
-    let now = crate::clock::now_ms();
-    let applied = store
-        .write_blocking(move |c| crate::store::transactions::resolve(c, txn.id, status, &note, now))
-        .context("while recording the decision")?;
-    println!(
-        "{} {}: {} (was {})",
-        txn.provider, txn.provider_ref, applied.status, txn.status
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn events(path: Option<&PathBuf>, command: EventsCommand) -> anyhow::Result<ExitCode> {
+fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
     use crate::store::events;
-    let cfg = load_config(path)?;
+    let cfg = operator_config(cli)?;
     let store = open_store(&cfg)?;
     let now = crate::clock::now_ms();
     let time = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), crate::clock::rfc3339);
-    match command {
+    match command.clone() {
         EventsCommand::List {
             status,
             since,
@@ -460,8 +500,7 @@ fn events(path: Option<&PathBuf>, command: EventsCommand) -> anyhow::Result<Exit
             eprintln!("{} event(s) replayed: pending, due now", ids.len());
         }
         EventsCommand::EnableDestination { url } => {
-            let url = match url.or_else(|| cfg.forward.as_ref().map(|f| f.url.as_str().to_string()))
-            {
+            let url = match url.clone().or_else(|| cfg.forward_url.clone()) {
                 Some(u) => u,
                 None => anyhow::bail!("give the destination URL (no [forward] url is configured)"),
             };
@@ -477,4 +516,56 @@ fn events(path: Option<&PathBuf>, command: EventsCommand) -> anyhow::Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = anyhow::Error::new(crate::config::ConfigError::Read {
+            path: "/run/credentials/payhook.service/zengapay".into(),
+            source: io,
+        })
+        .context("while loading payhook.toml");
+        assert_eq!(
+            error_text(&e),
+            "while loading payhook.toml: cannot read /run/credentials/payhook.service/zengapay: \
+             No such file or directory"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_text(&plain), "outer: inner");
+    }
+
+    #[test]
+    fn track_refuses_a_kind_its_provider_does_not_have() {
+        let args = |provider: &str, kind: &str| TrackArgs {
+            provider: provider.into(),
+            reference: "r".into(),
+            kind: Some(kind.into()),
+            amount: None,
+            currency: None,
+            merchant_ref: None,
+        };
+        for (provider, kind) in [
+            ("zengapay", "stk"),
+            ("bitpesa", "collection"),
+            ("jenga", "b2c"),
+        ] {
+            let err = registration(&args(provider, kind)).unwrap_err().to_string();
+            assert!(err.contains("has no"), "{provider} {kind}: {err}");
+        }
+        for (provider, kind) in [
+            ("zengapay", "transfer"),
+            ("daraja", "c2b"),
+            ("jenga", "ipn"),
+        ] {
+            assert!(
+                registration(&args(provider, kind)).is_ok(),
+                "{provider} {kind}"
+            );
+        }
+    }
 }
