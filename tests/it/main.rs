@@ -17,6 +17,9 @@ mod forward;
 mod hostile;
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
 mod ingest;
+/// Operating the binary in production: secrets in logs and the database, metrics,
+/// systemd readiness and watchdog.
+mod operate;
 /// The shared outbound HTTP client's bounds.
 mod outbound;
 /// The binary as a process: CLI, signals, logs (issue 2).

@@ -1,0 +1,253 @@
+//! Operating the built binary in production: no secret in any log line or anywhere in the
+//! database after a run that touches every provider, the admin listener and the
+//! forwarder.
+
+use crate::support::binary::wait_ready;
+use crate::support::fake_merchant::FakeMerchant;
+use crate::support::http::post;
+use crate::support::sign::{bp_sign, zp_sign};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_payhook");
+
+/// The built binary serving a config in a temporary directory, stderr to a log file.
+pub struct Proc {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub child: Child,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Proc {
+    /// Writes `config` (which must use `listen = "127.0.0.1:{port}"` with the port given
+    /// to `config`) and starts `payhook serve`, with `env` added; waits until ready.
+    pub fn start(config: impl FnOnce(u16, &Path) -> String, env: &[(&str, &str)]) -> Proc {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = dir.path().join("payhook.toml");
+        std::fs::write(&cfg, config(port, dir.path())).unwrap();
+        let log = std::fs::File::create(dir.path().join("payhook.log")).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        wait_ready(Path::new(BIN), &cfg, &mut child, Duration::from_secs(30));
+        Proc { dir, port, child }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", self.port).parse().unwrap()
+    }
+
+    /// SIGTERM, then a bounded wait for a clean exit.
+    pub fn stop(&mut self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "payhook exited with {status}");
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("payhook did not exit within 30s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("payhook.log")).unwrap()
+    }
+
+    /// Every file of the database (main file, WAL, shared memory), as bytes.
+    pub fn db_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("p.db") {
+                all.extend(std::fs::read(&path).unwrap());
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn fixture(path: &str) -> Vec<u8> {
+    let full = format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+const ZP_SECRET: &str = "zp-HASH-SECRET-a1b2c3";
+const ZP_API_TOKEN: &str = "zp-API-TOKEN-d4e5f6";
+const BP_KEY: &str = "bp-API-KEY-g7h8i9";
+const BP_SECRET: &str = "bp-API-SECRET-j0k1l2";
+const DARAJA_TOKEN: &str = "daraja-PATH-TOKEN-m3n4o5";
+const TUJENGE_TOKEN: &str = "tujenge-PATH-TOKEN-p6q7r8";
+const JENGA_USER: &str = "jenga-USER-s9t0u1";
+const JENGA_PASS: &str = "jenga-PASS-v2w3x4";
+const ADMIN_TOKEN: &str = "admin-TOKEN-y5z6a7b8c9";
+const FORWARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const FORWARD_QUERY_TOKEN: &str = "fwd-QUERY-TOKEN-d0e1f2";
+
+/// Every secret and token of the run below, including the forward secret's key bytes.
+fn secrets() -> Vec<&'static str> {
+    vec![
+        ZP_SECRET,
+        ZP_API_TOKEN,
+        BP_KEY,
+        BP_SECRET,
+        DARAJA_TOKEN,
+        TUJENGE_TOKEN,
+        JENGA_USER,
+        JENGA_PASS,
+        ADMIN_TOKEN,
+        FORWARD_SECRET,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        FORWARD_QUERY_TOKEN,
+    ]
+}
+
+/// A run that touches every provider (good and bad credentials, the tokens also in proxy
+/// headers that carry the original path), the admin listener and a delivery to a
+/// destination whose query holds a token, at debug level in text and in JSON: then no
+/// secret is in the logs, and none is anywhere in the database files.
+#[test]
+fn no_secret_reaches_the_logs_or_the_database() {
+    for format in ["text", "json"] {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mut merchant = rt.block_on(FakeMerchant::start());
+        let admin_port = free_port();
+        let forward_url = format!("{}?token={FORWARD_QUERY_TOKEN}", merchant.url());
+        let mut p = Proc::start(
+            |port, _| {
+                format!(
+                    "listen = \"127.0.0.1:{port}\"\npublic_base_url = \"https://hooks.example.com\"\n\
+                     [log]\nlevel = \"debug\"\nformat = \"{format}\"\n[store]\npath = \"p.db\"\n\
+                     [reconciler]\nenabled = false\n\
+                     [providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\napi_token = \"{ZP_API_TOKEN}\"\nallowed_ips = [\"127.0.0.1\"]\n\
+                     [providers.bitpesa]\napi_key = \"{BP_KEY}\"\napi_secret = \"{BP_SECRET}\"\nallowed_ips = [\"127.0.0.1\"]\n\
+                     [providers.daraja]\ncallback_tokens = [\"{DARAJA_TOKEN}\"]\nallowed_ips = [\"127.0.0.1\"]\n\
+                     [providers.tujenge]\ncallback_tokens = [\"{TUJENGE_TOKEN}\"]\nallowed_ips = [\"127.0.0.1\"]\n\
+                     [providers.jenga]\nipn_username = \"{JENGA_USER}\"\nipn_password = \"{JENGA_PASS}\"\nallowed_ips = [\"127.0.0.1\"]\n\
+                     [admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\n\
+                     [forward]\nurl = \"{forward_url}\"\nsecrets = [\"{FORWARD_SECRET}\"]\n"
+                )
+            },
+            &[],
+        );
+        let addr = p.addr();
+        rt.block_on(async {
+            // ZengaPay: a good callback (it settles and is forwarded) and a bad signature.
+            let body = crate::support::sign::zp_body("zp-secrets-1", "SUCCEEDED", "1500");
+            let sig = zp_sign(ZP_SECRET, body.as_bytes());
+            let r = post(addr, "/callbacks/zengapay", &[("X-ZENGAPAY-SIGNATURE", &sig), ("Cookie", ZP_SECRET)], body.as_bytes()).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let r = post(addr, "/callbacks/zengapay", &[("X-ZENGAPAY-SIGNATURE", ZP_SECRET)], body.as_bytes()).await;
+            assert_eq!(r.status, 401);
+            // BitPesa: good, then a signature over the wrong URL.
+            let body = serde_json::json!({"webhook": "w-1", "event": "transaction.paid_out",
+                "object": {"id": "bp-secrets-1", "state": "paid_out", "input_amount": "1500.00", "input_currency": "KES"}})
+                .to_string();
+            let url = "https://hooks.example.com/callbacks/bitpesa";
+            for (signed_url, want) in [(url, 200), ("http://127.0.0.1/callbacks/bitpesa", 401)] {
+                let sig = bp_sign(BP_SECRET, "nonce-1", signed_url, body.as_bytes());
+                let r = post(addr, "/callbacks/bitpesa", &[("Authorization-Key", BP_KEY), ("Authorization-Nonce", "nonce-1"), ("Authorization-Signature", &sig)], body.as_bytes()).await;
+                assert_eq!(r.status, want, "{}", r.body);
+            }
+            // Daraja and Tujenge: the token in the path and in the proxy headers that copy
+            // it; a wrong token too.
+            let daraja = fixture("daraja/stk_success.json");
+            let path = format!("/callbacks/daraja/{DARAJA_TOKEN}");
+            let r = post(addr, &path, &[("X-Replaced-Path", &path), ("X-Original-URI", &path), ("Referer", &path)], &daraja).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let wrong = format!("/callbacks/daraja/{DARAJA_TOKEN}x");
+            assert_eq!(post(addr, &wrong, &[], &daraja).await.status, 401);
+            let path = format!("/callbacks/tujenge/{TUJENGE_TOKEN}");
+            let r = post(addr, &path, &[("X-Forwarded-Uri", &path)], &fixture("tujenge/forwarded_stk_success.json")).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            // Jenga: good and bad Basic credentials.
+            use base64::Engine;
+            let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+            let good = format!("Basic {}", b64(format!("{JENGA_USER}:{JENGA_PASS}")));
+            let jenga = fixture("jenga/ipn_success.json");
+            assert_eq!(post(addr, "/callbacks/jenga", &[("Authorization", &good)], &jenga).await.status, 200);
+            let bad = format!("Basic {}", b64(format!("{JENGA_USER}:{JENGA_PASS}x")));
+            assert_eq!(post(addr, "/callbacks/jenga", &[("Authorization", &bad)], &jenga).await.status, 401);
+            // Admin: good and bad bearer tokens.
+            let admin = format!("127.0.0.1:{admin_port}").parse().unwrap();
+            let reg = br#"{"provider":"zengapay","provider_ref":"zp-secrets-2","kind":"collection"}"#;
+            let bearer = format!("Bearer {ADMIN_TOKEN}");
+            assert_eq!(post(admin, "/v1/transactions", &[("Authorization", &bearer)], reg).await.status, 201);
+            let bearer = format!("Bearer {ADMIN_TOKEN}x");
+            assert_eq!(post(admin, "/v1/transactions", &[("Authorization", &bearer)], reg).await.status, 401);
+            // The settled ZengaPay payment reaches the merchant, at the URL with its token.
+            let got = tokio::time::timeout(Duration::from_secs(20), merchant.next()).await.expect("a delivery");
+            assert_eq!(got.json()["data"]["provider_ref"], "zp-secrets-1");
+        });
+        p.stop();
+        let logs = p.logs();
+        assert!(logs.contains("callback stored"), "{logs}");
+        let db = p.db_bytes();
+        assert!(
+            contains(&db, "[redacted]"),
+            "the redacted destination is stored"
+        );
+        for secret in secrets() {
+            assert!(!logs.contains(secret), "{format}: {secret} logged:\n{logs}");
+            assert!(
+                !contains(&db, secret),
+                "{format}: {secret} is in the database"
+            );
+        }
+        // The headers a person needs are kept.
+        let headers: String = rusqlite::Connection::open(p.dir.path().join("p.db"))
+            .unwrap()
+            .query_row(
+                "SELECT group_concat(headers, ' ') FROM callbacks",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            headers.contains("authorization-nonce") && headers.contains("content-length"),
+            "{headers}"
+        );
+        assert!(!headers.contains("x-replaced-path"), "{headers}");
+    }
+}
