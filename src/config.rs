@@ -191,6 +191,9 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Bearer token the application presents (`Authorization: Bearer <token>`).
     pub token: Secret,
+    /// Also serve `GET /metrics` here (without the token), so that Prometheus scrapes
+    /// the loopback admin address rather than the callback listener.
+    pub metrics: bool,
 }
 
 /// `[reconciler]`
@@ -571,6 +574,7 @@ struct RawAdmin {
     listen: Option<String>,
     token: Option<Secret>,
     token_file: Option<PathBuf>,
+    metrics: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -989,7 +993,11 @@ impl Config {
                         format!("must be at least {ADMIN_TOKEN_MIN_CHARS} characters"),
                     ));
                 }
-                Some(AdminConfig { listen, token })
+                Some(AdminConfig {
+                    listen,
+                    token,
+                    metrics: a.metrics.unwrap_or(false),
+                })
             }
         };
         let forward = match raw.forward {

@@ -117,12 +117,13 @@ impl Ctx {
             source,
         })?;
         let client = outbound::HttpClient::new();
+        let registry = providers::Registry::from_config(&config);
         Ok(Ctx {
-            registry: Arc::new(providers::Registry::from_config(&config)),
+            metrics: Arc::new(metrics::Metrics::new(registry.ids())),
+            registry: Arc::new(registry),
             reconciler: Arc::new(reconcile::Reconciler::new(&config, client.clone())),
             config: Arc::new(config),
             store,
-            metrics: Arc::new(metrics::Metrics::default()),
             wake_reconciler: Arc::new(Notify::new()),
             wake_forwarder: Arc::new(Notify::new()),
             client,

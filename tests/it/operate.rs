@@ -251,3 +251,214 @@ fn no_secret_reaches_the_logs_or_the_database() {
         assert!(!headers.contains("x-replaced-path"), "{headers}");
     }
 }
+
+/// Checks a Prometheus text exposition as promtool's linter would, without promtool:
+/// every sample's family was introduced by HELP and TYPE, each family is one block, names
+/// are conventional (`payhook_` prefix, snake case, counters end in `_total`, nothing
+/// else does), and every sample value is a number. Returns the samples.
+pub fn lint_exposition(text: &str) -> Vec<(String, f64)> {
+    use std::collections::{HashMap, HashSet};
+    let mut help: HashSet<String> = HashSet::new();
+    let mut kind: HashMap<String, String> = HashMap::new();
+    let mut finished: HashSet<String> = HashSet::new();
+    let mut current = String::new();
+    let mut samples = Vec::new();
+    let good_name = |n: &str| {
+        n.starts_with("payhook_")
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, text) = rest.split_once(' ').expect("HELP has text");
+            assert!(!text.trim().is_empty(), "{name}: empty HELP");
+            assert!(help.insert(name.to_string()), "{name}: HELP twice");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, k) = rest.split_once(' ').expect("TYPE has a kind");
+            assert!(help.contains(name), "{name}: TYPE before HELP");
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&k),
+                "{name}: type {k}"
+            );
+            assert!(good_name(name), "{name}: not a conventional name");
+            assert_eq!(
+                name.ends_with("_total"),
+                k == "counter",
+                "{name}: counters, and only counters, end in _total"
+            );
+            assert!(
+                kind.insert(name.to_string(), k.to_string()).is_none(),
+                "{name}: TYPE twice"
+            );
+            if !current.is_empty() {
+                finished.insert(std::mem::take(&mut current));
+            }
+            current = name.to_string();
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unexpected comment {line:?}");
+        if line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+        let name = series.split('{').next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| kind.get(*f).map(String::as_str) == Some("histogram"))
+            })
+            .unwrap_or(name);
+        assert!(
+            kind.contains_key(family),
+            "{family}: sample without TYPE/HELP"
+        );
+        assert_eq!(family, current, "{family}: samples outside its block");
+        assert!(
+            !finished.contains(family),
+            "{family}: split into two blocks"
+        );
+        if let Some(labels) = series.strip_prefix(name).and_then(|l| l.strip_prefix('{')) {
+            assert!(labels.ends_with('}'), "{line}");
+        }
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("{line}: not a number"));
+        samples.push((series.to_string(), v));
+    }
+    samples
+}
+
+/// Runs `promtool check metrics` on `text` when promtool is installed (Debian's
+/// `prometheus` package is too large to install for one check, so CI relies on
+/// [`lint_exposition`] where it is absent).
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("promtool is not installed: the exposition is checked by lint_exposition only");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `/metrics` on both listeners: every family has HELP and TYPE, the counters of every
+/// provider and outcome exist at zero before any traffic, and the backlog gauges follow
+/// the store (a tracked payment is an open transaction at once).
+#[test]
+fn metrics_pass_the_linter_start_at_zero_and_read_the_backlog() {
+    let admin_port = free_port();
+    let p = Proc::start(
+        |port, _| {
+            format!(
+                "listen = \"127.0.0.1:{port}\"\n[store]\npath = \"p.db\"\n[reconciler]\nenabled = false\n\
+                 [providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\n\
+                 [providers.daraja]\ncallback_tokens = [\"{DARAJA_TOKEN}\"]\n\
+                 [admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken = \"{ADMIN_TOKEN}\"\nmetrics = true\n"
+            )
+        },
+        &[],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    let value = |samples: &[(String, f64)], series: &str| {
+        samples
+            .iter()
+            .find(|(s, _)| s == series)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("{series} missing"))
+    };
+    let public = rt.block_on(crate::support::http::get(p.addr(), "/metrics"));
+    assert_eq!(public.status, 200);
+    let samples = lint_exposition(&public.body);
+    promtool_check(&public.body);
+    for provider in ["zengapay", "daraja"] {
+        for outcome in [
+            "stored",
+            "duplicate",
+            "unauthorized",
+            "forbidden",
+            "too_large",
+        ] {
+            let s =
+                format!("payhook_callbacks_total{{provider=\"{provider}\",outcome=\"{outcome}\"}}");
+            assert_eq!(value(&samples, &s), 0.0, "{s}");
+        }
+        let s = format!("payhook_transactions_open{{provider=\"{provider}\",status=\"PENDING\"}}");
+        assert_eq!(value(&samples, &s), 0.0);
+    }
+    assert_eq!(value(&samples, "payhook_events_pending"), 0.0);
+    assert_eq!(value(&samples, "payhook_review_queue_items"), 0.0);
+    assert_eq!(
+        value(
+            &samples,
+            &format!(
+                "payhook_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            )
+        ),
+        1.0
+    );
+    // Traffic: a tracked payment and a refused callback.
+    rt.block_on(async {
+        let bearer = format!("Bearer {ADMIN_TOKEN}");
+        let reg = br#"{"provider":"daraja","provider_ref":"ws_CO_metrics","kind":"stk"}"#;
+        let r = post(
+            admin,
+            "/v1/transactions",
+            &[("Authorization", &bearer)],
+            reg,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = post(
+            p.addr(),
+            "/callbacks/zengapay",
+            &[("X-ZENGAPAY-SIGNATURE", "00")],
+            b"{}",
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    });
+    let scraped = rt.block_on(crate::support::http::get(admin, "/metrics"));
+    assert_eq!(scraped.status, 200, "admin /metrics without the token");
+    let samples = lint_exposition(&scraped.body);
+    promtool_check(&scraped.body);
+    assert_eq!(
+        value(
+            &samples,
+            "payhook_transactions_open{provider=\"daraja\",status=\"PENDING\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "payhook_callbacks_total{provider=\"zengapay\",outcome=\"unauthorized\"}"
+        ),
+        1.0
+    );
+    // The admin API itself still needs the token.
+    let r = rt.block_on(post(admin, "/v1/transactions", &[], b"{}"));
+    assert_eq!(r.status, 401);
+    drop(p);
+}
