@@ -31,12 +31,20 @@ impl Proc {
     /// Writes `config` (which must use `listen = "127.0.0.1:{port}"` with the port given
     /// to `config`) and starts `payhook serve`, with `env` added; waits until ready.
     pub fn start(config: impl FnOnce(u16, &Path) -> String, env: &[(&str, &str)]) -> Proc {
+        let mut p = Proc::spawn(config, env);
+        let cfg = p.dir.path().join("payhook.toml");
+        wait_ready(Path::new(BIN), &cfg, &mut p.child, Duration::from_secs(30));
+        p
+    }
+
+    /// [`Proc::start`] without waiting for readiness.
+    pub fn spawn(config: impl FnOnce(u16, &Path) -> String, env: &[(&str, &str)]) -> Proc {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let cfg = dir.path().join("payhook.toml");
         std::fs::write(&cfg, config(port, dir.path())).unwrap();
         let log = std::fs::File::create(dir.path().join("payhook.log")).unwrap();
-        let mut child = Command::new(BIN)
+        let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&cfg)
             .current_dir(dir.path())
@@ -46,7 +54,6 @@ impl Proc {
             .stderr(log)
             .spawn()
             .unwrap();
-        wait_ready(Path::new(BIN), &cfg, &mut child, Duration::from_secs(30));
         Proc { dir, port, child }
     }
 
@@ -461,4 +468,61 @@ fn metrics_pass_the_linter_start_at_zero_and_read_the_backlog() {
     let r = rt.block_on(post(admin, "/v1/transactions", &[], b"{}"));
     assert_eq!(r.status, 401);
     drop(p);
+}
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): the real binary, given a `NOTIFY_SOCKET`
+/// the test listens on, sends `READY=1` only when the callback listener already answers
+/// and the store is writable, then `WATCHDOG=1` pings, and `STOPPING=1` on SIGTERM.
+#[test]
+fn systemd_hears_ready_watchdog_pings_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let sockdir = tempfile::tempdir().unwrap();
+    let sock_path = sockdir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut p = Proc::spawn(
+        |port, _| {
+            format!(
+                "listen = \"127.0.0.1:{port}\"\n[store]\npath = \"p.db\"\n[reconciler]\nenabled = false\n\
+                 [providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\n"
+            )
+        },
+        // A 200 ms watchdog: pings every 100 ms.
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
+    );
+    let recv = |sock: &UnixDatagram| {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = recv(&sock);
+    assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
+    // Ready means ready: the listener answers and the store takes a write, first try.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let readyz = rt.block_on(crate::support::http::get(p.addr(), "/readyz"));
+    assert_eq!(readyz.status, 200, "{}", readyz.body);
+    let mut pings = 0;
+    let started = Instant::now();
+    while pings < 3 {
+        let msg = recv(&sock);
+        assert!(msg.lines().any(|l| l == "WATCHDOG=1"), "{msg:?}");
+        pings += 1;
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    p.stop();
+    // The datagrams wait in the socket: after the pings still queued, STOPPING=1.
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    loop {
+        let msg = recv(&sock);
+        if msg.lines().any(|l| l == "STOPPING=1") {
+            break;
+        }
+        assert!(msg.lines().any(|l| l == "WATCHDOG=1"), "{msg:?}");
+    }
+    let logs = p.logs();
+    assert!(logs.contains("ready: systemd notified"), "{logs}");
 }
