@@ -17,6 +17,8 @@ mod forward;
 mod hostile;
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
 mod ingest;
+/// Debian's nginx with deploy/nginx/payhook.conf in front of the binary.
+mod nginx;
 /// Operating the binary in production: secrets in logs and the database, metrics,
 /// systemd readiness and watchdog.
 mod operate;
