@@ -297,27 +297,27 @@ impl Forwarder {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("the destination accepts deliveries again");
                 }
-                tracing::debug!(
-                    event_id = %event.id, attempt = event.attempts + 1, status,
+                tracing::info!(
+                    event_id = %event.id, attempt = event.attempts + 1, http_status = status,
                     latency_ms = attempt.latency_ms, "event delivered"
                 );
             }
             Delivery::Retry(at) => {
                 if !self.failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
-                        event_id = %event.id, status, error,
+                        event_id = %event.id, http_status = status, error,
                         "delivery failed; retrying on the schedule (further failures are logged at debug until one succeeds)"
                     );
                 }
                 tracing::debug!(
-                    event_id = %event.id, attempt = event.attempts + 1, status, error,
+                    event_id = %event.id, attempt = event.attempts + 1, http_status = status, error,
                     next_attempt_in_ms = at - attempt.at_ms, "delivery failed; will retry"
                 );
             }
             Delivery::Dead => {
                 m.inc("payhook_events_dead_total", &[]);
                 tracing::error!(
-                    event_id = %event.id, attempt = event.attempts + 1, status, error,
+                    event_id = %event.id, attempt = event.attempts + 1, http_status = status, error,
                     "delivery failed past the retry horizon; event dead-lettered (payhook events replay)"
                 );
             }

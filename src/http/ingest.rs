@@ -70,6 +70,9 @@ pub async fn handle(
     };
     // A provider that is not configured has no route: 404, as for any unknown path.
     let Some(p) = ctx.registry.get(provider) else {
+        // The path names a provider, not a token: it may be logged.
+        let client = client_ip::resolve(peer.ip(), req.headers(), &ctx.config.trusted_proxies);
+        tracing::debug!(provider = %provider, client_ip = %client, "callback for a provider that is not configured; answered 404 (it needs a [providers.{provider}] section)");
         return Err(HttpError::NotFound);
     };
     let client = client_ip::resolve(peer.ip(), req.headers(), &ctx.config.trusted_proxies);
@@ -164,15 +167,14 @@ pub async fn handle(
                 HttpError::Internal
             }
         })?;
+    let parsed_ref = parsed_event
+        .as_ref()
+        .and_then(|e| e.report.as_ref())
+        .map(|r| r.provider_ref.as_str());
     let (label, txn_ref) = match &outcome {
-        IngestOutcome::Stored { .. } => (
-            "stored",
-            parsed_event
-                .as_ref()
-                .and_then(|e| e.report.as_ref())
-                .map(|r| r.provider_ref.as_str()),
-        ),
-        IngestOutcome::Duplicate { .. } => ("duplicate", None),
+        IngestOutcome::Stored { .. } => ("stored", parsed_ref),
+        // A retry parses as the original did: its reference says which payment it was.
+        IngestOutcome::Duplicate { .. } => ("duplicate", parsed_ref),
         IngestOutcome::Flagged { .. } => ("flagged", None),
     };
     count(label);

@@ -180,7 +180,7 @@ fn payhook_behind_the_shipped_nginx_config() {
     rt.block_on(async {
         // BitPesa signs the public URL; nginx passes the path unchanged.
         let body = serde_json::json!({"webhook": "w-1", "event": "transaction.paid_out",
-            "object": {"id": "bp-nginx-1", "state": "paid_out", "input_amount": "1500.00", "input_currency": "KES"}})
+            "object": {"id": "bp-nginx-1", "state": "paid", "input_amount": "1500.00", "input_currency": "KES"}})
         .to_string();
         let sig = bp_sign(BP_SECRET, "nonce-nginx-1", &format!("{PUBLIC}/callbacks/bitpesa"), body.as_bytes());
         let headers = [("Authorization-Key", BP_KEY), ("Authorization-Nonce", "nonce-nginx-1"), ("Authorization-Signature", sig.as_str())];

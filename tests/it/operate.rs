@@ -189,7 +189,7 @@ fn no_secret_reaches_the_logs_or_the_database() {
             assert_eq!(r.status, 401);
             // BitPesa: good, then a signature over the wrong URL.
             let body = serde_json::json!({"webhook": "w-1", "event": "transaction.paid_out",
-                "object": {"id": "bp-secrets-1", "state": "paid_out", "input_amount": "1500.00", "input_currency": "KES"}})
+                "object": {"id": "bp-secrets-1", "state": "paid", "input_amount": "1500.00", "input_currency": "KES"}})
                 .to_string();
             let url = "https://hooks.example.com/callbacks/bitpesa";
             for (signed_url, want) in [(url, 200), ("http://127.0.0.1/callbacks/bitpesa", 401)] {
@@ -525,4 +525,84 @@ fn systemd_hears_ready_watchdog_pings_and_stopping() {
     }
     let logs = p.logs();
     assert!(logs.contains("ready: systemd notified"), "{logs}");
+}
+
+/// The log lines an operator reads first, in JSON: the providers as a list at start-up, a
+/// POST to a provider that is not configured (debug), the URL payhook expected BitPesa to
+/// sign when a signature does not match, a duplicate's reference, a delivery (info).
+#[test]
+fn json_logs_say_what_an_operator_needs() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut merchant = rt.block_on(FakeMerchant::start());
+    let url = merchant.url();
+    let mut p = Proc::start(
+        |port, _| {
+            format!(
+                "listen = \"127.0.0.1:{port}\"\npublic_base_url = \"https://hooks.example.com\"\n\
+                 [log]\nlevel = \"debug\"\nformat = \"json\"\n[store]\npath = \"p.db\"\n[reconciler]\nenabled = false\n\
+                 [providers.bitpesa]\napi_key = \"{BP_KEY}\"\napi_secret = \"{BP_SECRET}\"\nallowed_ips = [\"127.0.0.1\"]\n\
+                 [forward]\nurl = \"{url}\"\nsecrets = [\"{FORWARD_SECRET}\"]\n"
+            )
+        },
+        &[],
+    );
+    let addr = p.addr();
+    rt.block_on(async {
+        assert_eq!(post(addr, "/callbacks/daraja", &[], b"{}").await.status, 404);
+        let body = serde_json::json!({"webhook": "w-1", "event": "transaction.paid_out",
+            "object": {"id": "bp-logs-1", "state": "paid", "input_amount": "1500.00", "input_currency": "KES"}})
+        .to_string();
+        for (signed_url, want) in [
+            ("http://127.0.0.1/callbacks/bitpesa", 401),
+            ("https://hooks.example.com/callbacks/bitpesa", 200),
+            ("https://hooks.example.com/callbacks/bitpesa", 200),
+        ] {
+            let sig = bp_sign(BP_SECRET, "nonce-logs", signed_url, body.as_bytes());
+            let headers = [("Authorization-Key", BP_KEY), ("Authorization-Nonce", "nonce-logs"), ("Authorization-Signature", sig.as_str())];
+            assert_eq!(post(addr, "/callbacks/bitpesa", &headers, body.as_bytes()).await.status, want);
+        }
+        tokio::time::timeout(Duration::from_secs(20), merchant.next()).await.expect("a delivery");
+    });
+    // The delivery is logged after the merchant answered: wait for the line, bounded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.logs().contains("event delivered") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.stop();
+    let lines: Vec<serde_json::Value> = p
+        .logs()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let find = |message: &str| {
+        lines
+            .iter()
+            .filter(|l| l["message"].as_str().is_some_and(|m| m.contains(message)))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let started = &find("payhook started")[0];
+    assert_eq!(started["providers"], serde_json::json!(["bitpesa"]));
+    let unconfigured = &find("not configured")[0];
+    assert_eq!(
+        (
+            unconfigured["level"].as_str(),
+            unconfigured["provider"].as_str()
+        ),
+        (Some("DEBUG"), Some("daraja"))
+    );
+    let mismatch = &find("BitPesa signature mismatch")[0];
+    assert_eq!(
+        mismatch["expected_url"],
+        "https://hooks.example.com/callbacks/bitpesa"
+    );
+    let stored = find("callback stored");
+    let duplicate = stored
+        .iter()
+        .find(|l| l["outcome"] == "duplicate")
+        .expect("a duplicate line");
+    assert_eq!(duplicate["txn_ref"], "bp-logs-1");
+    let delivered = &find("event delivered")[0];
+    assert_eq!(delivered["level"], "INFO");
+    assert_eq!(delivered["http_status"], 200);
 }
