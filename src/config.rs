@@ -1341,15 +1341,17 @@ fn format_duration(d: Duration) -> String {
 /// toml crate's own message quotes the line and, for a wrong type or an unknown variant,
 /// the value (`invalid type: string "<the token>"`), and either may be a secret.
 fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
-    let at = e.span().map(|s| s.start.min(text.len())).unwrap_or(0);
+    let what = toml_problem(e.message());
+    // Without a span (a whole-document error) there is no line to name.
+    let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
+        return ConfigError::Toml(what);
+    };
     let before = text.get(..at).unwrap_or("");
     let line_no = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     let lines: Vec<&str> = text.lines().collect();
-    let key = e.span().and_then(|_| key_at(&lines, line_no - 1));
-    let what = toml_problem(e.message());
     let mut out = format!("line {line_no}, column {column}");
-    if let Some(key) = key {
+    if let Some(key) = key_at(&lines, line_no - 1) {
         out.push_str(&format!(", key `{key}`"));
     }
     out.push_str(": ");
