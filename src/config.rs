@@ -45,7 +45,9 @@ pub enum ConfigError {
         /// Underlying error.
         source: std::io::Error,
     },
-    /// Not valid TOML, or a key of the wrong type or unknown.
+    /// Not valid TOML, or a key of the wrong type or unknown. The message names the line
+    /// and the key, never the value or the line's text: the file holds secrets, and this
+    /// message goes to stderr and so to the journal.
     #[error("{0}")]
     Toml(String),
     /// A key's value is not acceptable.
@@ -94,8 +96,8 @@ impl Serialize for Secret {
 }
 
 /// A destination URL (`forward.url`). Its query string may carry the receiver's token, so
-/// `Debug` and `Serialize` (`check-config`) show the query as `[redacted]`; the URL itself
-/// is used, and stored with each attempt, as configured.
+/// `Debug` and `Serialize` (`check-config`) show the query as `[redacted]`, and the store
+/// keeps only that form; the URL itself is used only to post.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DestinationUrl(String);
 
@@ -189,6 +191,9 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Bearer token the application presents (`Authorization: Bearer <token>`).
     pub token: Secret,
+    /// Also serve `GET /metrics` here (without the token), so that Prometheus scrapes
+    /// the loopback admin address rather than the callback listener.
+    pub metrics: bool,
 }
 
 /// `[reconciler]`
@@ -591,6 +596,7 @@ struct RawAdmin {
     listen: Option<String>,
     token: Option<Secret>,
     token_file: Option<PathBuf>,
+    metrics: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -753,7 +759,7 @@ impl Config {
 
     /// Parses and validates configuration text; relative paths resolve against `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         Config::from_raw(raw, base)
     }
 
@@ -1013,7 +1019,11 @@ impl Config {
                         format!("must be at least {ADMIN_TOKEN_MIN_CHARS} characters"),
                     ));
                 }
-                Some(AdminConfig { listen, token })
+                Some(AdminConfig {
+                    listen,
+                    token,
+                    metrics: a.metrics.unwrap_or(false),
+                })
             }
         };
         let forward = match raw.forward {
@@ -1377,6 +1387,104 @@ fn format_duration(d: Duration) -> String {
     format!("{ms}ms")
 }
 
+/// Describes a TOML error by its line, column and key, without the text of the line: the
+/// toml crate's own message quotes the line and, for a wrong type or an unknown variant,
+/// the value (`invalid type: string "<the token>"`), and either may be a secret.
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let what = toml_problem(e.message());
+    // Without a span (a whole-document error) there is no line to name.
+    let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
+        return ConfigError::Toml(what);
+    };
+    let before = text.get(..at).unwrap_or("");
+    let line_no = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = format!("line {line_no}, column {column}");
+    if let Some(key) = key_at(&lines, line_no - 1) {
+        out.push_str(&format!(", key `{key}`"));
+    }
+    out.push_str(": ");
+    out.push_str(&what);
+    ConfigError::Toml(out)
+}
+
+/// The serde/toml message reduced to its safe part: key names and what was expected are
+/// kept; what was found (the value) is dropped. Syntax errors carry only the parser's
+/// fixed vocabulary ("invalid string", "expected `=`"), so their first line is kept.
+fn toml_problem(message: &str) -> String {
+    let message = message.trim();
+    let expected = || {
+        message
+            .rsplit_once(", expected ")
+            .map(|(_, e)| format!(", expected {e}"))
+            .unwrap_or_default()
+    };
+    if message.starts_with("unknown field") || message.starts_with("missing field") {
+        // `unknown field `ipn_pasword`, expected one of ...`: key names only.
+        let mut m = message.replacen("field", "key", 1);
+        if let Some((head, tail)) = m.split_once(", expected one of ") {
+            m = format!("{head} (valid keys: {tail})");
+        }
+        return m;
+    }
+    if message.starts_with("duplicate key") {
+        return message.to_string();
+    }
+    for (prefix, say) in [
+        ("invalid type", "wrong type"),
+        ("invalid value", "invalid value"),
+        ("invalid length", "wrong number of items"),
+        ("unknown variant", "unknown value"),
+    ] {
+        if message.starts_with(prefix) {
+            return format!("{say}{}", expected());
+        }
+    }
+    let first = message.lines().next().unwrap_or("");
+    // The parser's vocabulary has no quoted input; anything else might, so it is dropped.
+    if first.is_empty() || first.contains('"') || first.contains('\'') {
+        "not valid TOML".to_string()
+    } else {
+        format!("not valid TOML ({first})")
+    }
+}
+
+/// The dotted key whose assignment holds line `idx` (0-based): the nearest `key =` at or
+/// above it, prefixed by the enclosing `[table]`. None when the text there is not a plain
+/// key (then naming it could mean quoting a value).
+fn key_at(lines: &[&str], idx: usize) -> Option<String> {
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b' '))
+    };
+    let header = |line: &str| -> Option<String> {
+        let inner = line.trim().trim_start_matches('[');
+        let name = inner.split(']').next()?.trim();
+        is_key(name).then(|| name.replace(' ', ""))
+    };
+    let mut key = None;
+    for line in lines.get(..=idx)?.iter().rev() {
+        let t = line.trim_start();
+        if t.starts_with('[') && header(t).is_some() {
+            let table = header(t)?;
+            return Some(match key {
+                Some(k) => format!("{table}.{k}"),
+                None => table,
+            });
+        }
+        if key.is_none() && !t.starts_with('#') {
+            if let Some((left, _)) = t.split_once('=') {
+                if is_key(left.trim()) {
+                    key = Some(left.trim().replace(' ', ""));
+                }
+            }
+        }
+    }
+    key
+}
+
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
 }
@@ -1384,7 +1492,8 @@ fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 fn validate_url(key: &str, url: &str) -> Result<String, ConfigError> {
     let url = url.trim();
     if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
-        return Err(invalid(key, format!("{url:?} is not an http(s) URL")));
+        // The value is not quoted: a URL may carry a token in its path or query.
+        return Err(invalid(key, "is not an http(s) URL"));
     }
     Ok(url.to_string())
 }
@@ -1848,6 +1957,89 @@ mod tests {
                 err.contains(needle),
                 "{text:?} gave {err:?}, expected {needle:?}"
             );
+        }
+    }
+
+    #[test]
+    fn config_errors_name_the_line_and_key_but_never_the_secret() {
+        const S: &str = "SeKrEt-0123456789abcdefXYZ";
+        // (text, line, key): every one fails, and every one holds S where a careless
+        // message would quote it.
+        let cases: Vec<(String, usize, &str)> = vec![
+            (
+                format!("[providers.daraja]\ncallback_tokens = \"{S}\""),
+                2,
+                "providers.daraja.callback_tokens",
+            ),
+            (
+                format!("[providers.jenga]\nipn_username = \"u\"\nipn_pasword = \"{S}\""),
+                3,
+                "providers.jenga.ipn_pasword",
+            ),
+            (
+                format!("[providers.zengapay]\nsecret_hash = [\"{S}\"]"),
+                2,
+                "providers.zengapay.secret_hash",
+            ),
+            (
+                format!("[providers.zengapay]\nsecret_hash = \"a\"\nip_policy = \"{S}\""),
+                3,
+                "providers.zengapay.ip_policy",
+            ),
+            (
+                format!("[admin]\ntoken = {{ value = \"{S}\" }}"),
+                2,
+                "admin.token",
+            ),
+            (
+                format!("[forward]\nurl = \"https://m.example/h\"\nsecrets = \"{S}\""),
+                3,
+                "forward.secrets",
+            ),
+            (
+                format!("[forward]\nurl = \"ftp://m.example/h?token={S}\"\nsecrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]"),
+                0,
+                "forward.url",
+            ),
+            (
+                format!("[providers.daraja]\ncallback_tokens = [\n  \"{S}\",\n  7,\n]"),
+                0,
+                "providers.daraja.callback_tokens",
+            ),
+            (
+                format!("[providers.bitpesa]\napi_key = \"{S}\" \"{S}\""),
+                2,
+                "",
+            ),
+            (format!("[providers.bitpesa]\napi_secret = \"{S}"), 2, ""),
+            (format!("[providers.bitpesa]\n{S}"), 2, ""),
+            (
+                format!("[providers.bitpesa]\napi_secret = \"{S}\"\napi_secret = \"{S}\""),
+                3,
+                "",
+            ),
+            (format!("listen = \"{S}\"\nlisten = 1"), 2, ""),
+            (format!("max_body_bytes = \"{S}\""), 1, "max_body_bytes"),
+            (format!("[log]\nformat = \"{S}\""), 2, "log.format"),
+            (
+                format!("[store]\nmax_size_mb = -1\npath = \"{S}\" # {S}\nextra = 1"),
+                0,
+                "",
+            ),
+        ];
+        for (text, line, key) in &cases {
+            let err = Config::from_toml(text, Path::new("."))
+                .expect_err(text)
+                .to_string();
+            assert!(!err.contains(S), "{text:?} leaked the secret: {err}");
+            assert!(!err.contains("SeKrEt"), "{text:?} leaked part of it: {err}");
+            if *line > 0 {
+                assert!(
+                    err.contains(&format!("line {line},")),
+                    "{text:?} gave {err:?}, expected line {line}"
+                );
+            }
+            assert!(err.contains(key), "{text:?} gave {err:?}, expected {key:?}");
         }
     }
 

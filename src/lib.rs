@@ -22,7 +22,8 @@
 //!   [`schedule`] their per-provider plans.
 //! - [`forward`]: the forwarder loop, delivering outbox events to the merchant signed
 //!   with [`forward::sign`] (Standard Webhooks).
-//! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon.
+//! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon;
+//!   [`notify`]: systemd readiness, watchdog and stopping notifications.
 //! - [`sample`]: authenticated sample callbacks (`send-test`); [`demo`]: the whole
 //!   pipeline against in-process fakes (`payhook demo`).
 //!
@@ -51,6 +52,7 @@ pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod money;
+pub mod notify;
 pub mod outbound;
 pub mod providers;
 pub mod reconcile;
@@ -121,12 +123,13 @@ impl Ctx {
             source,
         })?;
         let client = outbound::HttpClient::new();
+        let registry = providers::Registry::from_config(&config);
         Ok(Ctx {
-            registry: Arc::new(providers::Registry::from_config(&config)),
+            metrics: Arc::new(metrics::Metrics::new(registry.ids())),
+            registry: Arc::new(registry),
             reconciler: Arc::new(reconcile::Reconciler::new(&config, client.clone())),
             config: Arc::new(config),
             store,
-            metrics: Arc::new(metrics::Metrics::default()),
             wake_reconciler: Arc::new(Notify::new()),
             wake_forwarder: Arc::new(Notify::new()),
             client,
@@ -218,6 +221,9 @@ pub async fn serve_with_admin(
             http::admin::handle,
         ))
     });
+    // Both listeners are bound and the store is open (migrated): systemd hears READY=1
+    // once a write commits, then watchdog pings while writes keep committing.
+    let notifier = tokio::spawn(notify::run(ctx.store.clone(), stopped()));
     let (stop_loops, loops_stopped) = tokio::sync::oneshot::channel::<()>();
     let forwarder = if ctx.config.forward.is_some() {
         Some(tokio::spawn(forward::run(ctx.clone(), async move {
@@ -229,9 +235,11 @@ pub async fn serve_with_admin(
     };
     http::serve(listener, ctx.clone(), async move {
         shutdown.await;
+        notify::stopping();
         let _ = stop_tx.send(true);
     })
     .await;
+    let _ = notifier.await;
     if let Err(e) = reconciler.await {
         tracing::error!(error = %e, "reconciler task failed");
     }

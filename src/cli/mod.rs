@@ -504,9 +504,12 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
                 Some(u) => u,
                 None => anyhow::bail!("give the destination URL (no [forward] url is configured)"),
             };
+            // Destinations are stored redacted (a token in the query stays out of the
+            // database), so the redacted form is also the key.
             let shown = crate::config::redacted_url(&url);
+            let key = shown.clone();
             let was = store
-                .write_blocking(move |c| events::enable_destination(c, &url, now))
+                .write_blocking(move |c| events::enable_destination(c, &key, now))
                 .context("while enabling the destination")?;
             if was {
                 println!("{shown}: enabled");

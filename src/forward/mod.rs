@@ -149,7 +149,7 @@ impl Forwarder {
     }
 
     async fn disabled(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let url = self.cfg.url.as_str().to_string();
+        let url = self.cfg.url.redacted();
         self.ctx
             .store
             .read(move |c| events::destination_disabled(c, &url))
@@ -204,7 +204,8 @@ impl Forwarder {
         let latency_ms = millis(started.elapsed());
         let mut attempt = AttemptRecord {
             event_id: event.id.clone(),
-            destination: self.cfg.url.as_str().to_string(),
+            // Stored as shown: a token in the query stays out of the database.
+            destination: self.cfg.url.redacted(),
             at_ms: now_ms,
             latency_ms,
             http_status: None,
@@ -230,7 +231,7 @@ impl Forwarder {
             Delivery::Dead => Verdict::Dead,
             Delivery::Gone => Verdict::Parked,
         };
-        let url = self.cfg.url.as_str().to_string();
+        let url = self.cfg.url.redacted();
         let record = attempt.clone();
         self.ctx
             .store
@@ -296,27 +297,27 @@ impl Forwarder {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("the destination accepts deliveries again");
                 }
-                tracing::debug!(
-                    event_id = %event.id, attempt = event.attempts + 1, status,
+                tracing::info!(
+                    event_id = %event.id, attempt = event.attempts + 1, http_status = status,
                     latency_ms = attempt.latency_ms, "event delivered"
                 );
             }
             Delivery::Retry(at) => {
                 if !self.failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
-                        event_id = %event.id, status, error,
+                        event_id = %event.id, http_status = status, error,
                         "delivery failed; retrying on the schedule (further failures are logged at debug until one succeeds)"
                     );
                 }
                 tracing::debug!(
-                    event_id = %event.id, attempt = event.attempts + 1, status, error,
+                    event_id = %event.id, attempt = event.attempts + 1, http_status = status, error,
                     next_attempt_in_ms = at - attempt.at_ms, "delivery failed; will retry"
                 );
             }
             Delivery::Dead => {
                 m.inc("payhook_events_dead_total", &[]);
                 tracing::error!(
-                    event_id = %event.id, attempt = event.attempts + 1, status, error,
+                    event_id = %event.id, attempt = event.attempts + 1, http_status = status, error,
                     "delivery failed past the retry horizon; event dead-lettered (payhook events replay)"
                 );
             }

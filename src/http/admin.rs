@@ -55,6 +55,14 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
     let Some(admin) = ctx.config.admin.as_ref() else {
         return HttpError::NotFound.response();
     };
+    // Metrics hold no secret and the listener is loopback-only; Prometheus scrapes
+    // without the token, which registers payments and stays with the application.
+    if admin.metrics && req.uri().path() == "/metrics" {
+        return match *req.method() {
+            Method::GET | Method::HEAD => super::ops::metrics(&ctx).await,
+            _ => HttpError::MethodNotAllowed("GET, HEAD").response(),
+        };
+    }
     // The token is checked before anything else, so that nothing about the API answers a
     // caller without it.
     let presented = req

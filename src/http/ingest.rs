@@ -21,28 +21,38 @@ use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Header values never stored or logged: they carry credentials.
+/// Request headers stored with a callback, value and all: what a person needs to tell
+/// one sender, proxy or retry from another. Everything else is left out, so a header this
+/// list did not foresee (a proxy's `X-Replaced-Path` holding a path token, a cookie) is
+/// never written to disk.
+const KEPT_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "user-agent",
+    // Forwarding headers: which proxy chain the request came through.
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+    "forwarded",
+    "via",
+    // BitPesa's nonce is not a credential; a replay is told by it.
+    crate::providers::bitpesa::NONCE_HEADER,
+];
+
+/// The providers' credential headers: stored by name with the value `[redacted]`, so the
+/// row shows that the credential was present without keeping it.
 const REDACTED_HEADERS: &[&str] = &[
+    // Jenga's IPN Basic credentials.
     "authorization",
-    "authorization-key",
     "proxy-authorization",
-    "cookie",
-    "x-api-key",
+    crate::providers::bitpesa::KEY_HEADER,
+    crate::providers::bitpesa::SIGNATURE_HEADER,
     // A ZengaPay field signature covers reference, msisdn and amount only, so whoever can
     // read it can attach it to a body that says something else about the same payment:
     // it is a credential, not evidence. (Which variant matched stays in `callbacks.auth`.)
-    "x-zengapay-signature",
-    // Reverse proxies copy the original request path into these; for Daraja and Tujenge
-    // the path holds the callback token (providers.md §3.6).
-    "x-forwarded-uri",
-    "x-forwarded-path",
-    "x-forwarded-prefix",
-    "x-original-uri",
-    "x-original-url",
-    "x-rewrite-url",
-    "x-request-uri",
-    "x-envoy-original-path",
-    "referer",
+    crate::providers::zengapay::SIGNATURE_HEADER,
 ];
 
 /// Handles `POST /callbacks/{provider}[/{rest}]`.
@@ -62,6 +72,9 @@ pub async fn handle(
     };
     // A provider that is not configured has no route: 404, as for any unknown path.
     let Some(p) = ctx.registry.get(provider) else {
+        // The path names a provider, not a token: it may be logged.
+        let client = client_ip::resolve(peer.ip(), req.headers(), &ctx.config.trusted_proxies);
+        tracing::debug!(provider = %provider, client_ip = %client, "callback for a provider that is not configured; answered 404 (it needs a [providers.{provider}] section)");
         return Err(HttpError::NotFound);
     };
     let client = client_ip::resolve(peer.ip(), req.headers(), &ctx.config.trusted_proxies);
@@ -174,15 +187,14 @@ pub async fn handle(
                 HttpError::Internal
             }
         })?;
+    let parsed_ref = parsed_event
+        .as_ref()
+        .and_then(|e| e.report.as_ref())
+        .map(|r| r.provider_ref.as_str());
     let (label, txn_ref) = match &outcome {
-        IngestOutcome::Stored { .. } => (
-            "stored",
-            parsed_event
-                .as_ref()
-                .and_then(|e| e.report.as_ref())
-                .map(|r| r.provider_ref.as_str()),
-        ),
-        IngestOutcome::Duplicate { .. } => ("duplicate", None),
+        IngestOutcome::Stored { .. } => ("stored", parsed_ref),
+        // A retry parses as the original did: its reference says which payment it was.
+        IngestOutcome::Duplicate { .. } => ("duplicate", parsed_ref),
         IngestOutcome::Flagged { .. } => ("flagged", None),
     };
     count(label);
@@ -249,19 +261,22 @@ pub(crate) async fn read_body(
     }
 }
 
-/// Request headers as a JSON object for `callbacks.headers`, credential values redacted.
+/// Request headers as a JSON object for `callbacks.headers`: the [`KEPT_HEADERS`] with
+/// their values, the [`REDACTED_HEADERS`] as `[redacted]`, nothing else.
 fn headers_json(headers: &HeaderMap) -> String {
     let mut map = serde_json::Map::new();
     for name in headers.keys() {
-        let values: Vec<String> = headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect();
-        let value = if REDACTED_HEADERS.contains(&name.as_str()) {
+        let value = if KEPT_HEADERS.contains(&name.as_str()) {
+            let values: Vec<String> = headers
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            values.join(", ")
+        } else if REDACTED_HEADERS.contains(&name.as_str()) {
             "[redacted]".to_string()
         } else {
-            values.join(", ")
+            continue;
         };
         map.insert(name.as_str().to_string(), serde_json::Value::String(value));
     }
@@ -294,5 +309,30 @@ mod tests {
             "{j}"
         );
         assert!(j.contains("x-zengapay-signature"), "{j}");
+    }
+
+    #[test]
+    fn only_allowed_headers_are_kept() {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", "application/json".parse().unwrap());
+        h.insert("user-agent", "Safaricom/1.0".parse().unwrap());
+        h.insert("x-forwarded-for", "196.201.214.200".parse().unwrap());
+        h.insert("authorization-nonce", "n-42".parse().unwrap());
+        h.insert("authorization-signature", "c2lnbmF0dXJl".parse().unwrap());
+        h.insert(
+            "x-replaced-path",
+            "/callbacks/tujenge/tok-tujenge-secret-0001"
+                .parse()
+                .unwrap(),
+        );
+        h.insert("cookie", "session=abc123".parse().unwrap());
+        let j: serde_json::Value = serde_json::from_str(&headers_json(&h)).unwrap();
+        assert_eq!(j["content-type"], "application/json");
+        assert_eq!(j["user-agent"], "Safaricom/1.0");
+        assert_eq!(j["x-forwarded-for"], "196.201.214.200");
+        assert_eq!(j["authorization-nonce"], "n-42");
+        assert_eq!(j["authorization-signature"], "[redacted]");
+        assert!(j.get("x-replaced-path").is_none(), "{j}");
+        assert!(j.get("cookie").is_none(), "{j}");
     }
 }

@@ -152,7 +152,7 @@ async fn handle(ctx: Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<
             .unwrap_or_else(|e| e.response()),
         Endpoint::Healthz => ops::healthz(),
         Endpoint::Readyz => ops::readyz(&ctx).await,
-        Endpoint::Metrics => ops::metrics(&ctx),
+        Endpoint::Metrics => ops::metrics(&ctx).await,
     }
 }
 

@@ -23,11 +23,19 @@ pub async fn readyz(ctx: &Ctx) -> Response<Body> {
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition.
-pub fn metrics(ctx: &Ctx) -> Response<Body> {
+/// `GET /metrics`: Prometheus text exposition, with the backlog gauges read from the
+/// store now (left out, and logged, when the store cannot be read).
+pub async fn metrics(ctx: &Ctx) -> Response<Body> {
+    let backlog = match ctx.store.read(crate::store::queries::backlog).await {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the backlog from the store");
+            None
+        }
+    };
     text(
         StatusCode::OK,
-        ctx.metrics.render(),
+        ctx.metrics.render(backlog.as_ref(), crate::clock::now_ms()),
         "text/plain; version=0.0.4; charset=utf-8",
     )
 }

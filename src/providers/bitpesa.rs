@@ -103,8 +103,17 @@ impl Provider for BitPesa {
         }
         let mut mac = Hmac::<Sha512>::new_from_slice(self.api_secret.expose().as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(string_to_sign(nonce, "POST", &self.signed_url(req), req.body).as_bytes());
+        let signed_url = self.signed_url(req);
+        mac.update(string_to_sign(nonce, "POST", &signed_url, req.body).as_bytes());
         if !verify_hex_mac(mac, sig) {
+            // The usual cause is a URL mismatch (TLS terminated elsewhere, another host
+            // name, a path prefix): name the URL payhook checked, its query redacted.
+            tracing::info!(
+                provider = "bitpesa",
+                expected_url = %crate::config::redacted_url(&signed_url),
+                "BitPesa signature mismatch: payhook expected the signature over expected_url; \
+                 if TransferZero signs another URL, set providers.bitpesa.webhook_url (or public_base_url) to it"
+            );
             return Err(VerifyError::SignatureMismatch);
         }
         let mut v =

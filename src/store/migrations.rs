@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_held_review.sql"),
     include_str!("migrations/0004_money_truth.sql"),
     include_str!("migrations/0005_review_dismissals.sql"),
+    include_str!("migrations/0006_redacted_destinations.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -54,6 +55,43 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         assert_eq!(migrate(&mut conn).unwrap(), LATEST_VERSION);
         assert_eq!(migrate(&mut conn).unwrap(), LATEST_VERSION);
+    }
+
+    #[test]
+    fn stored_destination_urls_are_redacted_on_upgrade() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO destinations (url, disabled_at_ms) VALUES
+               ('https://m.example/h?token=tok-SECRET-1', 5),
+               ('https://m.example/h#tok-SECRET-2', 6),
+               ('https://plain.example/h', 7);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let urls: Vec<String> = conn
+            .prepare("SELECT url FROM destinations ORDER BY url")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            urls,
+            ["https://m.example/h?[redacted]", "https://plain.example/h"]
+        );
+        for url in ["https://a.example/h?x=1#y", "https://a.example/h#y?x=1"] {
+            let sql =
+                format!("SELECT substr('{url}', 1, instr('{url}', '#') - 1) || '?[redacted]'");
+            let once: String = conn.query_row(&sql, [], |r| r.get(0)).unwrap();
+            let sql =
+                format!("SELECT substr('{once}', 1, instr('{once}', '?') - 1) || '?[redacted]'");
+            let twice: String = conn.query_row(&sql, [], |r| r.get(0)).unwrap();
+            assert_eq!(twice, crate::config::redacted_url(url), "{url}");
+        }
     }
 
     #[test]

@@ -196,3 +196,40 @@ pub fn demo_facts(conn: &Connection) -> Result<DemoFacts, StoreError> {
         transactions: rows.collect::<Result<_, _>>()?,
     })
 }
+
+/// What is waiting, read at each metrics scrape: the outbox, the review queue and the
+/// open transactions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Events not yet delivered (nor dead).
+    pub pending_events: i64,
+    /// Creation time of the oldest pending event, epoch milliseconds.
+    pub oldest_pending_at_ms: Option<i64>,
+    /// Rows of the `review_queue` view.
+    pub review_queue: i64,
+    /// Open (PENDING or INDETERMINATE) transactions by (provider, status).
+    pub open: Vec<(String, String, i64)>,
+}
+
+/// Reads the [`Backlog`]: four aggregate queries on indexed or small sets.
+pub fn backlog(conn: &Connection) -> Result<Backlog, StoreError> {
+    let (pending_events, oldest_pending_at_ms) = conn
+        .prepare_cached("SELECT count(*), min(created_at_ms) FROM events WHERE status = 'pending'")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let review_queue = conn
+        .prepare_cached("SELECT count(*) FROM review_queue")?
+        .query_row([], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT provider, status, count(*) FROM transactions
+          WHERE status IN ('PENDING','INDETERMINATE') GROUP BY provider, status ORDER BY 1, 2",
+    )?;
+    let open = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(Backlog {
+        pending_events,
+        oldest_pending_at_ms,
+        review_queue,
+        open,
+    })
+}

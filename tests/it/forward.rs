@@ -301,7 +301,7 @@ async fn gone_disables_the_destination_across_a_restart_until_an_operator_enable
     );
     assert!(ctx
         .metrics
-        .render()
+        .render(None, 0)
         .contains("payhook_destination_disabled 1"));
     for id in [&a, &b] {
         assert_eq!(

@@ -22,6 +22,11 @@ mod hostile;
 mod ingest;
 /// Money truth: the merchant is told only what an authenticated source stated.
 mod money_truth;
+/// Debian's nginx with deploy/nginx/payhook.conf in front of the binary.
+mod nginx;
+/// Operating the binary in production: secrets in logs and the database, metrics,
+/// systemd readiness and watchdog.
+mod operate;
 /// The shared outbound HTTP client's bounds.
 mod outbound;
 /// The binary as a process: CLI, signals, logs (issue 2).
