@@ -66,6 +66,22 @@ const HELP: &[(&str, &str)] = &[
         "1 while the destination is disabled because it answered 410 Gone.",
     ),
     (
+        "payhook_destination_deliveries_total",
+        "Delivery attempts, by destination and outcome (delivered, retry, dead, gone).",
+    ),
+    (
+        "payhook_destination_paused",
+        "1 while an operator has paused the destination (payhook events pause).",
+    ),
+    (
+        "payhook_destination_pending",
+        "Deliveries the destination still has to make.",
+    ),
+    (
+        "payhook_destination_oldest_pending_seconds",
+        "Age of the oldest event the destination still has to receive.",
+    ),
+    (
         "payhook_destination_disabled_total",
         "Times the destination answered 410 Gone and was disabled.",
     ),

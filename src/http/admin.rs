@@ -13,6 +13,8 @@
 //! `{"transaction_id", "created", "status"}`; 400 for a body payhook cannot read (the
 //! message says which field); 401 without the token; 409 when the transaction is already
 //! registered with another amount; 503 when the store is unavailable.
+//!
+//! `GET /v1/events` is the pull feed ([`super::feed`]), behind the same token.
 
 use super::error::{json, Body, HttpError};
 use crate::money::{decimal_text, Money};
@@ -71,6 +73,8 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
         return resp;
     }
     match (req.method(), req.uri().path()) {
+        (&Method::GET, "/v1/events") => return super::feed::handle(&ctx, &req).await,
+        (_, "/v1/events") => return HttpError::MethodNotAllowed("GET").response(),
         (&Method::POST, "/v1/transactions") => {}
         (_, "/v1/transactions") => return HttpError::MethodNotAllowed("POST").response(),
         _ => return HttpError::NotFound.response(),

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_forward.sql"),
     include_str!("migrations/0003_held_review.sql"),
+    include_str!("migrations/0004_destinations.sql"),
 ];
 
 /// The schema version this binary writes.
