@@ -138,7 +138,7 @@ pub enum EventsCommand {
     /// Stop sending to a destination: nothing is sent and no attempt is spent until it is
     /// resumed; events keep queueing for it.
     Pause {
-        /// Destination name (`default` for the single [forward] url).
+        /// Destination name (`default` for the single `[forward]` url).
         destination: String,
         /// Why, shown in `events list`.
         #[arg(long)]
