@@ -245,6 +245,7 @@ pub struct ForwardConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<DestinationUrl>,
     /// The `default` destination's active `whsec_` secrets (empty without `url`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<Secret>,
     /// Bound on one delivery: connect, send, and read the answer.
     #[serde(serialize_with = "ser_duration")]

@@ -59,11 +59,11 @@ const HELP: &[(&str, &str)] = &[
     ),
     (
         "payhook_events_dead_total",
-        "Events dead-lettered after the retry horizon.",
+        "Deliveries (event, destination) dead-lettered after the retry horizon.",
     ),
     (
         "payhook_destination_disabled",
-        "1 while the destination is disabled because it answered 410 Gone.",
+        "1 while a destination is disabled because it answered 410 Gone.",
     ),
     (
         "payhook_destination_deliveries_total",

@@ -10,6 +10,9 @@
 //! once, in order, across restarts: the cursor is an outbox position that a later commit
 //! can never fall behind (`crate::store::feed` explains why).
 //!
+//! A waiting request is not cut short when payhook stops: it holds the admin listener's
+//! drain until it ends or the drain deadline passes, and the consumer simply asks again.
+//!
 //! Answers: 400 for a parameter payhook cannot read (the message names it); 401 without
 //! the admin token (checked by [`super::admin`]); 503 when the store is unavailable.
 
