@@ -554,3 +554,47 @@ async fn the_pull_feed_gives_every_event_once_in_order_across_a_restart() {
     assert!(before.elapsed() >= Duration::from_millis(900));
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_added_later_gets_history_only_with_backfill() {
+    let mut first = FakeMerchant::start().await;
+    let one = format!(
+        "{}{}",
+        zp_config(),
+        destination("first", &first.url(), K1, "")
+    );
+    let d = TestDaemon::start(&one).await;
+    let old = succeed(&d, "ref-old").await;
+    assert_eq!(first.next().await.id(), old);
+    let dir = d.stop().await;
+
+    let mut late = FakeMerchant::start().await;
+    let mut full = FakeMerchant::start().await;
+    let three = format!(
+        "{one}{}{}",
+        destination("late", &late.url(), K1, ""),
+        destination("full", &full.url(), K2, "backfill = true")
+    );
+    let d = TestDaemon::start_in(dir, &three).await;
+    assert_eq!(full.next().await.id(), old, "backfill takes the history");
+    let new = succeed(&d, "ref-new").await;
+    assert_eq!(late.next().await.id(), new, "without backfill: from now on");
+    assert_eq!(full.next().await.id(), new);
+    assert_eq!(first.next().await.id(), new);
+    until_count(
+        &d,
+        "SELECT count(*) FROM deliveries WHERE status = 'delivered'",
+        5,
+    )
+    .await;
+    assert_eq!(
+        d.count(&format!(
+            "SELECT count(*) FROM deliveries WHERE event_id = '{old}'"
+        )),
+        2,
+        "first and full, not late"
+    );
+    assert!(first.take().is_empty(), "first got the old event once");
+    d.stop().await;
+    assert!(late.take().is_empty());
+}
