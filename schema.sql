@@ -129,7 +129,10 @@ CREATE TABLE polls (
 );
 CREATE INDEX polls_transaction ON polls (transaction_id);
 
--- Outbox: one event per settled transition, written in the same SQL transaction.
+-- Outbox: one event per settled transition, written in the same SQL transaction. Its
+-- delivery columns (status ... last_error, schedule_started_at_ms) summarise the event's
+-- rows in deliveries, one per destination (triggers deliveries_summary_*): pending while a
+-- destination still has it (or before any destination took it), dead when one gave up.
 CREATE TABLE events (
     id                 TEXT    PRIMARY KEY,     -- evt_<12 hex: transaction id><20 hex: hash of provider, provider_ref, transition seq>; sorts by transaction, stable across redeliveries and replays
     transaction_id     INTEGER NOT NULL REFERENCES transactions(id), -- the transaction it is about
@@ -143,10 +146,18 @@ CREATE TABLE events (
     created_at_ms      INTEGER NOT NULL,
     delivered_at_ms    INTEGER,
     last_error         TEXT,                    -- why the last attempt failed; NULL after a delivery
-    schedule_started_at_ms INTEGER              -- start of the current retry schedule (NULL: created_at_ms); replay resets it; retry_horizon counts from it
+    schedule_started_at_ms INTEGER,             -- start of the current retry schedule (NULL: created_at_ms); replay resets it; retry_horizon counts from it
+    seq                INTEGER                  -- outbox position: 1, 2, 3, ... in commit order, never reused (trigger events_seq); the pull feed's cursor
 );
 CREATE INDEX events_due ON events (next_attempt_at_ms) WHERE status = 'pending';
 CREATE INDEX events_transaction ON events (transaction_id, transition_id);
+CREATE UNIQUE INDEX events_seq ON events (seq);
+-- Numbers each event inside the transaction that writes it, under SQLite's single write
+-- lock, so that seq order is commit order (src/store/feed.rs explains the cursor).
+CREATE TRIGGER events_seq AFTER INSERT ON events WHEN NEW.seq IS NULL
+BEGIN
+    UPDATE events SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM events) WHERE id = NEW.id;
+END;
 
 -- Every delivery attempt of an event to the merchant.
 CREATE TABLE attempts (
@@ -157,7 +168,8 @@ CREATE TABLE attempts (
     latency_ms    INTEGER NOT NULL,             -- time to the answer, or to the failure
     http_status   INTEGER,                      -- NULL when no HTTP answer came
     error         TEXT,                         -- timeout, connection refused, ...
-    response_head TEXT                          -- first bytes of the answer body
+    response_head TEXT,                         -- first bytes of the answer body
+    destination_name TEXT NOT NULL DEFAULT 'default' -- destination_state.name
 );
 CREATE INDEX attempts_event ON attempts (event_id);
 
@@ -167,6 +179,80 @@ CREATE TABLE destinations (
     disabled_at_ms  INTEGER,                    -- set when it answered 410 Gone: nothing is posted until re-enabled (payhook events enable-destination)
     disabled_reason TEXT                        -- why it was disabled, e.g. "410 Gone"
 ) WITHOUT ROWID;
+
+-- Each configured destination ([forward] url is the one named default), by name.
+CREATE TABLE destination_state (
+    name             TEXT    PRIMARY KEY,       -- [a-z0-9-], as configured
+    url              TEXT    NOT NULL,          -- its URL as last configured
+    subscribed_seq   INTEGER,                   -- deliveries exist for its events up to this events.seq; NULL until the forwarder first runs with it
+    paused_at_ms     INTEGER,                   -- set by payhook events pause: nothing is sent until resumed
+    paused_note      TEXT,                      -- the operator's --note
+    created_at_ms    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- One row per (event, destination): the delivery state the forwarder works from. The
+-- events row's status, attempts, next_attempt_at_ms, delivered_at_ms and last_error
+-- summarise its rows here (triggers below).
+CREATE TABLE deliveries (
+    event_id               TEXT    NOT NULL REFERENCES events(id), -- the event delivered
+    destination            TEXT    NOT NULL REFERENCES destination_state(name), -- where to
+    transaction_id         INTEGER NOT NULL REFERENCES transactions(id), -- the event's, for ordering
+    transition_id          INTEGER NOT NULL, -- the event's, for ordering within its transaction
+    status                 TEXT    NOT NULL DEFAULT 'pending' -- pending: to deliver; delivered: acknowledged (2xx); dead: gave up, replayable
+                           CHECK (status IN ('pending','delivered','dead')),
+    attempts               INTEGER NOT NULL DEFAULT 0, -- attempts in the current schedule
+    next_attempt_at_ms     INTEGER,             -- when to try next; NULL once delivered or dead
+    schedule_started_at_ms INTEGER NOT NULL,    -- start of the current schedule (creation, replay, resume); retry_horizon counts from it
+    delivered_at_ms        INTEGER,
+    last_error             TEXT,                -- why the last attempt failed
+    PRIMARY KEY (event_id, destination)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_due ON deliveries (destination, next_attempt_at_ms) WHERE status = 'pending';
+CREATE INDEX deliveries_order ON deliveries (destination, transaction_id, transition_id) WHERE status = 'pending';
+-- Keep each events row's delivery columns a summary of its deliveries.
+CREATE TRIGGER deliveries_summary_insert AFTER INSERT ON deliveries
+BEGIN
+    UPDATE events SET
+        status = CASE
+            WHEN EXISTS (SELECT 1 FROM deliveries WHERE event_id = NEW.event_id AND status = 'pending') THEN 'pending'
+            WHEN EXISTS (SELECT 1 FROM deliveries WHERE event_id = NEW.event_id AND status = 'dead') THEN 'dead'
+            ELSE 'delivered' END,
+        attempts = (SELECT SUM(attempts) FROM deliveries WHERE event_id = NEW.event_id),
+        next_attempt_at_ms = (SELECT MIN(next_attempt_at_ms) FROM deliveries WHERE event_id = NEW.event_id AND status = 'pending'),
+        delivered_at_ms = (SELECT CASE WHEN COUNT(*) = COUNT(delivered_at_ms) THEN MAX(delivered_at_ms) END
+                             FROM deliveries WHERE event_id = NEW.event_id),
+        last_error = (SELECT last_error FROM deliveries WHERE event_id = NEW.event_id AND status <> 'delivered'
+                         AND last_error IS NOT NULL ORDER BY destination LIMIT 1),
+        schedule_started_at_ms = (SELECT MAX(schedule_started_at_ms) FROM deliveries WHERE event_id = NEW.event_id)
+    WHERE id = NEW.event_id;
+END;
+CREATE TRIGGER deliveries_summary_update AFTER UPDATE ON deliveries
+BEGIN
+    UPDATE events SET
+        status = CASE
+            WHEN EXISTS (SELECT 1 FROM deliveries WHERE event_id = NEW.event_id AND status = 'pending') THEN 'pending'
+            WHEN EXISTS (SELECT 1 FROM deliveries WHERE event_id = NEW.event_id AND status = 'dead') THEN 'dead'
+            ELSE 'delivered' END,
+        attempts = (SELECT SUM(attempts) FROM deliveries WHERE event_id = NEW.event_id),
+        next_attempt_at_ms = (SELECT MIN(next_attempt_at_ms) FROM deliveries WHERE event_id = NEW.event_id AND status = 'pending'),
+        delivered_at_ms = (SELECT CASE WHEN COUNT(*) = COUNT(delivered_at_ms) THEN MAX(delivered_at_ms) END
+                             FROM deliveries WHERE event_id = NEW.event_id),
+        last_error = (SELECT last_error FROM deliveries WHERE event_id = NEW.event_id AND status <> 'delivered'
+                         AND last_error IS NOT NULL ORDER BY destination LIMIT 1),
+        schedule_started_at_ms = (SELECT MAX(schedule_started_at_ms) FROM deliveries WHERE event_id = NEW.event_id)
+    WHERE id = NEW.event_id;
+END;
+
+-- Operator replays, part of each delivery's history (payhook events show).
+CREATE TABLE replays (
+    id           INTEGER PRIMARY KEY,           -- replay number, global
+    event_id     TEXT    NOT NULL REFERENCES events(id), -- the event replayed
+    destination  TEXT    NOT NULL,              -- destination_state.name
+    at_ms        INTEGER NOT NULL,
+    requested_by TEXT    NOT NULL,              -- who asked: the operator's login name, or the caller
+    note         TEXT                           -- the operator's --note
+);
+CREATE INDEX replays_event ON replays (event_id);
 
 -- The readiness probe's proof that the store accepts writes.
 CREATE TABLE heartbeat (
@@ -210,11 +296,22 @@ CREATE VIEW review_queue AS
     WHERE c.parse_error IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM review_dismissals d WHERE d.item = 'callback' AND d.target_id = c.id);
 
--- Events the merchant never acknowledged.
+-- Deliveries the merchant's receivers never acknowledged, one row per event and destination.
 CREATE VIEW dead_letters AS
-    SELECT e.id, e.type, t.provider, t.provider_ref, e.attempts, e.last_error, e.created_at_ms
-    FROM events e JOIN transactions t ON t.id = e.transaction_id
-    WHERE e.status = 'dead';
+    SELECT e.id, e.type, t.provider, t.provider_ref, d.attempts, d.last_error, e.created_at_ms,
+           d.destination
+    FROM deliveries d JOIN events e ON e.id = d.event_id
+    JOIN transactions t ON t.id = e.transaction_id
+    WHERE d.status = 'dead';
+
+-- What each destination still has to deliver.
+CREATE VIEW delivery_backlog AS
+    SELECT s.name AS destination, s.paused_at_ms, count(d.event_id) AS pending,
+           min(e.created_at_ms) AS oldest_created_at_ms
+    FROM destination_state s
+    LEFT JOIN deliveries d ON d.destination = s.name AND d.status = 'pending'
+    LEFT JOIN events e ON e.id = d.event_id
+    GROUP BY s.name;
 
 -- Settled money per UTC day, provider, status and currency.
 CREATE VIEW daily_totals AS

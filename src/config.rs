@@ -239,13 +239,18 @@ pub struct PollConfig {
     pub rate_per_minute: u32,
 }
 
-/// `[forward]`: the merchant's application, and how deliveries to it are retried.
+/// `[forward]`: the merchant's applications, and how deliveries to them are retried.
+///
+/// The single-destination form (`url`, `secrets`) is the destination named `default`; each
+/// `[[forward.destinations]]` table is one more. The timing keys at the top of `[forward]`
+/// are the defaults of every destination.
 #[derive(Debug, Clone, Serialize)]
 pub struct ForwardConfig {
-    /// The URL every event is POSTed to (http or https).
-    pub url: DestinationUrl,
-    /// Active `whsec_` secrets; each one signs every request, so a secret can be rotated
-    /// by adding the new one, updating the receiver, then removing the old one.
+    /// The URL of the `default` destination, when `[forward]` gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<DestinationUrl>,
+    /// The `default` destination's active `whsec_` secrets (empty without `url`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<Secret>,
     /// Bound on one delivery: connect, send, and read the answer.
     #[serde(serialize_with = "ser_duration")]
@@ -260,9 +265,71 @@ pub struct ForwardConfig {
     /// replay), it is dead-lettered instead of retried.
     #[serde(serialize_with = "ser_duration")]
     pub retry_horizon: Duration,
-    /// Deliveries in flight at once to the destination.
+    /// Deliveries in flight at once to one destination.
     pub max_in_flight: usize,
+    /// Every destination, `default` first when `url` is given. Names are unique.
+    pub destinations: Vec<DestinationConfig>,
 }
+
+/// One destination: where events go, signed with its own secrets, on its own schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationConfig {
+    /// Stable name (`[a-z0-9-]`): the key of its delivery state, CLI argument, metric label.
+    pub name: String,
+    /// The URL every event is POSTed to (http or https).
+    pub url: DestinationUrl,
+    /// Active `whsec_` secrets; each one signs every request, so a secret can be rotated
+    /// by adding the new one, updating the receiver, then removing the old one.
+    pub secrets: Vec<Secret>,
+    /// Bound on one delivery.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Delay after the first failure.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_first_after: Duration,
+    /// Longest delay between two attempts.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_max_interval: Duration,
+    /// Dead-letter after this long since the schedule started.
+    #[serde(serialize_with = "ser_duration")]
+    pub retry_horizon: Duration,
+    /// Deliveries in flight at once to this destination.
+    pub max_in_flight: usize,
+    /// Only events of these types (`transaction.succeeded`, ...); `None`: every type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub types: Option<Vec<String>>,
+    /// Only events about these providers' transactions; `None`: every provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub providers: Option<Vec<String>>,
+    /// When first configured, also deliver the events already in the outbox (the
+    /// `default` destination always does, as the single-URL form always did).
+    pub backfill: bool,
+}
+
+impl DestinationConfig {
+    /// The retry schedule these settings describe (doubling, 20 % jitter).
+    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            first: self.retry_first_after,
+            max_interval: self.retry_max_interval,
+            factor: 2,
+            jitter: FORWARD_RETRY_JITTER,
+            horizon: self.retry_horizon,
+        }
+    }
+}
+
+/// The event types a destination's `types` filter may name.
+pub const EVENT_TYPES: &[&str] = &[
+    "transaction.succeeded",
+    "transaction.failed",
+    "transaction.reversed",
+    "transaction.needs_review",
+    "transaction.conflict",
+];
+
+/// The name the single-URL `[forward]` form's destination goes by.
+pub const DEFAULT_DESTINATION: &str = "default";
 
 /// Share of each retry delay that is randomised, so that a destination coming back is not
 /// hit by every event at once.
@@ -627,6 +694,25 @@ struct RawForward {
     retry_max_interval: Option<String>,
     retry_horizon: Option<String>,
     max_in_flight: Option<usize>,
+    #[serde(default)]
+    destinations: Vec<RawDestination>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDestination {
+    name: Option<String>,
+    url: Option<String>,
+    secrets: Option<Vec<Secret>>,
+    secrets_file: Option<PathBuf>,
+    timeout: Option<String>,
+    retry_first_after: Option<String>,
+    retry_max_interval: Option<String>,
+    retry_horizon: Option<String>,
+    max_in_flight: Option<usize>,
+    types: Option<Vec<String>>,
+    providers: Option<Vec<String>>,
+    backfill: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1235,31 +1321,103 @@ fn poll_config(provider: ProviderId, raw: RawPoll) -> Result<PollConfig, ConfigE
     Ok(plan)
 }
 
-fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig, ConfigError> {
+/// Timing keys of `[forward]` or of one destination, resolved.
+struct Timing {
+    timeout: Duration,
+    retry_first_after: Duration,
+    retry_max_interval: Duration,
+    retry_horizon: Duration,
+    max_in_flight: usize,
+}
+
+/// Parses and checks the timing keys under `prefix`, each defaulting to `defaults`'.
+fn timing(
+    prefix: &str,
+    raw: [Option<String>; 4],
+    max_in_flight: Option<usize>,
+    defaults: &Timing,
+) -> Result<Timing, ConfigError> {
+    let [timeout, first, max_interval, horizon] = raw;
+    let key = |k: &str| format!("{prefix}.{k}");
+    let duration = |k: &str, value: Option<String>, default: Duration| match value {
+        Some(v) => parse_duration(&v).map_err(|why| invalid(&key(k), why)),
+        None => Ok(default),
+    };
+    let timeout = duration("timeout", timeout, defaults.timeout)?;
+    let retry_first_after = duration("retry_first_after", first, defaults.retry_first_after)?;
+    let retry_max_interval = duration(
+        "retry_max_interval",
+        max_interval,
+        defaults.retry_max_interval,
+    )?;
+    let retry_horizon = duration("retry_horizon", horizon, defaults.retry_horizon)?;
+    if timeout.is_zero() || timeout > Duration::from_secs(300) {
+        return Err(invalid(&key("timeout"), "must be between 1ms and 5m"));
+    }
+    if retry_first_after.is_zero() {
+        return Err(invalid(&key("retry_first_after"), "must be positive"));
+    }
+    if retry_max_interval < retry_first_after {
+        return Err(invalid(
+            &key("retry_max_interval"),
+            format!("must be at least {prefix}.retry_first_after"),
+        ));
+    }
+    if retry_horizon < retry_first_after {
+        return Err(invalid(
+            &key("retry_horizon"),
+            format!("must be at least {prefix}.retry_first_after"),
+        ));
+    }
+    let max_in_flight = max_in_flight.unwrap_or(defaults.max_in_flight);
+    if !(1..=1024).contains(&max_in_flight) {
+        return Err(invalid(&key("max_in_flight"), "must be between 1 and 1024"));
+    }
+    Ok(Timing {
+        timeout,
+        retry_first_after,
+        retry_max_interval,
+        retry_horizon,
+        max_in_flight,
+    })
+}
+
+/// A destination's URL, checked; `prefix` names its section in errors.
+fn destination_url(prefix: &str, url: Option<&str>) -> Result<DestinationUrl, ConfigError> {
+    let key = format!("{prefix}.url");
     let url = validate_url(
-        "forward.url",
-        f.url
-            .as_deref()
-            .ok_or_else(|| invalid("forward.url", "required in [forward]"))?,
+        &key,
+        url.ok_or_else(|| invalid(&key, format!("required in [{prefix}]")))?,
     )?;
     if url_authority(&url).contains('@') {
         // The URL is printed by check-config and stored with every attempt: credentials
         // do not belong in it. The signature is the merchant's proof of origin.
         return Err(invalid(
-            "forward.url",
+            &key,
             "must not contain credentials (user:password@); receivers verify the signature",
         ));
     }
-    let secrets = match (f.secrets, f.secrets_file) {
+    Ok(DestinationUrl(url))
+}
+
+/// A destination's signing secrets, from the list or the file, checked.
+fn destination_secrets(
+    prefix: &str,
+    secrets: Option<Vec<Secret>>,
+    file: Option<PathBuf>,
+    base: &Path,
+) -> Result<Vec<Secret>, ConfigError> {
+    let key = format!("{prefix}.secrets");
+    let secrets = match (secrets, file) {
         (Some(_), Some(_)) => {
             return Err(invalid(
-                "forward.secrets",
-                "give forward.secrets or forward.secrets_file, not both",
+                &key,
+                format!("give {prefix}.secrets or {prefix}.secrets_file, not both"),
             ))
         }
         (Some(s), None) => s,
         (None, Some(path)) => {
-            let text = read_private_file("forward.secrets_file", &base.join(path))?;
+            let text = read_private_file(&format!("{prefix}.secrets_file"), &base.join(path))?;
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -1268,73 +1426,162 @@ fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig, ConfigErr
         }
         (None, None) => {
             return Err(invalid(
-                "forward.secrets",
-                "required in [forward] (or forward.secrets_file)",
+                &key,
+                format!("required in [{prefix}] (or {prefix}.secrets_file)"),
             ))
         }
     };
-    let key = if secrets.is_empty() {
-        "forward.secrets"
-    } else {
-        "forward.secrets[i]"
-    };
     crate::forward::sign::Signer::new(secrets.iter().map(Secret::expose)).map_err(|(i, e)| {
         // Name the position, never the value.
-        invalid(&key.replace("[i]", &format!("[{i}]")), e.to_string())
+        if secrets.is_empty() {
+            invalid(&key, e.to_string())
+        } else {
+            invalid(&format!("{key}[{i}]"), e.to_string())
+        }
     })?;
-    let duration = |key: &str, value: Option<String>, default: Duration| match value {
-        Some(v) => parse_duration(&v).map_err(|why| invalid(key, why)),
-        None => Ok(default),
+    Ok(secrets)
+}
+
+/// A destination's name: stable, `[a-z0-9-]`, because it keys stored state and labels
+/// metrics.
+fn destination_name(key: &str, name: Option<String>) -> Result<String, ConfigError> {
+    let name = name.ok_or_else(|| invalid(key, "required in [[forward.destinations]]"))?;
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        return Err(invalid(key, "must be 1 to 64 characters of a-z, 0-9 and -"));
+    }
+    Ok(name)
+}
+
+/// A filter list: `None` when absent; never empty (an empty filter would match nothing,
+/// which is a destination nobody meant to configure).
+fn filter(
+    key: &str,
+    values: Option<Vec<String>>,
+    known: impl Fn(&str) -> bool,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(values) = values else {
+        return Ok(None);
     };
-    let timeout = duration("forward.timeout", f.timeout, DEFAULT_FORWARD_TIMEOUT)?;
-    let retry_first_after = duration(
-        "forward.retry_first_after",
-        f.retry_first_after,
-        DEFAULT_FORWARD_RETRY_FIRST_AFTER,
-    )?;
-    let retry_max_interval = duration(
-        "forward.retry_max_interval",
-        f.retry_max_interval,
-        DEFAULT_FORWARD_RETRY_MAX_INTERVAL,
-    )?;
-    let retry_horizon = duration(
-        "forward.retry_horizon",
-        f.retry_horizon,
-        DEFAULT_FORWARD_RETRY_HORIZON,
-    )?;
-    if timeout.is_zero() || timeout > Duration::from_secs(300) {
-        return Err(invalid("forward.timeout", "must be between 1ms and 5m"));
-    }
-    if retry_first_after.is_zero() {
-        return Err(invalid("forward.retry_first_after", "must be positive"));
-    }
-    if retry_max_interval < retry_first_after {
+    if values.is_empty() {
         return Err(invalid(
-            "forward.retry_max_interval",
-            "must be at least forward.retry_first_after",
+            key,
+            "must not be empty (leave it out to take everything)",
         ));
     }
-    if retry_horizon < retry_first_after {
-        return Err(invalid(
-            "forward.retry_horizon",
-            "must be at least forward.retry_first_after",
-        ));
+    if let Some(bad) = values.iter().find(|v| !known(v)) {
+        return Err(invalid(key, format!("unknown value {bad:?}")));
     }
-    let max_in_flight = f.max_in_flight.unwrap_or(DEFAULT_FORWARD_MAX_IN_FLIGHT);
-    if !(1..=1024).contains(&max_in_flight) {
+    Ok(Some(values))
+}
+
+fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig, ConfigError> {
+    let defaults = Timing {
+        timeout: DEFAULT_FORWARD_TIMEOUT,
+        retry_first_after: DEFAULT_FORWARD_RETRY_FIRST_AFTER,
+        retry_max_interval: DEFAULT_FORWARD_RETRY_MAX_INTERVAL,
+        retry_horizon: DEFAULT_FORWARD_RETRY_HORIZON,
+        max_in_flight: DEFAULT_FORWARD_MAX_IN_FLIGHT,
+    };
+    let mut destinations = Vec::new();
+    let (url, secrets) = if f.url.is_some() || f.destinations.is_empty() {
+        let url = destination_url("forward", f.url.as_deref())?;
+        let secrets = destination_secrets("forward", f.secrets, f.secrets_file, base)?;
+        (Some(url), secrets)
+    } else if f.secrets.is_some() || f.secrets_file.is_some() {
         return Err(invalid(
-            "forward.max_in_flight",
-            "must be between 1 and 1024",
+            "forward.secrets",
+            "belongs with forward.url; each [[forward.destinations]] has its own secrets",
         ));
+    } else {
+        (None, Vec::new())
+    };
+    let top = timing(
+        "forward",
+        [
+            f.timeout,
+            f.retry_first_after,
+            f.retry_max_interval,
+            f.retry_horizon,
+        ],
+        f.max_in_flight,
+        &defaults,
+    )?;
+    if let Some(url) = &url {
+        destinations.push(DestinationConfig {
+            name: DEFAULT_DESTINATION.to_string(),
+            url: url.clone(),
+            secrets: secrets.clone(),
+            timeout: top.timeout,
+            retry_first_after: top.retry_first_after,
+            retry_max_interval: top.retry_max_interval,
+            retry_horizon: top.retry_horizon,
+            max_in_flight: top.max_in_flight,
+            types: None,
+            providers: None,
+            backfill: true,
+        });
+    }
+    for (i, d) in f.destinations.into_iter().enumerate() {
+        let prefix = format!("forward.destinations[{i}]");
+        let name = destination_name(&format!("{prefix}.name"), d.name)?;
+        if destinations
+            .iter()
+            .any(|o: &DestinationConfig| o.name == name)
+        {
+            return Err(invalid(
+                &format!("{prefix}.name"),
+                format!(
+                    "{name:?} is taken (the single forward.url is named {DEFAULT_DESTINATION:?})"
+                ),
+            ));
+        }
+        let url = destination_url(&prefix, d.url.as_deref())?;
+        let secrets = destination_secrets(&prefix, d.secrets, d.secrets_file, base)?;
+        let t = timing(
+            &prefix,
+            [
+                d.timeout,
+                d.retry_first_after,
+                d.retry_max_interval,
+                d.retry_horizon,
+            ],
+            d.max_in_flight,
+            &top,
+        )?;
+        let types = filter(&format!("{prefix}.types"), d.types, |v| {
+            EVENT_TYPES.contains(&v)
+        })?;
+        let providers = filter(&format!("{prefix}.providers"), d.providers, |v| {
+            v.parse::<crate::providers::ProviderId>().is_ok()
+        })?;
+        destinations.push(DestinationConfig {
+            name,
+            url,
+            secrets,
+            timeout: t.timeout,
+            retry_first_after: t.retry_first_after,
+            retry_max_interval: t.retry_max_interval,
+            retry_horizon: t.retry_horizon,
+            max_in_flight: t.max_in_flight,
+            types,
+            providers,
+            backfill: d.backfill.unwrap_or(false),
+        });
     }
     Ok(ForwardConfig {
-        url: DestinationUrl(url),
+        url,
         secrets,
-        timeout,
-        retry_first_after,
-        retry_max_interval,
-        retry_horizon,
-        max_in_flight,
+        timeout: top.timeout,
+        retry_first_after: top.retry_first_after,
+        retry_max_interval: top.retry_max_interval,
+        retry_horizon: top.retry_horizon,
+        max_in_flight: top.max_in_flight,
+        destinations,
     })
 }
 
@@ -1667,6 +1914,9 @@ pub struct OperatorConfig {
     pub enabled: Vec<ProviderId>,
     /// `forward.url`, if `[forward]` is present.
     pub forward_url: Option<String>,
+    /// Every configured destination, as the store records it (URLs redacted), so that
+    /// `events pause` and `resume` can name one that has not been delivered to yet.
+    pub destinations: Vec<crate::store::destinations::Subscription>,
     polls: Vec<(ProviderId, PollConfig)>,
 }
 
@@ -1742,10 +1992,32 @@ impl OperatorConfig {
         if p.tujenge.is_some() {
             enabled.push(ProviderId::Tujenge);
         }
-        let forward_url = match raw.forward.and_then(|f| f.url) {
-            Some(u) => Some(validate_url("forward.url", &u)?),
-            None => None,
-        };
+        let mut destinations = Vec::new();
+        let mut forward_url = None;
+        if let Some(f) = raw.forward {
+            if let Some(u) = f.url {
+                let u = validate_url("forward.url", &u)?;
+                destinations.push(crate::store::destinations::Subscription {
+                    name: DEFAULT_DESTINATION.to_string(),
+                    url: redacted_url(&u),
+                    backfill: true,
+                    types: None,
+                    providers: None,
+                });
+                forward_url = Some(u);
+            }
+            for (i, d) in f.destinations.into_iter().enumerate() {
+                let prefix = format!("forward.destinations[{i}]");
+                let url = validate_url(&format!("{prefix}.url"), d.url.as_deref().unwrap_or(""))?;
+                destinations.push(crate::store::destinations::Subscription {
+                    name: d.name.unwrap_or_default(),
+                    url: redacted_url(&url),
+                    backfill: d.backfill.unwrap_or(false),
+                    types: d.types,
+                    providers: d.providers,
+                });
+            }
+        }
         Ok(OperatorConfig {
             listen,
             store: StoreConfig {
@@ -1754,6 +2026,7 @@ impl OperatorConfig {
             },
             enabled,
             forward_url,
+            destinations,
             polls,
         })
     }
@@ -2352,7 +2625,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.forward.as_ref().unwrap().url.as_str(),
+            c.forward.as_ref().unwrap().url.as_ref().unwrap().as_str(),
             "https://merchant.example/hooks?token=tok-SECRET-9",
             "deliveries go to the URL as configured"
         );
@@ -2416,6 +2689,94 @@ mod tests {
                 "{text:?} gave {err:?}, expected {needle:?}"
             );
             assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("."))
+    }
+
+    #[test]
+    fn forward_destinations_take_the_top_timing_as_defaults_and_the_url_is_default() {
+        let c = parse(&format!(
+            "[forward]\nurl = \"https://m.example/h\"\nsecrets = [\"{K1}\"]\ntimeout = \"5s\"\n\
+             [[forward.destinations]]\nname = \"ledger-2\"\nurl = \"https://l.example/h\"\n\
+             secrets = [\"{K2}\"]\nretry_horizon = \"1d\"\ntypes = [\"transaction.failed\"]\n\
+             providers = [\"daraja\"]\nbackfill = true\n"
+        ))
+        .unwrap();
+        let f = c.forward.unwrap();
+        let names: Vec<&str> = f.destinations.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["default", "ledger-2"]);
+        let (def, ledger) = (&f.destinations[0], &f.destinations[1]);
+        assert!(def.backfill && def.types.is_none());
+        assert_eq!(ledger.timeout, Duration::from_secs(5));
+        assert_eq!(ledger.retry_horizon, Duration::from_secs(86_400));
+        assert_eq!(def.retry_horizon, DEFAULT_FORWARD_RETRY_HORIZON);
+        assert_eq!(
+            ledger.types.as_deref(),
+            Some(&["transaction.failed".to_string()][..])
+        );
+        assert!(ledger.backfill);
+        // Without a url there is no default destination.
+        let only = parse(&format!(
+            "[[forward.destinations]]\nname = \"a\"\nurl = \"https://a.example/h\"\nsecrets = [\"{K1}\"]\n"
+        ))
+        .unwrap()
+        .forward
+        .unwrap();
+        assert!(only.url.is_none() && !only.destinations[0].backfill);
+    }
+
+    #[test]
+    fn forward_destination_errors_name_the_key() {
+        let d = |extra: &str| {
+            format!("[[forward.destinations]]\nname = \"a\"\nurl = \"https://a.example/h\"\nsecrets = [\"{K1}\"]\n{extra}")
+        };
+        for (text, key) in [
+            (
+                format!(
+                    "[[forward.destinations]]\nurl = \"https://a.example/h\"\nsecrets = [\"{K1}\"]"
+                ),
+                "forward.destinations[0].name",
+            ),
+            (
+                d("").replace("name = \"a\"", "name = \"Orders\""),
+                "forward.destinations[0].name",
+            ),
+            (
+                format!("{}{}", d(""), d("")),
+                "forward.destinations[1].name",
+            ),
+            (
+                d("types = [\"transaction.paid\"]"),
+                "forward.destinations[0].types",
+            ),
+            (d("types = []"), "forward.destinations[0].types"),
+            (
+                d("providers = [\"paypal\"]"),
+                "forward.destinations[0].providers",
+            ),
+            (d("timeout = \"0s\""), "forward.destinations[0].timeout"),
+            (
+                d("").replace("secrets = [\"", "secrets = [\"x"),
+                "forward.destinations[0].secrets[0]",
+            ),
+            (
+                format!("[forward]\nsecrets = [\"{K1}\"]\n{}", d("")),
+                "forward.secrets",
+            ),
+            (
+                format!(
+                    "[forward]\nurl = \"https://m.example/h\"\nsecrets = [\"{K1}\"]\n{}",
+                    d("").replace("\"a\"", "\"default\"")
+                ),
+                "forward.destinations[0].name",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+            assert!(!err.contains(&K1[6..]), "{err}");
         }
     }
 

@@ -20,8 +20,10 @@
 //!   providers' status endpoints, within a per-provider rate limit, and sweep statements
 //!   for transactions payhook does not know; [`store::polls`] is their SQL and
 //!   [`schedule`] their per-provider plans.
-//! - [`forward`]: the forwarder loop, delivering outbox events to the merchant signed
-//!   with [`forward::sign`] (Standard Webhooks).
+//! - [`forward`]: the forwarder loop, delivering outbox events to each configured
+//!   destination signed with [`forward::sign`] (Standard Webhooks);
+//!   [`store::destinations`] holds each destination's subscription and pause, and
+//!   [`http::feed`] serves the same events as a pull feed.
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon;
 //!   [`notify`]: systemd readiness, watchdog and stopping notifications.
 //! - [`sample`]: authenticated sample callbacks (`send-test`); [`demo`]: the whole
@@ -186,6 +188,11 @@ pub async fn serve_with_admin(
     }
     if enabled.is_empty() {
         tracing::warn!("no provider is enabled: every callback route answers 404 until a [providers.*] section is configured");
+    }
+    // Before anything can write an event: a destination added to the configuration takes
+    // exactly the events written from now on (unless it asks for a backfill).
+    if let Err(e) = forward::register(&ctx).await {
+        tracing::error!(error = %e, "could not record the forward destinations; the forwarder retries");
     }
     // The reconciler and the admin listener stop when shutdown starts: nothing new is
     // claimed or registered. The forwarder stops only after the callback listener has

@@ -82,12 +82,32 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     (
         "payhook_events_dead_total",
         "counter",
-        "Events dead-lettered after the retry horizon.",
+        "Deliveries (event, destination) dead-lettered after the retry horizon.",
     ),
     (
         "payhook_destination_disabled",
         "gauge",
-        "1 while the destination is disabled because it answered 410 Gone.",
+        "1 while a destination is disabled because it answered 410 Gone.",
+    ),
+    (
+        "payhook_destination_deliveries_total",
+        "counter",
+        "Delivery attempts, by destination and outcome (delivered, retry, dead, gone).",
+    ),
+    (
+        "payhook_destination_paused",
+        "gauge",
+        "1 while an operator has paused the destination (payhook events pause).",
+    ),
+    (
+        "payhook_destination_pending",
+        "gauge",
+        "Deliveries the destination still has to make.",
+    ),
+    (
+        "payhook_destination_oldest_pending_seconds",
+        "gauge",
+        "Age of the oldest event the destination still has to receive.",
     ),
     (
         "payhook_destination_disabled_total",
@@ -391,6 +411,20 @@ mod tests {
     fn every_family_has_help_and_type_and_counters_start_at_zero() {
         let m = Metrics::new(ProviderId::ALL);
         m.set("payhook_destination_disabled", &[], 0);
+        // Per-destination series are created by the forwarder for each configured one.
+        let d = [("destination", "default")];
+        for gauge in [
+            "payhook_destination_paused",
+            "payhook_destination_pending",
+            "payhook_destination_oldest_pending_seconds",
+        ] {
+            m.set(gauge, &d, 0);
+        }
+        m.add(
+            "payhook_destination_deliveries_total",
+            &[("destination", "default"), ("outcome", "delivered")],
+            0,
+        );
         let backlog = Backlog {
             pending_events: 2,
             oldest_pending_at_ms: Some(1_000),

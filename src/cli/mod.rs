@@ -1,9 +1,9 @@
 //! The command line: `serve`, `check-config`, `migrate`, `healthcheck`, `events` (list,
-//! show, replay the outbox; re-enable a destination disabled by 410 Gone), the operator
-//! and merchant commands `track`, `review`, `resolve` and `show` ([`review`]),
-//! `send-test` ([`send_test`]), `demo` ([`crate::demo`]), and `completions`, `man` and
-//! `gen-secret` ([`extras`]). Commands that touch the store open it directly (SQLite lets
-//! them run beside the daemon).
+//! show, replay the outbox; pause and resume a destination; re-enable one disabled by
+//! 410 Gone), the operator and merchant commands `track`, `review`, `resolve` and `show`
+//! ([`review`]), `send-test` ([`send_test`]), `demo` ([`crate::demo`]), and
+//! `completions`, `man` and `gen-secret` ([`extras`]). Commands that touch the store open
+//! it directly (SQLite lets them run beside the daemon).
 //!
 //! Only `serve`, `check-config` and `send-test` read provider secrets. Every other
 //! command reads the file as an [`OperatorConfig`], so that it works where the secrets
@@ -135,12 +135,19 @@ pub enum EventsCommand {
         /// At most this many.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Only this destination's deliveries, with their status there.
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
     },
     /// Print, as JSON, the whole story of an event: its payload, its transaction, and that
-    /// transaction's callbacks, polls, transitions, events, and this event's attempts.
+    /// transaction's callbacks, polls, transitions, events, and this event's delivery
+    /// at each destination with its attempts and replays.
     Show {
         /// Event id (`evt_...`).
         id: String,
+        /// Only this destination's delivery.
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
     },
     /// Deliver again, with the same id: one delivered or dead event, or every dead event
     /// created since a time. The running daemon picks them up within seconds.
@@ -154,6 +161,26 @@ pub enum EventsCommand {
         /// With --dead: those created at or after this time.
         #[arg(long, value_name = "T", requires = "dead")]
         since: Option<String>,
+        /// Only the delivery to this destination (default: every destination's).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+        /// Why: kept, with who asked, in the delivery's history.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Stop sending to a destination: nothing is sent and no attempt is spent until it is
+    /// resumed; events keep queueing for it.
+    Pause {
+        /// Destination name (`default` for the single `[forward]` url).
+        destination: String,
+        /// Why, shown in `events list`.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Resume a paused destination: its backlog goes out in order, on a fresh schedule.
+    Resume {
+        /// Destination name.
+        destination: String,
     },
     /// Re-enable a destination that answered 410 Gone (default: the configured
     /// forward.url); its pending events then go out.
@@ -320,6 +347,42 @@ fn healthcheck(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Parses `--since`: RFC 3339, a date, or a duration back from `now_ms`.
+/// The operator's login name, recorded with a replay.
+fn operator() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// `name` if it is a configured or known destination; a configured one not yet seen by
+/// the daemon is recorded first, so that it can be paused before it ever ran.
+fn known_destination(
+    cfg: &OperatorConfig,
+    store: &crate::store::Store,
+    name: &str,
+) -> anyhow::Result<String> {
+    let configured = cfg.destinations.iter().find(|d| d.name == name).cloned();
+    let owned = name.to_string();
+    let known = store
+        .read_blocking(move |c| crate::store::destinations::state(c, &owned))
+        .context("while reading the destinations")?
+        .is_some();
+    match (configured, known) {
+        (_, true) => {}
+        (Some(sub), false) => {
+            let now = crate::clock::now_ms();
+            store
+                .write_blocking(move |c| crate::store::destinations::register(c, &sub, now))
+                .context("while recording the destination")?;
+        }
+        (None, false) => {
+            anyhow::bail!("unknown destination {name:?}: not in [forward] and never delivered to")
+        }
+    }
+    Ok(name.to_string())
+}
+
 fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
     if let Some(ms) = crate::clock::parse_rfc3339(text) {
         return Ok(ms);
@@ -448,10 +511,14 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
             status,
             since,
             limit,
+            destination,
         } => {
             let since = since.map(|s| parse_since(&s, now)).transpose()?;
             let rows = store
-                .read_blocking(|c| events::list(c, status.as_deref(), since, limit))
+                .read_blocking(|c| match destination.as_deref() {
+                    Some(d) => events::list_for(c, d, status.as_deref(), since, limit),
+                    None => events::list(c, status.as_deref(), since, limit),
+                })
                 .context("while listing events")?;
             println!("ID\tTYPE\tSTATUS\tTRANSACTION\tATTEMPTS\tCREATED\tNEXT_ATTEMPT\tDELIVERED\tLAST_ERROR");
             for r in &rows {
@@ -470,26 +537,87 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             eprintln!("{} event(s)", rows.len());
+            // The destinations' state goes to stderr, beside the count: stdout stays one
+            // row per event for scripts.
+            let states = store
+                .read_blocking(crate::store::destinations::states)
+                .context("while reading the destinations")?;
+            for d in states
+                .iter()
+                .filter(|d| destination.as_deref().is_none_or(|n| n == d.name))
+            {
+                let paused = match d.paused_at_ms {
+                    Some(at) => format!(
+                        ", PAUSED since {}{}",
+                        crate::clock::rfc3339(at),
+                        d.paused_note
+                            .as_deref()
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default()
+                    ),
+                    None => String::new(),
+                };
+                eprintln!("destination {}: {} pending{paused}", d.name, d.pending);
+            }
         }
-        EventsCommand::Show { id } => {
-            let story = store
+        EventsCommand::Show { id, destination } => {
+            let mut story = store
                 .read_blocking(|c| events::story(c, &id))
                 .with_context(|| format!("while reading event {id}"))?;
+            if let Some(d) = destination {
+                story.deliveries.retain(|x| x.destination == d);
+                story.attempts.retain(|x| x.destination_name == d);
+            }
             println!("{}", serde_json::to_string_pretty(&story)?);
         }
-        EventsCommand::Replay { id, dead, since } => {
+        EventsCommand::Pause { destination, note } => {
+            let name = known_destination(&cfg, &store, &destination)?;
+            let paused = store
+                .write_blocking(move |c| {
+                    crate::store::destinations::pause(c, &name, note.as_deref(), now)
+                })
+                .context("while pausing the destination")?;
+            if paused {
+                println!("{destination}: paused");
+            } else {
+                println!("{destination}: was already paused");
+            }
+        }
+        EventsCommand::Resume { destination } => {
+            let name = known_destination(&cfg, &store, &destination)?;
+            let resumed = store
+                .write_blocking(move |c| crate::store::destinations::resume(c, &name, now))
+                .context("while resuming the destination")?;
+            if resumed {
+                println!("{destination}: resumed; its backlog goes out in order");
+            } else {
+                println!("{destination}: was not paused");
+            }
+        }
+        EventsCommand::Replay {
+            id,
+            dead,
+            since,
+            destination,
+            note,
+        } => {
+            let req = events::ReplayRequest {
+                destination,
+                by: operator(),
+                note,
+            };
             let ids = match (id, dead, since) {
                 (Some(id), false, None) => {
                     let one = id.clone();
                     store
-                        .write_blocking(move |c| events::replay(c, &one, now))
+                        .write_blocking(move |c| events::replay_as(c, &one, &req, now))
                         .with_context(|| format!("while replaying {id}"))?;
                     vec![id]
                 }
                 (None, true, Some(since)) => {
                     let since = parse_since(&since, now)?;
                     store
-                        .write_blocking(move |c| events::replay_dead_since(c, since, now))
+                        .write_blocking(move |c| events::replay_dead_since_as(c, since, &req, now))
                         .context("while replaying dead events")?
                 }
                 _ => anyhow::bail!("give an event id, or --dead --since T"),

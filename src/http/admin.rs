@@ -15,6 +15,8 @@
 //! registered with another amount (nothing changes), or when the provider already stated
 //! another amount (the expected amount is recorded and the transaction goes to review, or
 //! gets a conflict if it is settled); 503 when the store is unavailable.
+//!
+//! `GET /v1/events` is the pull feed ([`super::feed`]), behind the same token.
 
 use super::error::{json, Body, HttpError};
 use crate::money::{decimal_text, Money};
@@ -81,6 +83,8 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
         return resp;
     }
     match (req.method(), req.uri().path()) {
+        (&Method::GET, "/v1/events") => return super::feed::handle(&ctx, &req).await,
+        (_, "/v1/events") => return HttpError::MethodNotAllowed("GET").response(),
         (&Method::POST, "/v1/transactions") => {}
         (_, "/v1/transactions") => return HttpError::MethodNotAllowed("POST").response(),
         _ => return HttpError::NotFound.response(),

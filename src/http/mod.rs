@@ -9,6 +9,7 @@ pub mod admin;
 pub mod allowlist;
 pub mod client_ip;
 pub mod error;
+pub mod feed;
 pub mod ingest;
 pub mod ops;
 pub mod route;

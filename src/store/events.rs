@@ -12,90 +12,112 @@ use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-/// An event ready for a delivery attempt.
+/// An event ready for a delivery attempt to one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueEvent {
     /// `events.id`, the `webhook-id`.
     pub id: String,
+    /// The destination it is due at (`deliveries.destination`).
+    pub destination: String,
     /// The transaction it is about.
     pub transaction_id: i64,
     /// The JSON body, exactly as fixed at creation.
     pub payload: String,
-    /// Attempts so far in the current schedule.
+    /// Attempts so far in the current schedule, at this destination.
     pub attempts: i64,
-    /// When the current schedule started (creation or last replay); the horizon counts
-    /// from here.
+    /// When the current schedule started (creation, last replay or resume); the horizon
+    /// counts from here.
     pub schedule_started_at_ms: i64,
 }
 
-/// Pending events due at `now_ms`, oldest due first, at most `limit`.
+/// Pending deliveries to `destination` due at `now_ms`, oldest due first, at most
+/// `limit`; none while the destination is paused.
 ///
-/// An event is held back while an earlier event of the same transaction (lower
-/// transition) is still pending, so one transaction's events reach the merchant in
-/// order; other transactions' events are not held up by it. A dead earlier event does
-/// not hold later ones back: it was given up on, and waits for an operator's replay.
-pub fn due(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DueEvent>, StoreError> {
+/// A delivery is held back while an earlier event of the same transaction (lower
+/// transition) is still pending *at the same destination*, so each destination sees one
+/// transaction's events in order, and no destination waits for another. A dead earlier
+/// delivery does not hold later ones back: it was given up on, and waits for a replay.
+pub fn due(
+    conn: &Connection,
+    destination: &str,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<DueEvent>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT e.id, e.transaction_id, e.payload, e.attempts,
-                COALESCE(e.schedule_started_at_ms, e.created_at_ms)
-           FROM events e
-          WHERE e.status = 'pending' AND e.next_attempt_at_ms <= ?1
-            AND NOT EXISTS (SELECT 1 FROM events p
-                             WHERE p.transaction_id = e.transaction_id
+        "SELECT e.id, d.destination, e.transaction_id, e.payload, d.attempts,
+                d.schedule_started_at_ms
+           FROM deliveries d JOIN events e ON e.id = d.event_id
+          WHERE d.destination = ?1 AND d.status = 'pending' AND d.next_attempt_at_ms <= ?2
+            AND NOT EXISTS (SELECT 1 FROM deliveries p
+                             WHERE p.destination = d.destination
+                               AND p.transaction_id = d.transaction_id
                                AND p.status = 'pending'
-                               AND p.transition_id < e.transition_id)
-          ORDER BY e.next_attempt_at_ms, e.transition_id
-          LIMIT ?2",
+                               AND p.transition_id < d.transition_id)
+            AND NOT EXISTS (SELECT 1 FROM destination_state s
+                             WHERE s.name = d.destination AND s.paused_at_ms IS NOT NULL)
+          ORDER BY d.next_attempt_at_ms, d.transition_id
+          LIMIT ?3",
     )?;
     let rows = stmt.query_map(
-        params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+        params![
+            destination,
+            now_ms,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
         |r| {
             Ok(DueEvent {
                 id: r.get(0)?,
-                transaction_id: r.get(1)?,
-                payload: r.get(2)?,
-                attempts: r.get(3)?,
-                schedule_started_at_ms: r.get(4)?,
+                destination: r.get(1)?,
+                transaction_id: r.get(2)?,
+                payload: r.get(3)?,
+                attempts: r.get(4)?,
+                schedule_started_at_ms: r.get(5)?,
             })
         },
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Claims up to `limit` due events for delivery: [`due`], and each one's next attempt
-/// moved to `lease_until_ms`, in one writer job. While the lease runs no other pass
-/// claims the event again; if payhook stops mid-delivery the lease simply expires and the
-/// event is delivered again (at least once, same id). The attempt's outcome then
-/// replaces the lease ([`record_attempt`]).
+/// Claims up to `limit` due deliveries to `destination`: [`due`], and each one's next
+/// attempt moved to `lease_until_ms`, in one writer job. While the lease runs no other
+/// pass claims it again; if payhook stops mid-delivery the lease simply expires and the
+/// event is delivered again (at least once, same id). The attempt's outcome then replaces
+/// the lease ([`record_attempt`]). A pause committed before this job claims nothing.
 pub fn claim(
     conn: &Connection,
+    destination: &str,
     now_ms: i64,
     limit: usize,
     lease_until_ms: i64,
 ) -> Result<Vec<DueEvent>, StoreError> {
-    let events = due(conn, now_ms, limit)?;
+    let events = due(conn, destination, now_ms, limit)?;
     let mut lease = conn.prepare_cached(
-        "UPDATE events SET next_attempt_at_ms = ?2 WHERE id = ?1 AND status = 'pending'",
+        "UPDATE deliveries SET next_attempt_at_ms = ?3
+          WHERE event_id = ?1 AND destination = ?2 AND status = 'pending'",
     )?;
     for e in &events {
-        lease.execute(params![e.id, lease_until_ms])?;
+        lease.execute(params![e.id, destination, lease_until_ms])?;
     }
     Ok(events)
 }
 
-/// The earliest time a pending event that is not held back by an earlier one becomes
-/// due; `None` when there is none. The forwarder sleeps until then when idle.
-pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+/// The earliest time a pending delivery to `destination` that is not held back by an
+/// earlier one becomes due; `None` when there is none or the destination is paused. The
+/// forwarder sleeps until then when idle.
+pub fn next_due_at(conn: &Connection, destination: &str) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT MIN(e.next_attempt_at_ms) FROM events e
-              WHERE e.status = 'pending'
-                AND NOT EXISTS (SELECT 1 FROM events p
-                                 WHERE p.transaction_id = e.transaction_id
+            "SELECT MIN(d.next_attempt_at_ms) FROM deliveries d
+              WHERE d.destination = ?1 AND d.status = 'pending'
+                AND NOT EXISTS (SELECT 1 FROM deliveries p
+                                 WHERE p.destination = d.destination
+                                   AND p.transaction_id = d.transaction_id
                                    AND p.status = 'pending'
-                                   AND p.transition_id < e.transition_id)",
+                                   AND p.transition_id < d.transition_id)
+                AND NOT EXISTS (SELECT 1 FROM destination_state s
+                                 WHERE s.name = d.destination AND s.paused_at_ms IS NOT NULL)",
         )?
-        .query_row([], |r| r.get(0))?)
+        .query_row([destination], |r| r.get(0))?)
 }
 
 /// One delivery attempt, as recorded in `attempts`.
@@ -103,6 +125,8 @@ pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
 pub struct AttemptRecord {
     /// The event delivered.
     pub event_id: String,
+    /// The destination's name.
+    pub destination_name: String,
     /// URL posted to.
     pub destination: String,
     /// When the attempt started.
@@ -117,24 +141,25 @@ pub struct AttemptRecord {
     pub response_head: Option<String>,
 }
 
-/// What an attempt means for its event.
+/// What an attempt means for its delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Acknowledged (2xx): delivered, never sent again unless replayed.
     Delivered,
     /// Failed; try again at this time.
     Retry {
-        /// `events.next_attempt_at_ms`.
+        /// `deliveries.next_attempt_at_ms`.
         next_attempt_at_ms: i64,
     },
     /// Failed past the retry horizon: dead letter, kept for replay.
     Dead,
-    /// The destination is gone (410) and now disabled: the event stays pending and due,
-    /// for when an operator re-enables the destination.
+    /// The destination is gone (410) and now disabled: the delivery stays pending and
+    /// due, for when an operator re-enables the destination.
     Parked,
 }
 
-/// Records `attempt` and applies `verdict` to its event, in one writer job.
+/// Records `attempt` and applies `verdict` to its delivery, in one writer job (the
+/// `events` row's summary follows by trigger).
 pub fn record_attempt(
     conn: &Connection,
     attempt: &AttemptRecord,
@@ -142,8 +167,8 @@ pub fn record_attempt(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO attempts (event_id, destination, at_ms, latency_ms, http_status, error,
-                               response_head)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                               response_head, destination_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         attempt.event_id,
@@ -152,7 +177,8 @@ pub fn record_attempt(
         attempt.latency_ms,
         attempt.http_status,
         attempt.error,
-        attempt.response_head
+        attempt.response_head,
+        attempt.destination_name
     ])?;
     let last_error = attempt.error.clone().or_else(|| {
         attempt
@@ -161,42 +187,42 @@ pub fn record_attempt(
             .map(|s| format!("HTTP {s}"))
     });
     // Every update is guarded by status = 'pending': only the forwarder moves a pending
-    // event, and an operator's replay only touches delivered or dead ones. A 2xx is the
-    // exception: it also counts for a dead event, because a delivery whose lease ran out
-    // (a slow store) can be acknowledged after a second attempt gave up; the merchant has
-    // it, and a dead letter would make a replay send it again.
-    let id = &attempt.event_id;
+    // delivery, and an operator's replay only touches delivered or dead ones. A 2xx is the
+    // exception: it also counts for a dead delivery, because a delivery whose lease ran
+    // out (a slow store) can be acknowledged after a second attempt gave up; the receiver
+    // has it, and a dead letter would make a replay send it again.
+    let (id, dest) = (&attempt.event_id, &attempt.destination_name);
     match verdict {
         Verdict::Delivered => conn
             .prepare_cached(
-                "UPDATE events SET status = 'delivered', attempts = attempts + 1,
-                        next_attempt_at_ms = NULL, delivered_at_ms = ?2, last_error = NULL
-                  WHERE id = ?1 AND status IN ('pending', 'dead')",
+                "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1,
+                        next_attempt_at_ms = NULL, delivered_at_ms = ?3, last_error = NULL
+                  WHERE event_id = ?1 AND destination = ?2 AND status IN ('pending', 'dead')",
             )?
-            .execute(params![id, attempt.at_ms])?,
+            .execute(params![id, dest, attempt.at_ms])?,
         Verdict::Retry { next_attempt_at_ms } => conn
             .prepare_cached(
-                "UPDATE events SET attempts = attempts + 1, next_attempt_at_ms = ?2,
-                        last_error = ?3
-                  WHERE id = ?1 AND status = 'pending'",
+                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at_ms = ?3,
+                        last_error = ?4
+                  WHERE event_id = ?1 AND destination = ?2 AND status = 'pending'",
             )?
-            .execute(params![id, next_attempt_at_ms, last_error])?,
+            .execute(params![id, dest, next_attempt_at_ms, last_error])?,
         // Parked stays due: it is not claimed while its destination is disabled, and goes
         // out as soon as the destination is enabled again.
         Verdict::Parked => conn
             .prepare_cached(
-                "UPDATE events SET attempts = attempts + 1, next_attempt_at_ms = ?2,
-                        last_error = ?3
-                  WHERE id = ?1 AND status = 'pending'",
+                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at_ms = ?3,
+                        last_error = ?4
+                  WHERE event_id = ?1 AND destination = ?2 AND status = 'pending'",
             )?
-            .execute(params![id, attempt.at_ms, last_error])?,
+            .execute(params![id, dest, attempt.at_ms, last_error])?,
         Verdict::Dead => conn
             .prepare_cached(
-                "UPDATE events SET status = 'dead', attempts = attempts + 1,
-                        next_attempt_at_ms = NULL, last_error = ?2
-                  WHERE id = ?1 AND status = 'pending'",
+                "UPDATE deliveries SET status = 'dead', attempts = attempts + 1,
+                        next_attempt_at_ms = NULL, last_error = ?3
+                  WHERE event_id = ?1 AND destination = ?2 AND status = 'pending'",
             )?
-            .execute(params![id, last_error])?,
+            .execute(params![id, dest, last_error])?,
     };
     Ok(())
 }
@@ -215,7 +241,7 @@ pub fn destination_disabled(
         .optional()?)
 }
 
-/// Disables a destination (it answered 410 Gone); survives restarts.
+/// Disables a destination URL (it answered 410 Gone); survives restarts.
 pub fn disable_destination(
     conn: &Connection,
     url: &str,
@@ -231,9 +257,10 @@ pub fn disable_destination(
     Ok(())
 }
 
-/// Re-enables a destination; true if it was disabled. Every pending event starts a fresh
-/// retry schedule, due now: the days they waited for the operator must not count against
-/// the retry horizon, or the first failure after re-enabling would dead-letter the backlog.
+/// Re-enables a destination URL; true if it was disabled. Every pending delivery to a
+/// destination at that URL starts a fresh retry schedule, due now: the days they waited
+/// for the operator must not count against the retry horizon, or the first failure after
+/// re-enabling would dead-letter the backlog.
 pub fn enable_destination(conn: &Connection, url: &str, now_ms: i64) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
@@ -243,10 +270,12 @@ pub fn enable_destination(conn: &Connection, url: &str, now_ms: i64) -> Result<b
         .execute([url])?;
     if n == 1 {
         conn.prepare_cached(
-            "UPDATE events SET attempts = 0, schedule_started_at_ms = ?1, next_attempt_at_ms = ?1
-              WHERE status = 'pending'",
+            "UPDATE deliveries SET attempts = 0, schedule_started_at_ms = ?1,
+                    next_attempt_at_ms = ?1
+              WHERE status = 'pending'
+                AND destination IN (SELECT name FROM destination_state WHERE url = ?2)",
         )?
-        .execute([now_ms])?;
+        .execute(params![now_ms, url])?;
     }
     Ok(n == 1)
 }
@@ -277,30 +306,95 @@ pub struct DestinationRow {
     pub disabled_reason: Option<String>,
 }
 
-const REPLAY: &str = "UPDATE events
+/// Who asked for a replay, and why; recorded in each replayed delivery's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayRequest {
+    /// Only this destination's delivery (`None`: every destination's).
+    pub destination: Option<String>,
+    /// Who asked (the operator's login name).
+    pub by: String,
+    /// Why (`--note`).
+    pub note: Option<String>,
+}
+
+impl ReplayRequest {
+    /// Every destination, asked by `by`, without a note.
+    pub fn by(by: &str) -> ReplayRequest {
+        ReplayRequest {
+            destination: None,
+            by: by.to_string(),
+            note: None,
+        }
+    }
+}
+
+const REPLAY: &str = "UPDATE deliveries
     SET status = 'pending', attempts = 0, next_attempt_at_ms = ?2,
         schedule_started_at_ms = ?2, delivered_at_ms = NULL, last_error = NULL";
 
-/// Makes a delivered or dead event pending again, due at `now_ms`, with a fresh retry
-/// schedule. Its id (the `webhook-id`) and payload are unchanged, so a receiver that
-/// deduplicates on the id recognises it.
+fn record_replays(
+    conn: &Connection,
+    replayed: &[(String, String)],
+    req: &ReplayRequest,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO replays (event_id, destination, at_ms, requested_by, note)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (id, dest) in replayed {
+        insert.execute(params![id, dest, now_ms, req.by, req.note])?;
+    }
+    Ok(())
+}
+
+/// Makes a delivered or dead event pending again at every destination (each delivered or
+/// dead delivery), due at `now_ms`, with a fresh retry schedule. Its id (the
+/// `webhook-id`) and payload are unchanged, so a receiver that deduplicates on the id
+/// recognises it.
 pub fn replay(conn: &Connection, id: &str, now_ms: i64) -> Result<(), StoreError> {
-    let n = conn
+    replay_as(conn, id, &ReplayRequest::by("operator"), now_ms).map(|_| ())
+}
+
+/// [`replay`] as `req` says (one destination or all; who asked, why); returns the
+/// destinations replayed.
+pub fn replay_as(
+    conn: &Connection,
+    id: &str,
+    req: &ReplayRequest,
+    now_ms: i64,
+) -> Result<Vec<String>, StoreError> {
+    let replayed: Vec<(String, String)> = conn
         .prepare_cached(&format!(
-            "{REPLAY} WHERE id = ?1 AND status IN ('delivered', 'dead')"
+            "{REPLAY} WHERE event_id = ?1 AND status IN ('delivered', 'dead')
+                AND (?3 IS NULL OR destination = ?3)
+             RETURNING event_id, destination"
         ))?
-        .execute(params![id, now_ms])?;
-    if n == 1 {
-        return Ok(());
+        .query_map(params![id, now_ms, req.destination], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    if !replayed.is_empty() {
+        record_replays(conn, &replayed, req, now_ms)?;
+        return Ok(replayed.into_iter().map(|(_, d)| d).collect());
     }
     let status: Option<String> = conn
-        .prepare_cached("SELECT status FROM events WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
+        .prepare_cached(
+            "SELECT COALESCE((SELECT d.status FROM deliveries d
+                               WHERE d.event_id = e.id AND d.destination = ?2), e.status)
+               FROM events e WHERE e.id = ?1",
+        )?
+        .query_row(params![id, req.destination], |r| r.get(0))
         .optional()?;
+    let at = req
+        .destination
+        .as_deref()
+        .map(|d| format!(" at {d}"))
+        .unwrap_or_default();
     match status {
         None => Err(StoreError::NotFound(format!("event {id}"))),
         Some(s) => Err(StoreError::Refused(format!(
-            "event {id} is {s}: only delivered or dead events can be replayed"
+            "event {id} is {s}{at}: only delivered or dead events can be replayed"
         ))),
     }
 }
@@ -313,15 +407,33 @@ pub fn replay_dead_since(
     since_ms: i64,
     now_ms: i64,
 ) -> Result<Vec<String>, StoreError> {
+    replay_dead_since_as(conn, since_ms, &ReplayRequest::by("operator"), now_ms)
+}
+
+/// [`replay_dead_since`] as `req` says (one destination or all; who asked, why).
+pub fn replay_dead_since_as(
+    conn: &Connection,
+    since_ms: i64,
+    req: &ReplayRequest,
+    now_ms: i64,
+) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "{REPLAY} WHERE status = 'dead'
-           AND COALESCE((SELECT MAX(a.at_ms) FROM attempts a WHERE a.event_id = events.id),
-                        created_at_ms) >= ?1
-         RETURNING id"
+        "{REPLAY} WHERE status = 'dead' AND (?3 IS NULL OR destination = ?3)
+           AND COALESCE((SELECT MAX(a.at_ms) FROM attempts a
+                          WHERE a.event_id = deliveries.event_id
+                            AND a.destination_name = deliveries.destination),
+                        schedule_started_at_ms) >= ?1
+         RETURNING event_id, destination"
     ))?;
-    let rows = stmt.query_map(params![since_ms, now_ms], |r| r.get(0))?;
-    let mut ids: Vec<String> = rows.collect::<Result<_, _>>()?;
+    let replayed: Vec<(String, String)> = stmt
+        .query_map(params![since_ms, now_ms, req.destination], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    record_replays(conn, &replayed, req, now_ms)?;
+    let mut ids: Vec<String> = replayed.into_iter().map(|(id, _)| id).collect();
     ids.sort();
+    ids.dedup();
     Ok(ids)
 }
 
@@ -383,6 +495,36 @@ pub fn list(
     ))?;
     let rows = stmt.query_map(
         params![status, since_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+        event_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deliveries to one destination by event creation time, as [`list`] prints them: the
+/// status, attempts, times and error are the delivery's at that destination.
+pub fn list_for(
+    conn: &Connection,
+    destination: &str,
+    status: Option<&str>,
+    since_ms: Option<i64>,
+    limit: usize,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.id, e.type, d.status, t.provider, t.provider_ref, d.attempts,
+                e.created_at_ms, d.next_attempt_at_ms, d.delivered_at_ms, d.last_error
+           FROM deliveries d JOIN events e ON e.id = d.event_id
+           JOIN transactions t ON t.id = e.transaction_id
+          WHERE d.destination = ?4 AND (?1 IS NULL OR d.status = ?1)
+            AND (?2 IS NULL OR e.created_at_ms >= ?2)
+          ORDER BY e.created_at_ms, e.transition_id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            status,
+            since_ms,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+            destination
+        ],
         event_row,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -472,6 +614,8 @@ pub struct AttemptRow {
     /// `forward.url`'s in `check-config`; the store keeps it as configured.
     #[serde(serialize_with = "redacted")]
     pub destination: String,
+    /// The destination's name.
+    pub destination_name: String,
     /// When.
     pub at_ms: i64,
     /// Latency.
@@ -501,8 +645,111 @@ pub struct EventStory {
     pub callbacks: Vec<CallbackRow>,
     /// Status polls of that transaction.
     pub polls: Vec<PollRow>,
-    /// Delivery attempts of this event.
+    /// Delivery attempts of this event, at every destination.
     pub attempts: Vec<AttemptRow>,
+    /// This event's delivery at each destination, with its history.
+    pub deliveries: Vec<DeliveryStory>,
+}
+
+/// One destination's delivery of an event, as `events show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryStory {
+    /// Destination name.
+    pub destination: String,
+    /// pending | delivered | dead.
+    pub status: String,
+    /// Attempts in the current schedule.
+    pub attempts: i64,
+    /// Next attempt, if pending.
+    pub next_attempt_at_ms: Option<i64>,
+    /// Acknowledgement time, if delivered.
+    pub delivered_at_ms: Option<i64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Its attempts and the replays asked for it, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One line of a delivery's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HistoryEntry {
+    /// A delivery attempt.
+    Attempt(AttemptRow),
+    /// An operator's replay.
+    Replay {
+        /// When.
+        at_ms: i64,
+        /// Who asked.
+        requested_by: String,
+        /// Why.
+        note: Option<String>,
+    },
+}
+
+impl HistoryEntry {
+    fn at_ms(&self) -> i64 {
+        match self {
+            HistoryEntry::Attempt(a) => a.at_ms,
+            HistoryEntry::Replay { at_ms, .. } => *at_ms,
+        }
+    }
+}
+
+/// Each destination's delivery of event `id`, with its history.
+pub fn deliveries(conn: &Connection, id: &str) -> Result<Vec<DeliveryStory>, StoreError> {
+    let all = attempts(conn, id)?;
+    let mut out: Vec<DeliveryStory> = conn
+        .prepare_cached(
+            "SELECT destination, status, attempts, next_attempt_at_ms, delivered_at_ms, last_error
+               FROM deliveries WHERE event_id = ?1 ORDER BY destination",
+        )?
+        .query_map([id], |r| {
+            Ok(DeliveryStory {
+                destination: r.get(0)?,
+                status: r.get(1)?,
+                attempts: r.get(2)?,
+                next_attempt_at_ms: r.get(3)?,
+                delivered_at_ms: r.get(4)?,
+                last_error: r.get(5)?,
+                history: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let replays: Vec<(String, HistoryEntry)> = conn
+        .prepare_cached(
+            "SELECT destination, at_ms, requested_by, note FROM replays
+              WHERE event_id = ?1 ORDER BY id",
+        )?
+        .query_map([id], |r| {
+            Ok((
+                r.get(0)?,
+                HistoryEntry::Replay {
+                    at_ms: r.get(1)?,
+                    requested_by: r.get(2)?,
+                    note: r.get(3)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    for d in &mut out {
+        let mut history: Vec<HistoryEntry> = all
+            .iter()
+            .filter(|a| a.destination_name == d.destination)
+            .cloned()
+            .map(HistoryEntry::Attempt)
+            .chain(
+                replays
+                    .iter()
+                    .filter(|(dest, _)| *dest == d.destination)
+                    .map(|(_, h)| h.clone()),
+            )
+            .collect();
+        // Stable: an attempt and a replay at the same millisecond keep table order.
+        history.sort_by_key(HistoryEntry::at_ms);
+        d.history = history;
+    }
+    Ok(out)
 }
 
 /// The whole story of event `id`.
@@ -522,6 +769,7 @@ pub fn story(conn: &Connection, id: &str) -> Result<EventStory, StoreError> {
     let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
     let h = transaction_story(conn, txn)?;
     let attempts = attempts(conn, id)?;
+    let deliveries = deliveries(conn, id)?;
     Ok(EventStory {
         event,
         payload,
@@ -531,6 +779,7 @@ pub fn story(conn: &Connection, id: &str) -> Result<EventStory, StoreError> {
         callbacks: h.callbacks,
         polls: h.polls,
         attempts,
+        deliveries,
     })
 }
 
@@ -637,7 +886,8 @@ pub fn transaction_story(conn: &Connection, txn: i64) -> Result<TxnStory, StoreE
 /// Every delivery attempt of event `id`, oldest first.
 pub fn attempts(conn: &Connection, id: &str) -> Result<Vec<AttemptRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, event_id, destination, at_ms, latency_ms, http_status, error, response_head
+        "SELECT id, event_id, destination, at_ms, latency_ms, http_status, error, response_head,
+                destination_name
            FROM attempts WHERE event_id = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map([id], |r| {
@@ -650,28 +900,42 @@ pub fn attempts(conn: &Connection, id: &str) -> Result<Vec<AttemptRow>, StoreErr
             http_status: r.get(5)?,
             error: r.get(6)?,
             response_head: r.get(7)?,
+            destination_name: r.get(8)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::providers::{ProviderId, StatusReport, TxnKind};
     use crate::state::Status;
     use crate::store::transactions::{apply, Schedule, Source};
 
-    fn db() -> Connection {
+    fn default_destination() -> crate::store::destinations::Subscription {
+        crate::store::destinations::Subscription {
+            name: "default".into(),
+            url: "https://m.example/h".into(),
+            backfill: true,
+            types: None,
+            providers: None,
+        }
+    }
+
+    /// A migrated database with the `default` destination registered.
+    pub(crate) fn db() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
         crate::store::migrations::migrate(&mut c).unwrap();
+        crate::store::destinations::register(&c, &default_destination(), 0).unwrap();
         c
     }
 
-    /// Applies a status report from an operator and returns the event it wrote.
-    fn settle(c: &Connection, reference: &str, status: Status, now: i64) -> String {
+    /// Applies a status report from an operator and returns the event it wrote, handed to
+    /// the `default` destination.
+    pub(crate) fn settle(c: &Connection, reference: &str, status: Status, now: i64) -> String {
         let report = StatusReport::new(reference, TxnKind::Collection, status);
-        apply(
+        let id = apply(
             c,
             ProviderId::ZengaPay,
             &report,
@@ -682,12 +946,15 @@ mod tests {
         )
         .unwrap()
         .event_id
-        .unwrap()
+        .unwrap();
+        crate::store::destinations::subscribe(c, &default_destination(), now).unwrap();
+        id
     }
 
     fn attempt(id: &str, at: i64, status: u16) -> AttemptRecord {
         AttemptRecord {
             event_id: id.into(),
+            destination_name: "default".into(),
             destination: "http://127.0.0.1:9/h".into(),
             at_ms: at,
             latency_ms: 3,
@@ -707,8 +974,14 @@ mod tests {
         let a1 = settle(&c, "A", Status::Succeeded, 1000);
         let a2 = settle(&c, "A", Status::Reversed, 1001);
         let b1 = settle(&c, "B", Status::Failed, 1002);
-        assert_eq!(ids(due(&c, 999, 10).unwrap()), Vec::<String>::new());
-        assert_eq!(ids(due(&c, 5000, 10).unwrap()), [a1.clone(), b1.clone()]);
+        assert_eq!(
+            ids(due(&c, "default", 999, 10).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ids(due(&c, "default", 5000, 10).unwrap()),
+            [a1.clone(), b1.clone()]
+        );
         // A's first event fails and is rescheduled far out: A2 still waits, B does not.
         record_attempt(
             &c,
@@ -718,18 +991,18 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(ids(due(&c, 5000, 10).unwrap()), [b1.as_str()]);
-        assert_eq!(next_due_at(&c).unwrap(), Some(1002));
+        assert_eq!(ids(due(&c, "default", 5000, 10).unwrap()), [b1.as_str()]);
+        assert_eq!(next_due_at(&c, "default").unwrap(), Some(1002));
         record_attempt(&c, &attempt(&b1, 5000, 200), Verdict::Delivered).unwrap();
-        assert_eq!(next_due_at(&c).unwrap(), Some(9000));
+        assert_eq!(next_due_at(&c, "default").unwrap(), Some(9000));
         record_attempt(&c, &attempt(&a1, 9000, 204), Verdict::Delivered).unwrap();
-        assert_eq!(ids(due(&c, 9000, 10).unwrap()), [a2.as_str()]);
+        assert_eq!(ids(due(&c, "default", 9000, 10).unwrap()), [a2.as_str()]);
         // A dead earlier event does not hold a later one back.
         let c2 = db();
         let x1 = settle(&c2, "X", Status::Succeeded, 1);
         let x2 = settle(&c2, "X", Status::Reversed, 2);
         record_attempt(&c2, &attempt(&x1, 5, 500), Verdict::Dead).unwrap();
-        assert_eq!(ids(due(&c2, 5, 10).unwrap()), [x2]);
+        assert_eq!(ids(due(&c2, "default", 5, 10).unwrap()), [x2]);
     }
 
     #[test]
@@ -751,14 +1024,14 @@ mod tests {
             (e.as_str(), 2, None)
         );
         assert_eq!(row.last_error.as_deref(), Some("HTTP 500"));
-        assert!(due(&c, i64::MAX, 10).unwrap().is_empty());
+        assert!(due(&c, "default", i64::MAX, 10).unwrap().is_empty());
         assert!(matches!(
             replay(&c, "evt_nope", 1),
             Err(StoreError::NotFound(_))
         ));
         replay(&c, &e, 4000).unwrap();
         assert!(matches!(replay(&c, &e, 4000), Err(StoreError::Refused(_))));
-        let again = due(&c, 4000, 10).unwrap();
+        let again = due(&c, "default", 4000, 10).unwrap();
         assert_eq!(
             (
                 again[0].id.as_str(),
@@ -833,7 +1106,7 @@ mod tests {
         assert!(enable_destination(&c, url, 9_000_000).unwrap());
         assert!(!enable_destination(&c, url, 9_500_000).unwrap());
         assert_eq!(destination_disabled(&c, url).unwrap(), None);
-        let row = &due(&c, 9_000_000, 10).unwrap()[0];
+        let row = &due(&c, "default", 9_000_000, 10).unwrap()[0];
         assert_eq!(
             (row.id.as_str(), row.attempts, row.schedule_started_at_ms),
             (parked.as_str(), 0, 9_000_000)

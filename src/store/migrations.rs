@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_money_truth.sql"),
     include_str!("migrations/0005_review_dismissals.sql"),
     include_str!("migrations/0006_redacted_destinations.sql"),
+    include_str!("migrations/0007_destinations.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -55,6 +56,56 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         assert_eq!(migrate(&mut conn).unwrap(), LATEST_VERSION);
         assert_eq!(migrate(&mut conn).unwrap(), LATEST_VERSION);
+    }
+
+    /// A database written before destinations had names: its events become the `default`
+    /// destination's deliveries, state kept, numbered in outbox order.
+    #[test]
+    fn events_before_named_destinations_belong_to_default() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO transactions (id, provider, provider_ref) VALUES (1, 'zengapay', 'r');
+             INSERT INTO transitions (id, transaction_id, seq, outcome, to_status, source, at_ms)
+                  VALUES (7, 1, 1, 'applied', 'SUCCEEDED', 'poll', 1),
+                         (9, 1, 2, 'applied', 'REVERSED', 'poll', 2);
+             INSERT INTO events (id, transaction_id, transition_id, type, payload, status,
+                                 attempts, next_attempt_at_ms, created_at_ms, delivered_at_ms)
+                  VALUES ('evt_b', 1, 9, 'transaction.reversed', '{}', 'pending', 2, 50, 2, NULL),
+                         ('evt_a', 1, 7, 'transaction.succeeded', '{}', 'delivered', 1, NULL, 1, 5);
+             INSERT INTO destinations (url) VALUES ('https://m.example/h');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, i64, String, i64, Option<i64>)> = conn
+            .prepare(
+                "SELECT e.id, e.seq, d.status, d.attempts, d.next_attempt_at_ms
+                   FROM events e JOIN deliveries d ON d.event_id = e.id AND d.destination = 'default'
+                  ORDER BY e.seq",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("evt_a".into(), 1, "delivered".into(), 1, None),
+                ("evt_b".into(), 2, "pending".into(), 2, Some(50)),
+            ]
+        );
+        let (url, seq): (String, i64) = conn
+            .query_row(
+                "SELECT url, subscribed_seq FROM destination_state WHERE name = 'default'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((url.as_str(), seq), ("https://m.example/h", 2));
     }
 
     #[test]

@@ -44,7 +44,9 @@
 //! never block the writer.
 
 pub mod callbacks;
+pub mod destinations;
 pub mod events;
+pub mod feed;
 pub mod migrations;
 pub mod polls;
 pub mod queries;

@@ -13,6 +13,8 @@ mod cli_events;
 mod cli_operator;
 /// Crash safety: SIGKILL mid-load, restart, check the store against the acks (issue 6).
 mod crash;
+/// Several forward destinations, pause and resume, and the pull feed.
+mod destinations;
 /// The forwarder: signed delivery, retries, order, dead letters, replay (issue 5).
 mod forward;
 /// Hostile input against the running daemon: truncated, stalled, oversized, invalid
