@@ -35,7 +35,8 @@ CREATE TABLE callbacks (
     deliveries       INTEGER NOT NULL DEFAULT 1, -- how many times the provider delivered it
     first_seen_at_ms INTEGER NOT NULL,
     last_seen_at_ms  INTEGER NOT NULL,
-    duplicate_of     INTEGER REFERENCES callbacks(id), -- set when this body arrived under the idempotency key of an earlier, different body (dedup_key then ends with #sha256:<body hash>): both kept, the transaction reviewed
+    duplicate_of     INTEGER REFERENCES callbacks(id), -- set when this body arrived under the idempotency key of an earlier, different body (dedup_key then ends with #sha256:<body hash>): both kept; if they say different things, the transaction is reviewed
+    report_sha256    TEXT,                      -- hash of what the parsed body states (reference, status, amount, currency, merchant reference, phone, receipt); NULL when unparsed
     UNIQUE (provider, dedup_key)
 );
 

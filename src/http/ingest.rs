@@ -150,11 +150,7 @@ pub async fn handle(
                 && ctx.config.providers.allowlist_authenticates(provider),
             ctx.config.providers.confirm_unsigned(provider),
         ),
-        confirmable: parsed
-            .as_ref()
-            .ok()
-            .and_then(|e| e.report.as_ref())
-            .is_some_and(|r| p.confirms(r.kind)),
+        confirms: crate::providers::Kinds::of(|k| p.confirms(k)),
     };
     let new = NewCallback {
         verified,

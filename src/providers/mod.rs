@@ -141,6 +141,41 @@ impl FromStr for TxnKind {
     }
 }
 
+/// A set of [`TxnKind`]s: which kinds of payment a provider can be asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Kinds(u8);
+
+impl Kinds {
+    /// No kind.
+    pub const NONE: Kinds = Kinds(0);
+    /// Every kind.
+    pub const ALL: Kinds = Kinds(u8::MAX);
+    const EVERY: [TxnKind; 7] = [
+        TxnKind::Collection,
+        TxnKind::Transfer,
+        TxnKind::Stk,
+        TxnKind::C2b,
+        TxnKind::B2c,
+        TxnKind::Ipn,
+        TxnKind::Unknown,
+    ];
+
+    /// The kinds for which `f` holds.
+    pub fn of(f: impl Fn(TxnKind) -> bool) -> Kinds {
+        Kinds(
+            Self::EVERY
+                .iter()
+                .filter(|k| f(**k))
+                .fold(0, |set, k| set | (1 << *k as u8)),
+        )
+    }
+
+    /// Whether `kind` is in the set.
+    pub fn contains(self, kind: TxnKind) -> bool {
+        self.0 & (1 << kind as u8) != 0
+    }
+}
+
 /// What one source (a callback or a status poll) says about one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusReport {
@@ -630,6 +665,26 @@ impl Registry {
     pub fn ids(&self) -> impl Iterator<Item = ProviderId> + '_ {
         self.providers.keys().copied()
     }
+}
+
+/// What a report means, as a hash: two bodies that state the same status, amount,
+/// currency, merchant reference, phone number and receipt for the same reference have the
+/// same fingerprint, whatever their bytes (white space, `"10"` against `10`).
+pub fn report_fingerprint(r: &StatusReport) -> String {
+    let amount = r
+        .money
+        .as_ref()
+        .map(|m| format!("{} {}", m.minor, m.currency));
+    let fields = [
+        Some(r.provider_ref.trim()),
+        Some(r.status.as_str()),
+        amount.as_deref(),
+        r.merchant_ref.as_deref().map(str::trim),
+        r.msisdn.as_deref().map(str::trim),
+        r.receipt.as_deref().map(str::trim),
+    ];
+    let text: Vec<&str> = fields.iter().map(|f| f.unwrap_or("")).collect();
+    sha256_hex(text.join("\u{1f}").as_bytes())
 }
 
 /// Lowercase hex SHA-256 of `bytes` (body hashes, fallback dedup keys).

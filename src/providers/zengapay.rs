@@ -120,6 +120,16 @@ fn field_candidates(reference: &str, msisdn: &str, amount: &str) -> Vec<(&'stati
     out
 }
 
+/// A UUID in its 8-4-4-4-12 hex form, as ZengaPay's `transactionReference` is.
+fn is_uuid(reference: &str) -> bool {
+    let groups: Vec<&str> = reference.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// A Ugandan MSISDN in full international form without `+`: `256` and nine digits.
 fn is_full_msisdn(msisdn: &str) -> bool {
     msisdn.len() == 12 && msisdn.starts_with("256") && msisdn.bytes().all(|b| b.is_ascii_digit())
@@ -180,12 +190,13 @@ impl Provider for ZengaPay {
         ) else {
             return Err(VerifyError::SignatureMismatch);
         };
-        // The signed string is a plain concatenation, so digits can move between the
-        // MSISDN and the amount without changing it (`…329361` + `126600` is also
-        // `…32936` + `1126600`). Only a full Ugandan MSISDN (256 and nine digits) pins
-        // where the amount starts; with anything else the signature does not say which
-        // amount was signed, and is refused.
-        if !is_full_msisdn(msisdn) || !is_plain_amount(&amount) {
+        // The signed string is a plain concatenation, so characters can move between
+        // the fields without changing it (`…329361` + `126600` is also `…32936` +
+        // `1126600`; a reference can swallow the MSISDN's first digits). Only fields of
+        // fixed shape pin the boundaries: a UUID reference (what ZengaPay issues), a full
+        // Ugandan MSISDN (256 and nine digits), a plain amount. With anything else the
+        // signature does not say which amount was signed, and is refused.
+        if !is_uuid(reference) || !is_full_msisdn(msisdn) || !is_plain_amount(&amount) {
             return Err(VerifyError::SignatureMismatch);
         }
         for (name, input) in field_candidates(reference, msisdn, &amount) {
@@ -701,6 +712,36 @@ mod tests {
         let mut other = Hmac::<Sha256>::new_from_slice(b"OTHER").unwrap();
         other.update(BODY.as_bytes());
         assert!(verify(BODY, &hex::encode(other.finalize().into_bytes())).is_err());
+    }
+
+    /// Signs `input` as ZengaPay's plugin does (HMAC-SHA256 hex of the concatenation).
+    fn field_sig(input: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"SECRET_HASH").unwrap();
+        mac.update(input.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn a_field_signature_is_refused_where_its_fields_could_be_split_otherwise() {
+        let body = |reference: &str, msisdn: &str, amount: &str| {
+            format!(
+                r#"{{"event":"collection.success","data":{{"transactionStatus":"SUCCEEDED","transactionReference":"{reference}","msisdn":"{msisdn}","amount":"{amount}","currencyCode":"UGX"}}}}"#
+            )
+        };
+        let sig = field_sig(&format!("{REF}256755329361126600.00"));
+        assert!(verify(&body(REF, "256755329361", "126600"), &sig).is_ok());
+        // One digit moved from the MSISDN to the amount: same signed string, refused.
+        assert_eq!(
+            verify(&body(REF, "25675532936", "1126600"), &sig).unwrap_err(),
+            VerifyError::SignatureMismatch
+        );
+        // The reference swallowing the MSISDN's first digits, the MSISDN the amount's.
+        let sig = field_sig(&format!("{REF}256772560001126600.00"));
+        let shifted = body(&format!("{REF}25677"), "256000112660", "0.00");
+        assert!(verify(&shifted, &sig).is_err());
+        // A leading zero or a sign would let digits pass between the fields too.
+        let sig = field_sig(&format!("{REF}2567553293610126600"));
+        assert!(verify(&body(REF, "256755329361", "0126600"), &sig).is_err());
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct Stored {
     pub held: Option<Held>,
     /// False when the current status was applied from a hint no status query could check.
     pub status_confirmed: bool,
+    /// Values only a hint stated, left unconfirmed once the transaction settled (empty
+    /// while a hint is held: its values are in [`Stored::held`]).
+    pub unconfirmed: Details,
 }
 
 /// A report about a transaction: what it says and how it was authenticated.
@@ -450,6 +453,14 @@ fn unvouched(mut p: Plan, confirmed: bool) -> Plan {
 /// Sends `c` to review because of `why` (or, when it already is in review, makes `why`
 /// its reason), dropping any held hint: its values are never kept.
 fn review(c: &Stored, inc: &Incoming<'_>, why: String, confirmed: bool) -> Plan {
+    if c.status.is_terminal() {
+        // A settled status never goes back to review: the disagreement is a conflict,
+        // recorded beside it and announced.
+        let mut p = Plan::unchanged(c.status, Some(Record::Conflict), inc.status);
+        p.note_reason = Some(why);
+        p.emit = Emit::Conflict;
+        return p;
+    }
     let mut p = Plan::unchanged(c.status, Some(Record::Applied), Status::NeedsReview);
     p.note_reason = Some(why.clone());
     p.reason = Some(Some(why));
@@ -487,8 +498,8 @@ fn hint_disagrees(c: &Stored, h: &Held, inc: &Incoming<'_>) -> Option<String> {
         (Some(a), Some(b)) if a.currency != b.currency => return said("currency", &b.currency),
         (Some(a), Some(b)) if a.minor != b.minor => return said("amount", b),
         // The answer states no amount: the hint's is unvouched, and must at least agree
-        // with what the merchant registered.
-        (Some(a), None) => match &c.expected {
+        // with what the merchant registered and what an authenticated source stated.
+        (Some(a), None) => match c.expected.as_ref().or(c.known.amount.as_ref()) {
             Some(e) if e.currency != a.currency => {
                 return said("currency", &format!("nothing; registered {e}"))
             }
@@ -595,8 +606,9 @@ pub fn register(c: &Stored, expected: Option<&Money>) -> Registration {
         }
     }
     // A held hint's amount is not compared: it is unvouched, and its confirmation is
-    // compared with the amount registered here.
-    match &c.known.amount {
+    // compared with the amount registered here. A status applied from a hint nothing
+    // could confirm carries its claimed amount as unconfirmed: that one is compared.
+    match c.known.amount.as_ref().or(c.unconfirmed.amount.as_ref()) {
         Some(got) if got != want => Registration::Contradicts(format!(
             "{AMOUNT_MISMATCH}: registered {} {}, provider reported {} {}",
             want.minor, want.currency, got.minor, got.currency
@@ -606,14 +618,24 @@ pub fn register(c: &Stored, expected: Option<&Money>) -> Registration {
 }
 
 /// The plan for a payment disputed by `why` (a registration contradicting what the
-/// provider stated, or one callback delivered with two different bodies): a terminal
-/// status stays and the dispute is a conflict; otherwise the transaction goes to review
-/// and any held hint is dropped.
-pub fn disputed(c: &Stored, why: String) -> Plan {
+/// provider stated, or one callback delivered with two bodies that say different
+/// things), reported through `channel`: a terminal status stays and the dispute is a
+/// conflict (only noted, when an unauthenticated report disputes a confirmed status);
+/// otherwise the transaction goes to review and any held hint is dropped.
+pub fn disputed(c: &Stored, why: String, channel: Channel) -> Plan {
     if c.status.is_terminal() {
-        let mut p = Plan::unchanged(c.status, Some(Record::Conflict), Status::NeedsReview);
+        // Against a confirmed settlement, an unauthenticated body is history, not an
+        // alarm (a replayed signature would otherwise raise one per replay).
+        let record = if channel.vouches() || !c.status_confirmed {
+            Record::Conflict
+        } else {
+            Record::Stale
+        };
+        let mut p = Plan::unchanged(c.status, Some(record), Status::NeedsReview);
         p.note_reason = Some(why);
-        p.emit = Emit::Conflict;
+        if record == Record::Conflict {
+            p.emit = Emit::Conflict;
+        }
         return p;
     }
     let mut p = Plan::unchanged(c.status, Some(Record::Applied), Status::NeedsReview);
@@ -671,6 +693,7 @@ mod tests {
             expected: None,
             held: None,
             status_confirmed: true,
+            unconfirmed: Details::default(),
         }
     }
 
@@ -713,7 +736,14 @@ mod tests {
 
     #[test]
     fn the_matrix_never_regresses_a_terminal_status_and_hints_never_settle_what_can_be_checked() {
-        let d = details(100, "o-1");
+        for d in [details(100, "o-1"), details(200, "o-2"), Details::default()] {
+            matrix_with(&d);
+        }
+    }
+
+    /// Every stored row × every reported status × every channel, with the given values.
+    fn matrix_with(d: &Details) {
+        let d = d.clone();
         for cur in rows() {
             for status in Status::ALL {
                 for channel in CHANNELS {
@@ -749,6 +779,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_settled_payment_reported_again_with_other_values_gets_a_conflict_not_a_review() {
+        let mut settled = stored(Succeeded, None);
+        settled.known = details(100, "o-1");
+        for channel in [Signed, StatusQuery, TokenAllowlisted, Configured] {
+            for other in [details(15000, "o-1"), details(100, "o-2")] {
+                let p = plan(Some(&settled), &inc(Succeeded, &other, channel, true));
+                assert_eq!(
+                    (p.status, p.record, p.emit),
+                    (Succeeded, Some(Record::Conflict), Emit::Conflict),
+                    "{channel:?} {other:?}"
+                );
+            }
+        }
+        // An unauthenticated body disputing a confirmed settlement is only noted.
+        let p = disputed(&settled, "CALLBACK_MISMATCH: x".into(), Token);
+        assert_eq!((p.record, p.emit), (Some(Record::Stale), Emit::Nothing));
     }
 
     #[test]
@@ -868,14 +917,14 @@ mod tests {
             register(&settled, Some(&ugx(101))),
             Registration::Contradicts(_)
         ));
-        let p = disputed(&settled, "AMOUNT_MISMATCH: x".into());
+        let p = disputed(&settled, "AMOUNT_MISMATCH: x".into(), Payhook);
         assert_eq!(
             (p.status, p.record, p.emit),
             (Succeeded, Some(Record::Conflict), Emit::Conflict)
         );
         let mut open = stored(Pending, None);
         open.known = details(100, "o");
-        let p = disputed(&open, "AMOUNT_MISMATCH: x".into());
+        let p = disputed(&open, "AMOUNT_MISMATCH: x".into(), Payhook);
         assert_eq!((p.status, p.emit), (NeedsReview, Emit::Settled));
         // Another amount registered before: refused, nothing changes.
         let mut registered = stored(Pending, None);
@@ -921,6 +970,7 @@ mod tests {
             expected: None,
             held: None,
             status_confirmed: true,
+            unconfirmed: Details::default(),
         });
         s.status = p.status;
         if let Some(r) = &p.reason {

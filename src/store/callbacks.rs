@@ -3,7 +3,9 @@
 
 use super::transactions::{self, Applied, Schedule, Source, Trust};
 use super::StoreError;
-use crate::providers::{sha256_hex, CallbackEvent, ParseError, VerifiedCallback};
+use crate::providers::{
+    report_fingerprint, sha256_hex, CallbackEvent, ParseError, VerifiedCallback,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// An authenticated callback ready to store.
@@ -95,18 +97,23 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
     };
     // A delivery seen before only counts. Looking first (rather than an upsert with
     // RETURNING) keeps the common, new-callback path to one plain INSERT.
-    let seen: Option<(i64, String)> = conn
+    let seen: Option<(i64, String, Option<String>)> = conn
         .prepare_cached(
-            "SELECT id, body_sha256 FROM callbacks WHERE provider = ?1 AND dedup_key = ?2",
+            "SELECT id, body_sha256, report_sha256 FROM callbacks WHERE provider = ?1 AND dedup_key = ?2",
         )?
-        .query_row(params![provider, dedup_key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![provider, dedup_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    // Another body under a key already seen is not a retry: two different results were
-    // sent for one payment (or one was forged). It is kept under the key plus its own
-    // hash, linked to the first, and a retry of it is counted against that row.
+    let fingerprint = report.map(report_fingerprint);
+    // Another body under a key already seen is kept under the key plus its own hash,
+    // linked to the first, and a retry of it is counted against that row. If it says
+    // something else (two different results for one payment, or one forged), the payment
+    // is disputed; if only its bytes differ, it is applied like any report.
     let (dedup_key, first) = match seen {
-        Some((id, sha)) if sha == body_sha => return duplicate(conn, cb, id, new_nonce, &body_sha),
-        Some((first, _)) => {
+        Some((id, sha, _)) if sha == body_sha => {
+            return duplicate(conn, cb, id, new_nonce, &body_sha)
+        }
+        Some((first, _, meaning)) => {
+            let disputes = meaning.is_none() || meaning != fingerprint;
             let own_key = format!("{dedup_key}#sha256:{body_sha}");
             let again: Option<i64> = conn
                 .prepare_cached("SELECT id FROM callbacks WHERE provider = ?1 AND dedup_key = ?2")?
@@ -115,15 +122,15 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             if let Some(id) = again {
                 return duplicate(conn, cb, id, new_nonce, &body_sha);
             }
-            (own_key, Some(first))
+            (own_key, Some((first, disputes)))
         }
         None => (dedup_key, None),
     };
     conn.prepare_cached(
         "INSERT INTO callbacks (provider, kind, dedup_key, auth, signed, body, body_sha256,
              headers, client_ip, provider_ref, parse_error, deliveries, first_seen_at_ms, last_seen_at_ms,
-             duplicate_of)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13)",
+             duplicate_of, report_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13, ?14)",
     )?
     .execute(params![
         provider,
@@ -138,7 +145,8 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
         report.map(|r| r.provider_ref.as_str()),
         parse_error,
         cb.received_at_ms,
-        first,
+        first.map(|(id, _)| id),
+        fingerprint,
     ])?;
     let callback_id = conn.last_insert_rowid();
     if let Some(nonce) = new_nonce {
@@ -148,7 +156,7 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
         return Ok(IngestOutcome::Flagged { callback_id });
     }
     let applied = match (report, first) {
-        (Some(report), None) => Some(transactions::apply(
+        (Some(report), None | Some((_, false))) => Some(transactions::apply(
             conn,
             v.provider,
             report,
@@ -157,7 +165,7 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             cb.schedule,
             cb.received_at_ms,
         )?),
-        (Some(report), Some(first)) => {
+        (Some(report), Some((first, true))) => {
             let why = format!(
                 "{}: callback {callback_id} has the idempotency key of callback {first} with another body",
                 crate::state::plan::CALLBACK_MISMATCH
@@ -168,6 +176,7 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
                 v.provider,
                 &report.provider_ref,
                 why,
+                cb.trust.channel,
                 source,
                 cb.received_at_ms,
             ) {

@@ -60,6 +60,58 @@ mod tests {
 
     /// A database written before destinations had names: its events become the `default`
     /// destination's deliveries, state kept, numbered in outbox order.
+    /// A hint held before money truth had its values written into the transaction's own
+    /// columns; after the upgrade they are unconfirmed, not known.
+    #[test]
+    fn a_held_hint_s_values_become_unconfirmed_on_upgrade() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO transactions (id, provider, provider_ref, status, unconfirmed_status,
+                                       amount_minor, currency, msisdn, receipt, merchant_ref)
+                  VALUES (1, 'daraja', 'ws_CO_1', 'PENDING', 'SUCCEEDED', 100000, 'KES',
+                          '254708374149', 'NLJ7RT61SV', 'order-1'),
+                         (2, 'daraja', 'ws_CO_2', 'SUCCEEDED', NULL, 100, 'KES', NULL, 'R2', NULL);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row = |id: i64| -> (Option<String>, Option<i64>, Option<String>, Option<String>) {
+            conn.query_row(
+                "SELECT unconfirmed_status, amount_minor, receipt, unconfirmed_details
+                   FROM transactions WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+        };
+        let (held, amount, receipt, details) = row(1);
+        assert_eq!(
+            (held.as_deref(), amount, receipt),
+            (Some("SUCCEEDED"), None, None)
+        );
+        let details: serde_json::Value = serde_json::from_str(&details.unwrap()).unwrap();
+        assert_eq!(
+            (
+                &details["amount_minor"],
+                &details["currency"],
+                &details["receipt"]
+            ),
+            (
+                &serde_json::json!(100000),
+                &serde_json::json!("KES"),
+                &serde_json::json!("NLJ7RT61SV")
+            )
+        );
+        assert_eq!(
+            row(2),
+            (None, Some(100), Some("R2".into()), None),
+            "settled rows keep theirs"
+        );
+    }
+
     #[test]
     fn events_before_named_destinations_belong_to_default() {
         let mut conn = Connection::open_in_memory().unwrap();

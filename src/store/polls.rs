@@ -594,7 +594,7 @@ mod tests {
             &report,
             transactions::Trust {
                 channel: crate::state::plan::Channel::Token,
-                confirmable: true,
+                confirms: crate::providers::Kinds::ALL,
             },
             Source::Merchant,
             Schedule::default(),
@@ -649,7 +649,7 @@ mod tests {
             &success,
             transactions::Trust {
                 channel: crate::state::plan::Channel::Token,
-                confirmable: true,
+                confirms: crate::providers::Kinds::ALL,
             },
             Source::Merchant,
             Schedule::default(),
@@ -806,7 +806,7 @@ mod tests {
             &report,
             transactions::Trust {
                 channel: crate::state::plan::Channel::Token,
-                confirmable: true,
+                confirms: crate::providers::Kinds::ALL,
             },
             Source::Merchant,
             Schedule::default(),

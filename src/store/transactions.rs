@@ -8,7 +8,7 @@
 use super::StoreError;
 use crate::clock::rfc3339;
 use crate::money::Money;
-use crate::providers::{ProviderId, StatusReport};
+use crate::providers::{Kinds, ProviderId, StatusReport, TxnKind};
 use crate::state::plan::{
     self, Channel, Details, Emit, Held, HoldChange, Incoming, Plan, PollChange, Record, Stored,
 };
@@ -51,13 +51,16 @@ pub struct Schedule {
     pub deadline_at_ms: Option<i64>,
 }
 
-/// How a report was authenticated, and whether a status query could confirm it.
+/// How a report was authenticated, and which kinds of payment a status query could
+/// confirm it for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trust {
     /// What authenticated it.
     pub channel: Channel,
-    /// Whether the provider can be asked about this payment (a hint then waits for it).
-    pub confirmable: bool,
+    /// The kinds of payment the provider can be asked about: a hint about one of them
+    /// waits for the answer. The transaction's kind on record decides, not the one the
+    /// report claims (a token-only body cannot make itself unconfirmable).
+    pub confirms: Kinds,
 }
 
 impl Trust {
@@ -66,7 +69,7 @@ impl Trust {
     pub fn vouched(channel: Channel) -> Trust {
         Trust {
             channel,
-            confirmable: false,
+            confirms: Kinds::NONE,
         }
     }
 }
@@ -106,6 +109,8 @@ pub struct Applied {
 /// A transaction as loaded for a decision.
 struct Current {
     id: i64,
+    /// `transactions.kind`.
+    kind: TxnKind,
     /// `transitions.seq` of its latest history row (0: none yet).
     last_seq: i64,
     stored: Stored,
@@ -137,12 +142,16 @@ pub fn apply(
 ) -> Result<Applied, StoreError> {
     let current = load(conn, provider, &report.provider_ref)?;
     let details = details_of(report);
+    let kind = match current.as_ref().map(|c| c.kind) {
+        Some(k) if k != TxnKind::Unknown => k,
+        _ => report.kind,
+    };
     let inc = Incoming {
         status: report.status,
         reason: report.reason.as_deref(),
         details: &details,
         channel: trust.channel,
-        confirmable: trust.confirmable,
+        confirmable: trust.confirms.contains(kind),
     };
     let p = plan::plan(current.as_ref().map(|c| &c.stored), &inc);
     execute(
@@ -390,7 +399,8 @@ fn load(
             "SELECT id, status, reason, unconfirmed_status, unconfirmed_details, amount_minor,
                     currency, expected_amount_minor, expected_currency, merchant_ref, msisdn,
                     receipt, status_confirmed,
-                    (SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE transaction_id = t.id)
+                    (SELECT COALESCE(MAX(seq), 0) FROM transitions WHERE transaction_id = t.id),
+                    kind
                FROM transactions t WHERE provider = ?1 AND provider_ref = ?2",
         )?
         .query_row(params![provider.as_str(), provider_ref], |r| {
@@ -418,6 +428,7 @@ fn load(
                 },
                 r.get::<_, bool>(12)?,
                 r.get::<_, i64>(13)?,
+                r.get::<_, String>(14)?,
             ))
         })
         .optional()?;
@@ -432,6 +443,7 @@ fn load(
         mut known,
         confirmed,
         last_seq,
+        kind,
     )) = row
     else {
         return Ok(None);
@@ -441,15 +453,20 @@ fn load(
             .map_err(|e| StoreError::Refused(e.to_string()))
     };
     known.amount = amount;
-    let held = match held {
-        Some(h) => Some(Held {
-            status: parse(&h)?,
-            details: details_from_json(held_details.as_deref()),
-        }),
-        None => None,
+    let details = details_from_json(held_details.as_deref());
+    let (held, unconfirmed) = match held {
+        Some(h) => (
+            Some(Held {
+                status: parse(&h)?,
+                details,
+            }),
+            Details::default(),
+        ),
+        None => (None, details),
     };
     Ok(Some(Current {
         id,
+        kind: kind.parse().unwrap_or(TxnKind::Unknown),
         last_seq,
         stored: Stored {
             status: parse(&status)?,
@@ -458,6 +475,7 @@ fn load(
             expected,
             held,
             status_confirmed: confirmed,
+            unconfirmed,
         },
     }))
 }
@@ -788,6 +806,7 @@ pub fn register(
             reg.provider,
             &reg.provider_ref,
             why.clone(),
+            Channel::Payhook,
             Source::Merchant,
             now_ms,
         )?;
@@ -809,13 +828,14 @@ pub fn dispute(
     provider: ProviderId,
     provider_ref: &str,
     why: String,
+    channel: Channel,
     source: Source<'_>,
     now_ms: i64,
 ) -> Result<Applied, StoreError> {
     let Some(cur) = load(conn, provider, provider_ref)? else {
         return Err(StoreError::NotFound(format!("{provider} {provider_ref}")));
     };
-    let p = plan::disputed(&cur.stored, why);
+    let p = plan::disputed(&cur.stored, why, channel);
     let report = StatusReport::new(
         provider_ref,
         crate::providers::TxnKind::Unknown,

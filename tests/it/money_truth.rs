@@ -466,6 +466,30 @@ async fn two_bodies_under_one_key_are_both_kept_and_reviewed() {
     assert_eq!(t.amount_minor, None);
 }
 
+/// A second body under the same key that says the same thing (only its bytes differ, as a
+/// provider's re-serialised retry may) is kept beside the first and disputes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_with_other_bytes_but_the_same_meaning_is_not_a_dispute() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&daraja_config(&fake)).await;
+    let path = format!("/callbacks/daraja/{DARAJA_TOKEN}");
+    let first = stk_success("1.00", "NLJ7RT61SV");
+    let spaced = String::from_utf8(first.clone())
+        .unwrap()
+        .replace("\"ResultCode\":0", "\"ResultCode\": 0");
+    assert_ne!(spaced.as_bytes(), &first[..]);
+    for body in [&first[..], spaced.as_bytes()] {
+        assert_eq!(post(d.addr, &path, &[], body).await.status, 200);
+    }
+    assert_eq!(d.count("SELECT count(*) FROM callbacks"), 2);
+    let t = txn(&d, CHECKOUT);
+    assert_eq!(
+        (t.status.as_str(), t.held.as_deref()),
+        ("PENDING", Some("SUCCEEDED"))
+    );
+    assert_eq!(t.reason, None);
+}
+
 /// Case 6: a path token from an address inside an enforced allowlist authenticates a
 /// Daraja callback, so a C2B confirmation (which has no status query) settles at once,
 /// confirmed; with `allowlist_authenticates = false` it is announced as unconfirmed.

@@ -600,25 +600,28 @@ async fn post_field_signed(d: &TestDaemon, reference: &str, status: &str) -> u16
 /// ZengaPay's status endpoint confirms it, unless the section says otherwise.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_field_signed_zengapay_success_waits_for_the_status_query() {
+    // ZengaPay's references are UUIDs: a field signature is only accepted on one.
+    const F: &str = "0f0f0f0f-0000-4000-8000-00000000000f";
+    const G: &str = "0f0f0f0f-0000-4000-8000-00000000000a";
     let fake = FakeProvider::start().await;
     let d = TestDaemon::start(&zp_config(&fake, "")).await;
-    assert_eq!(post_field_signed(&d, "zp-f", "SUCCEEDED").await, 200);
+    assert_eq!(post_field_signed(&d, F, "SUCCEEDED").await, 200);
     assert_eq!(
         d.count("SELECT count(*) FROM callbacks WHERE auth = 'hmac-sha256:fields-amount-2dp' AND NOT signed"),
         1
     );
-    let r = row(&d, "zp-f");
+    let r = row(&d, F);
     assert_eq!(
         (r.status.as_str(), r.unconfirmed.as_deref(), r.events),
         ("PENDING", Some("SUCCEEDED"), 0),
         "held, not settled"
     );
     fake.push(
-        "/v1/collections/zp-f",
-        FakeReply::new(200, zp_status("zp-f", "SUCCEEDED", "126600")),
+        &format!("/v1/collections/{F}"),
+        FakeReply::new(200, zp_status(F, "SUCCEEDED", "126600")),
     );
     reconcile::step(&d.ctx).await.unwrap();
-    let r = row(&d, "zp-f");
+    let r = row(&d, F);
     assert_eq!(
         (r.status.as_str(), r.unconfirmed, r.events),
         ("SUCCEEDED", None, 1)
@@ -626,8 +629,8 @@ async fn a_field_signed_zengapay_success_waits_for_the_status_query() {
 
     // Trusting such callbacks as they are is the operator's choice.
     let d = TestDaemon::start(&zp_config(&fake, "confirm_unsigned = false")).await;
-    assert_eq!(post_field_signed(&d, "zp-g", "SUCCEEDED").await, 200);
-    let r = row(&d, "zp-g");
+    assert_eq!(post_field_signed(&d, G, "SUCCEEDED").await, 200);
+    let r = row(&d, G);
     assert_eq!((r.status.as_str(), r.events), ("SUCCEEDED", 1));
 }
 

@@ -14,6 +14,17 @@ CREATE INDEX transactions_held_due ON transactions (next_poll_at_ms)
     WHERE status = 'NEEDS_REVIEW' AND unconfirmed_status IS NOT NULL
       AND next_poll_at_ms IS NOT NULL;
 
+-- Before this migration a held hint's amount, currency, phone number and receipt were
+-- written into the transaction's own columns, where they would now read as stated by an
+-- authenticated source: they move to unconfirmed_details.
+UPDATE transactions
+   SET unconfirmed_details = json_object('amount_minor', amount_minor, 'currency', currency,
+                                         'msisdn', msisdn, 'receipt', receipt),
+       amount_minor = NULL, currency = NULL, msisdn = NULL, receipt = NULL
+ WHERE unconfirmed_status IS NOT NULL;
+
 -- One callback delivered with two different bodies under one idempotency key: the second
--- is kept as its own row, pointing at the first, and the transaction goes to review.
+-- is kept as its own row, pointing at the first; if the two say different things
+-- (report_sha256), the transaction goes to review.
 ALTER TABLE callbacks ADD COLUMN duplicate_of INTEGER REFERENCES callbacks(id);
+ALTER TABLE callbacks ADD COLUMN report_sha256 TEXT;
