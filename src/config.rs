@@ -177,6 +177,10 @@ pub struct Config {
     /// `[forward]`: where events go. `None`: forwarding is off and events accumulate in
     /// the outbox until it is configured.
     pub forward: Option<ForwardConfig>,
+    /// Keys of the per-payment callback URLs (`callback_url_keys`): the first signs new
+    /// URLs, every one verifies, so a key can be rotated in before the old one goes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub callback_url_keys: Vec<Secret>,
 }
 
 /// Default admin listen address: loopback only, like the callback listener.
@@ -655,6 +659,8 @@ struct RawConfig {
     reconciler: RawReconciler,
     admin: Option<RawAdmin>,
     forward: Option<RawForward>,
+    callback_url_keys: Option<Vec<Secret>>,
+    callback_url_keys_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -849,7 +855,14 @@ impl Config {
         Config::from_raw(raw, base)
     }
 
-    fn from_raw(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+    fn from_raw(mut raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+        // Read first: with per-payment URL keys, a token provider needs no static token.
+        let callback_url_keys = callback_url_keys(
+            raw.callback_url_keys.take(),
+            raw.callback_url_keys_file.take(),
+            base,
+        )?;
+        let minted = !callback_url_keys.is_empty();
         let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen = listen_text
             .parse()
@@ -976,6 +989,7 @@ impl Config {
                     d.callback_tokens_file,
                     base,
                     &DARAJA_BANNED_URL_WORDS,
+                    minted,
                 )?,
                 access: access(key, d.allowed_ips, d.ip_policy, &DARAJA_SENDER_IPS)?,
                 confirm_unsigned: d.confirm_unsigned.unwrap_or(true),
@@ -1061,6 +1075,7 @@ impl Config {
                     t.callback_tokens_file,
                     base,
                     &[],
+                    minted,
                 )?,
                 access: access(key, t.allowed_ips, t.ip_policy, &[])?,
                 confirm_unsigned: t.confirm_unsigned.unwrap_or(true),
@@ -1118,6 +1133,7 @@ impl Config {
         };
         Ok(Config {
             admin,
+            callback_url_keys,
             listen,
             public_base_url,
             max_body_bytes,
@@ -1776,12 +1792,51 @@ fn access(
 /// and `#` comments skipped), exactly one of them, and checks every token: long enough,
 /// safe in a URL path segment, and free of `banned` words. Messages name the token by its
 /// position, never by its value.
+/// Shortest accepted `callback_url_keys` entry: a key of at least 256 bits of text.
+pub const MIN_CALLBACK_URL_KEY_CHARS: usize = 32;
+
+/// Reads `callback_url_keys` (or `callback_url_keys_file`, one key a line).
+fn callback_url_keys(
+    inline: Option<Vec<Secret>>,
+    file: Option<PathBuf>,
+    base: &Path,
+) -> Result<Vec<Secret>, ConfigError> {
+    let key = "callback_url_keys";
+    let keys = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(key, format!("give {key} or {key}_file, not both")))
+        }
+        (Some(list), None) => list,
+        (None, Some(path)) => read_secret_file(key, &base.join(path))?
+            .expose()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(Secret::new)
+            .collect(),
+        (None, None) => return Ok(Vec::new()),
+    };
+    for (i, k) in keys.iter().enumerate() {
+        if k.expose().chars().count() < MIN_CALLBACK_URL_KEY_CHARS {
+            return Err(invalid(
+                key,
+                format!(
+                    "key #{} is shorter than {MIN_CALLBACK_URL_KEY_CHARS} characters",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    Ok(keys)
+}
+
 fn callback_tokens(
     section: &str,
     inline: Option<Vec<Secret>>,
     file: Option<PathBuf>,
     base: &Path,
     banned: &[&str],
+    minted: bool,
 ) -> Result<Vec<Secret>, ConfigError> {
     let key = format!("{section}.callback_tokens");
     let tokens = match (inline, file) {
@@ -1796,7 +1851,14 @@ fn callback_tokens(
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .map(Secret::new)
             .collect(),
-        (None, None) => return Err(invalid(&key, format!("required (or {key}_file)"))),
+        // Per-payment URLs (callback_url_keys) authenticate without a static token.
+        (None, None) if minted => return Ok(Vec::new()),
+        (None, None) => {
+            return Err(invalid(
+                &key,
+                format!("required (or {key}_file, or callback_url_keys for per-payment URLs)"),
+            ))
+        }
     };
     if tokens.is_empty() {
         return Err(invalid(&key, "at least one token is required"));

@@ -9,6 +9,8 @@
 //!   each provider's source-address policy, [`http::error`] is the one
 //!   failure → status mapping. [`http::admin`] is the separate loopback listener where
 //!   the merchant's application registers payments (`POST /v1/transactions`).
+//! - [`minted`]: per-payment callback URLs, which tie a Daraja or Tujenge callback to
+//!   the payment they were minted for.
 //! - [`providers`]: one file per provider behind the [`providers::Provider`] trait.
 //!   Providers do no I/O.
 //! - [`store`]: SQLite. Only this module writes SQL. One writer thread group-commits;
@@ -53,6 +55,7 @@ pub mod demo;
 pub mod forward;
 pub mod http;
 pub mod metrics;
+pub mod minted;
 pub mod money;
 pub mod notify;
 pub mod outbound;
@@ -90,6 +93,8 @@ pub struct Ctx {
     pub reconciler: Arc<reconcile::Reconciler>,
     /// The one outbound HTTP client (connection pool shared by the background loops).
     pub client: outbound::HttpClient,
+    /// Mints and verifies per-payment callback URLs (`callback_url_keys`).
+    pub minter: minted::Minter,
 }
 
 /// Why the daemon could not start or stopped abnormally.
@@ -130,6 +135,7 @@ impl Ctx {
             metrics: Arc::new(metrics::Metrics::new(registry.ids())),
             registry: Arc::new(registry),
             reconciler: Arc::new(reconcile::Reconciler::new(&config, client.clone())),
+            minter: minted::Minter::new(config.callback_url_keys.clone()),
             config: Arc::new(config),
             store,
             wake_reconciler: Arc::new(Notify::new()),

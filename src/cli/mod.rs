@@ -1,16 +1,17 @@
 //! The command line: `serve`, `check-config`, `migrate`, `healthcheck`, `events` (list,
 //! show, replay the outbox; pause and resume a destination; re-enable one disabled by
 //! 410 Gone), the operator and merchant commands `track`, `review`, `resolve` and `show`
-//! ([`review`]), `send-test` ([`send_test`]), `demo` ([`crate::demo`]), and
-//! `completions`, `man` and `gen-secret` ([`extras`]). Commands that touch the store open
-//! it directly (SQLite lets them run beside the daemon).
+//! ([`review`]), `callback-url` ([`callback_url`]), `send-test` ([`send_test`]), `demo`
+//! ([`crate::demo`]), and `completions`, `man` and `gen-secret` ([`extras`]). Commands
+//! that touch the store open it directly (SQLite lets them run beside the daemon).
 //!
-//! Only `serve`, `check-config` and `send-test` read provider secrets. Every other
+//! Only `serve`, `check-config`, `send-test` and `callback-url` read secrets. Every other
 //! command reads the file as an [`OperatorConfig`], so that it works where the secrets
 //! are readable by the service alone (systemd credentials). Every command but `serve`
 //! and `migrate` refuses a store that does not exist rather than create an empty one.
 //! Start-up glue, so errors are `anyhow` with "while ..." context.
 
+pub mod callback_url;
 pub mod extras;
 pub mod review;
 pub mod send_test;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Print, as JSON, the whole story of a transaction: its callbacks, polls,
     /// transitions, events and delivery attempts.
     Show(review::ShowArgs),
+    /// Mint a callback URL bound to one payment (Daraja, Tujenge), register the payment,
+    /// and print the URL.
+    CallbackUrl(callback_url::CallbackUrlArgs),
     /// Post a realistic sample callback, signed with the configured credentials, to the
     /// running daemon (or --to), and print its answer.
     SendTest(send_test::SendTestArgs),
@@ -226,6 +230,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Show(args) => review::show(&cli, args),
         Command::Events { command } => events(&cli, command),
         Command::SendTest(args) => send_test::run(&cli, args),
+        Command::CallbackUrl(args) => callback_url::run(&cli, args),
         Command::Demo(args) => crate::demo::run(args),
         Command::Completions { shell } => extras::completions(*shell),
         Command::Man => extras::man(),

@@ -16,6 +16,9 @@
 //! another amount (the expected amount is recorded and the transaction goes to review, or
 //! gets a conflict if it is settled); 503 when the store is unavailable.
 //!
+//! `POST /v1/callback-urls` mints a per-payment callback URL for Daraja or Tujenge
+//! ([`crate::minted`]) and registers its payment, as `payhook callback-url` does.
+//!
 //! `GET /v1/events` is the pull feed ([`super::feed`]), behind the same token.
 
 use super::error::{json, Body, HttpError};
@@ -85,6 +88,8 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/v1/events") => return super::feed::handle(&ctx, &req).await,
         (_, "/v1/events") => return HttpError::MethodNotAllowed("GET").response(),
+        (&Method::POST, "/v1/callback-urls") => return callback_url(&ctx, req).await,
+        (_, "/v1/callback-urls") => return HttpError::MethodNotAllowed("POST").response(),
         (&Method::POST, "/v1/transactions") => {}
         (_, "/v1/transactions") => return HttpError::MethodNotAllowed("POST").response(),
         _ => return HttpError::NotFound.response(),
@@ -147,6 +152,112 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
 }
 
 /// Reads a registration body; the error says what is wrong with it.
+/// `POST /v1/callback-urls`: mints a per-payment callback URL ([`crate::minted`]) and
+/// registers its payment. 201 `{"url", "provider", "provider_ref", "payment_id",
+/// "merchant_ref"}`; 400 for a body payhook cannot read or a provider that signs its
+/// callbacks; 409 when no `callback_url_keys` or `public_base_url` is configured.
+async fn callback_url(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match super::ingest::read_body(body, &parts.headers, ADMIN_BODY_LIMIT_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return e.response(),
+    };
+    let request = match payment_request(&body) {
+        Ok(r) => r,
+        Err(why) => return bad_request(&why),
+    };
+    let new = match crate::minted::new_payment(
+        &ctx.minter,
+        ctx.config.public_base_url.as_deref(),
+        &request,
+    ) {
+        Ok(n) => n,
+        Err(e @ crate::minted::MintError::Signed(_)) => return bad_request(&e.to_string()),
+        Err(e) => {
+            return json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({ "error": e.to_string() }).to_string(),
+            )
+        }
+    };
+    let now = crate::clock::now_ms();
+    let schedule = crate::schedule::first_poll(&ctx.config.poll(request.provider), now);
+    let payment = new.payment.clone();
+    match ctx
+        .store
+        .write(move |c| crate::store::payments::mint(c, &payment, schedule, now))
+        .await
+    {
+        Ok(registered) => {
+            if registered.is_some() {
+                ctx.wake_reconciler.notify_one();
+            }
+            let r = &new.payment.registration;
+            // The log names the payment, never the URL: its tag is the credential.
+            tracing::info!(provider = %r.provider, payment_id = %new.payment.payment_id, "callback URL minted");
+            json(
+                StatusCode::CREATED,
+                &serde_json::json!({
+                    "url": new.url,
+                    "provider": r.provider.as_str(),
+                    "provider_ref": (!r.provider_ref.is_empty()).then_some(&r.provider_ref),
+                    "payment_id": new.payment.payment_id,
+                    "merchant_ref": r.merchant_ref,
+                })
+                .to_string(),
+            )
+        }
+        Err(e) if e.is_unavailable() => HttpError::Unavailable.response(),
+        Err(e) => {
+            tracing::error!(error = %e, "minting a callback URL failed");
+            HttpError::Internal.response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintRequest<'a> {
+    provider: String,
+    kind: Option<String>,
+    #[serde(borrow)]
+    amount: Option<&'a RawValue>,
+    currency: Option<String>,
+    merchant_ref: Option<String>,
+}
+
+fn payment_request(body: &[u8]) -> Result<crate::minted::PaymentRequest, String> {
+    let r: MintRequest = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let provider: ProviderId = r.provider.parse().map_err(|e| format!("provider: {e}"))?;
+    let kind = r
+        .kind
+        .as_deref()
+        .map(|k| k.parse::<TxnKind>().map_err(|e| format!("kind: {e}")))
+        .transpose()?;
+    Ok(crate::minted::PaymentRequest {
+        provider,
+        kind,
+        merchant_ref: r.merchant_ref.filter(|m| !m.trim().is_empty()),
+        expected: expected(r.amount, r.currency.as_deref())?,
+    })
+}
+
+/// An expected amount from a request's `amount` and `currency`, which go together.
+fn expected(amount: Option<&RawValue>, currency: Option<&str>) -> Result<Option<Money>, String> {
+    let amount = amount
+        .map(decimal_text)
+        .transpose()
+        .map_err(|e| format!("amount: {e}"))?
+        .flatten();
+    match (amount, currency) {
+        (Some(a), Some(c)) => Ok(Some(
+            Money::parse(&a, c).map_err(|e| format!("amount: {e}"))?,
+        )),
+        (None, None) => Ok(None),
+        _ => Err("amount and currency go together".into()),
+    }
+}
+
 fn registration(body: &[u8]) -> Result<Registration, String> {
     let r: TrackRequest = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     let provider: ProviderId = r.provider.parse().map_err(|e| format!("provider: {e}"))?;
@@ -158,17 +269,7 @@ fn registration(body: &[u8]) -> Result<Registration, String> {
         Some(k) => k.parse::<TxnKind>().map_err(|e| format!("kind: {e}"))?,
         None => TxnKind::Unknown,
     };
-    let amount = r
-        .amount
-        .map(decimal_text)
-        .transpose()
-        .map_err(|e| format!("amount: {e}"))?
-        .flatten();
-    let expected = match (amount, r.currency.as_deref()) {
-        (Some(a), Some(c)) => Some(Money::parse(&a, c).map_err(|e| format!("amount: {e}"))?),
-        (None, None) => None,
-        _ => return Err("amount and currency go together".into()),
-    };
+    let expected = expected(r.amount, r.currency.as_deref())?;
     Ok(Registration {
         provider,
         provider_ref: provider_ref.to_string(),

@@ -111,14 +111,7 @@ pub async fn handle(
             count(if *e == HttpError::PayloadTooLarge { "too_large" } else { "bad_body" });
             tracing::info!(provider = %provider, client_ip = %client, error = %e, "callback body refused");
         })?;
-    let raw = RawCallback {
-        path_rest: rest.as_deref(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        body: &body,
-    };
-    let mut verified = p.verify(&raw).map_err(|e| {
+    let refuse = |e: crate::providers::VerifyError| {
         count("unauthorized");
         ctx.metrics.inc(
             "payhook_auth_failures_total",
@@ -126,7 +119,25 @@ pub async fn handle(
         );
         tracing::info!(provider = %provider, client_ip = %client, reason = e.label(), "callback refused: bad credential");
         HttpError::Unauthorized(e.label())
-    })?;
+    };
+    // A minted per-payment URL: its tag is checked here, statelessly, before the provider
+    // sees the request; the provider then gets the payment id and the sub-route.
+    let (payment, path_rest) = match rest.as_deref().and_then(crate::minted::split) {
+        Some((id_tag, sub)) if ctx.minter.enabled() => match ctx.minter.verify(provider, id_tag) {
+            Some(id) => (Some(id), sub),
+            None => return Err(refuse(crate::providers::VerifyError::UnknownToken)),
+        },
+        _ => (None, rest.as_deref()),
+    };
+    let raw = RawCallback {
+        path_rest,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+        payment: payment.as_deref(),
+    };
+    let mut verified = p.verify(&raw).map_err(&refuse)?;
     if verdict == Verdict::Allowed {
         // `callbacks.auth` records every check that passed, e.g. `token+ip`.
         verified.auth.push_str("+ip");

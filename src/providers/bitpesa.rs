@@ -423,6 +423,7 @@ mod tests {
             query: None,
             headers: &h,
             body: &body,
+            payment: None,
         })
     }
 

@@ -196,6 +196,29 @@ pub fn token_id(token: &str) -> String {
     sha256_hex(token.as_bytes())[..16].to_string()
 }
 
+/// A callback that came on a minted URL for `payment` (its tag already verified): like a
+/// token, it says who called, and for which payment. `callbacks.auth` names the payment;
+/// its dedup and correlation key is the payment id, never a secret.
+pub(crate) fn minted(
+    provider: ProviderId,
+    payment: &str,
+    req: &RawCallback<'_>,
+) -> VerifiedCallback {
+    let mut v = VerifiedCallback::new(
+        provider,
+        format!("minted-url:{payment}"),
+        false,
+        req.body.clone(),
+    );
+    v.path_token = Some(format!("pay-{payment}"));
+    v.sub_route = req
+        .path_rest
+        .map(|s| s.trim_matches('/').to_string())
+        .filter(|s| !s.is_empty());
+    v.payment = Some(payment.to_string());
+    v
+}
+
 /// Splits `{token}[/{sub-route}]` into the token and the normalised sub-route.
 pub(crate) fn split_path(rest: Option<&str>) -> (Option<&str>, Option<&str>) {
     let Some(rest) = rest else {
@@ -217,6 +240,9 @@ impl Provider for Daraja {
     }
 
     fn verify(&self, req: &RawCallback<'_>) -> Result<VerifiedCallback, VerifyError> {
+        if let Some(payment) = req.payment {
+            return Ok(minted(ProviderId::Daraja, payment, req));
+        }
         let (token, sub) = split_path(req.path_rest);
         let token = token.ok_or(VerifyError::UnknownToken)?;
         match_token(&self.tokens, token).ok_or(VerifyError::UnknownToken)?;
@@ -954,6 +980,7 @@ mod tests {
             query: None,
             headers: &headers,
             body: &body,
+            payment: None,
         })
     }
 

@@ -553,6 +553,7 @@ mod tests {
             query: None,
             headers: &headers,
             body: &body,
+            payment: None,
         })
     }
 

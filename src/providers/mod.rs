@@ -241,6 +241,9 @@ pub struct RawCallback<'a> {
     pub headers: &'a HeaderMap,
     /// Raw body bytes.
     pub body: &'a Bytes,
+    /// The payment id of a minted URL whose tag the HTTP layer verified; `path_rest` is
+    /// then only the sub-route after it.
+    pub payment: Option<&'a str>,
 }
 
 /// A callback whose credential checked out. Only a provider's `verify` can make one
@@ -271,6 +274,8 @@ pub struct VerifiedCallback {
     pub sub_route: Option<String>,
     /// The body exactly as received.
     pub body: Bytes,
+    /// The payment a minted URL bound it to ([`crate::minted`]), if it came on one.
+    pub payment: Option<String>,
 }
 
 impl VerifiedCallback {
@@ -294,6 +299,7 @@ impl VerifiedCallback {
             path_token: None,
             sub_route: None,
             body,
+            payment: None,
         }
     }
 }

@@ -51,6 +51,9 @@ impl Provider for Tujenge {
     }
 
     fn verify(&self, req: &RawCallback<'_>) -> Result<VerifiedCallback, VerifyError> {
+        if let Some(payment) = req.payment {
+            return Ok(daraja::minted(ProviderId::Tujenge, payment, req));
+        }
         let (token, _) = split_path(req.path_rest);
         let token = token.ok_or(VerifyError::UnknownToken)?;
         match_token(&self.tokens, token).ok_or(VerifyError::UnknownToken)?;
@@ -60,6 +63,11 @@ impl Provider for Tujenge {
     }
 
     fn parse_callback(&self, cb: &VerifiedCallback) -> Result<CallbackEvent, ParseError> {
+        // On a minted URL the payment id is the transaction's reference: one payment, one
+        // transaction, whatever token scheme the merchant also uses.
+        if let Some(payment) = &cb.payment {
+            return parse_for(payment.clone(), &cb.body);
+        }
         let token = cb
             .path_token
             .as_deref()
@@ -70,7 +78,11 @@ impl Provider for Tujenge {
 
 /// Reads a Tujenge body that came with the token identified by `token_id`.
 pub fn parse_body(token_id: &str, body: &[u8]) -> Result<CallbackEvent, ParseError> {
-    let provider_ref = provider_ref_of(token_id);
+    parse_for(provider_ref_of(token_id), body)
+}
+
+/// Reads a Tujenge body about the transaction `provider_ref`.
+fn parse_for(provider_ref: String, body: &[u8]) -> Result<CallbackEvent, ParseError> {
     let dedup_key = format!("{provider_ref}:sha256:{}", sha256_hex(body));
     // A body that is not JSON at all is still an unknown shape, not an error: nothing
     // says Tujenge sends JSON.
@@ -120,6 +132,7 @@ mod tests {
             query: None,
             headers: &headers,
             body: &body,
+            payment: None,
         })
     }
 

@@ -656,6 +656,7 @@ mod tests {
             query: None,
             headers: &headers,
             body: &body,
+            payment: None,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Storing an authenticated callback: deduplicate, check the nonce, keep the raw body,
 //! and apply what it reports, all inside one writer job (so one SQL transaction).
 
+use super::payments::{self, Binding};
 use super::transactions::{self, Applied, Schedule, Source, Trust};
 use super::StoreError;
 use crate::providers::{
@@ -71,9 +72,15 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
         }
     }
     let (kind, dedup_key, report, parse_error) = match &cb.parsed {
+        // On a minted URL the payment is part of the key: the provider retries to the same
+        // URL, and the same body posted to another payment's URL is not a retry but an
+        // attempt to bind its reference twice.
         Ok(ev) => (
             ev.kind.as_str(),
-            ev.dedup_key.clone(),
+            match &v.payment {
+                Some(payment) => format!("{}@pay-{payment}", ev.dedup_key),
+                None => ev.dedup_key.clone(),
+            },
             ev.report.as_ref(),
             None,
         ),
@@ -155,46 +162,78 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
     if parse_error.is_some() {
         return Ok(IngestOutcome::Flagged { callback_id });
     }
-    let applied = match (report, first) {
-        (Some(report), None | Some((_, false))) => Some(transactions::apply(
+    let Some(report) = report else {
+        return Ok(IngestOutcome::Stored {
+            callback_id,
+            applied: None,
+        });
+    };
+    let source = Source::Callback(callback_id);
+    // Why this report disputes its payment instead of being applied, if it does.
+    let mut dispute = first.filter(|(_, differs)| *differs).map(|(first, _)| {
+        format!(
+            "{}: callback {callback_id} has the idempotency key of callback {first} with another body",
+            crate::state::plan::CALLBACK_MISMATCH
+        )
+    });
+    // A callback on a minted URL binds its reference to the minted payment the first time
+    // (registering the payment's expected amount and merchant reference on it), and
+    // disputes a second, different binding.
+    if let Some(payment) = &v.payment {
+        match payments::bind(
+            conn,
+            v.provider,
+            payment,
+            &report.provider_ref,
+            cb.received_at_ms,
+        )? {
+            Binding::New(registration) => {
+                transactions::register(conn, &registration, cb.schedule, cb.received_at_ms)?;
+            }
+            Binding::Conflict(why) => dispute = Some(why),
+            Binding::Same | Binding::Unknown => {}
+        }
+    }
+    let applied = match dispute {
+        None => transactions::apply(
             conn,
             v.provider,
             report,
             cb.trust,
-            Source::Callback(callback_id),
+            source,
             cb.schedule,
             cb.received_at_ms,
-        )?),
-        (Some(report), Some((first, true))) => {
-            let why = format!(
-                "{}: callback {callback_id} has the idempotency key of callback {first} with another body",
-                crate::state::plan::CALLBACK_MISMATCH
-            );
-            let source = Source::Callback(callback_id);
-            match transactions::dispute(
+        )?,
+        Some(why) => match transactions::dispute(
+            conn,
+            v.provider,
+            &report.provider_ref,
+            why,
+            cb.trust.channel,
+            source,
+            cb.received_at_ms,
+        ) {
+            // The payment is not known yet: what the body says is a report like any other.
+            Err(StoreError::NotFound(_)) if v.payment.is_none() => transactions::apply(
                 conn,
                 v.provider,
-                &report.provider_ref,
-                why,
-                cb.trust.channel,
+                report,
+                cb.trust,
                 source,
+                cb.schedule,
                 cb.received_at_ms,
-            ) {
-                // The first body named no transaction payhook knows: nothing to dispute.
-                Err(StoreError::NotFound(_)) => Some(transactions::apply(
-                    conn,
-                    v.provider,
-                    report,
-                    cb.trust,
-                    source,
-                    cb.schedule,
-                    cb.received_at_ms,
-                )?),
-                other => Some(other?),
+            )?,
+            // A rebinding names a payment nobody knows: kept raw, for the reviewer.
+            Err(StoreError::NotFound(_)) => {
+                return Ok(IngestOutcome::Stored {
+                    callback_id,
+                    applied: None,
+                })
             }
-        }
-        (None, _) => None,
+            other => other?,
+        },
     };
+    let applied = Some(applied);
     if let Some(a) = &applied {
         conn.prepare_cached("UPDATE callbacks SET transaction_id = ?2 WHERE id = ?1")?
             .execute(params![callback_id, a.transaction_id])?;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_review_dismissals.sql"),
     include_str!("migrations/0006_redacted_destinations.sql"),
     include_str!("migrations/0007_destinations.sql"),
+    include_str!("migrations/0008_minted_payments.sql"),
 ];
 
 /// The schema version this binary writes.

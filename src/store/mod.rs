@@ -48,6 +48,7 @@ pub mod destinations;
 pub mod events;
 pub mod feed;
 pub mod migrations;
+pub mod payments;
 pub mod polls;
 pub mod queries;
 pub mod review;

@@ -22,6 +22,8 @@ mod forward;
 mod hostile;
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
 mod ingest;
+/// Per-payment callback URLs for Daraja and Tujenge, minted by the admin API and the CLI.
+mod minted;
 /// Money truth: the merchant is told only what an authenticated source stated.
 mod money_truth;
 /// Debian's nginx with deploy/nginx/payhook.conf in front of the binary.

@@ -66,6 +66,7 @@ fn raw_rest<'a>(
         query: None,
         headers,
         body,
+        payment: None,
     }
 }
 
