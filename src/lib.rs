@@ -39,6 +39,12 @@
 //! 5. No failed poll changes a status; no transaction is failed without a provider's or
 //!    an operator's definitive answer (a deadline leads to NEEDS_REVIEW).
 //! 6. No secret reaches a log line, the stored headers, or `Debug` output.
+//! 7. The merchant is told only what an authenticated source stated: each channel vouches
+//!    for what its authentication covers, and anything else is a hint that waits for the
+//!    status endpoint, or reaches the merchant marked unconfirmed ([`state::plan`]).
+//! 8. An amount is compared with every amount already known for the payment, whatever
+//!    the order; two bodies that say different things under one key are both kept, and
+//!    the payment is reviewed.
 //!
 //! # Errors
 //! Modules return typed `thiserror` enums shaped by what their caller decides
