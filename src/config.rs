@@ -1191,34 +1191,41 @@ impl Config {
         if let Some(z) = &self.providers.zengapay {
             if z.confirm_unsigned && z.api_token.is_none() {
                 out.push(
-                    "providers.zengapay has no api_token: a success whose signature covers only \
+                    "providers.zengapay has no api_token: a callback whose signature covers only \
                      some fields (auth hmac-sha256:fields-*) cannot be confirmed by a status \
-                     query and waits for review. Set api_token, or confirm_unsigned = false to \
-                     trust such callbacks as they are."
+                     query, so it is applied and announced as unconfirmed (\"confirmed\": false, \
+                     its values only in data.unconfirmed). Set api_token, or confirm_unsigned = \
+                     false to trust such callbacks as they are."
                         .to_string(),
                 );
             }
         }
-        // A token-only callback's success is held for a status query; with nothing to
-        // ask, every such success waits for its deadline (24 h by default), then review.
+        // Where token and an enforced allowlist authenticate together, no hint arrives: an
+        // address outside the list gets 403. Otherwise a token-only callback is a hint, and
+        // with nothing to ask it reaches the merchant marked unconfirmed.
+        let hints = |access: &AccessConfig, trusted: bool| {
+            !(trusted && access.ip_policy == IpPolicy::Enforce && !access.allowed_ips.is_empty())
+        };
         if let Some(d) = &self.providers.daraja {
-            if d.confirm_unsigned && d.api.is_none() {
+            if d.confirm_unsigned && d.api.is_none() && hints(&d.access, d.allowlist_authenticates)
+            {
                 out.push(
                     "providers.daraja has no query credentials (consumer_key, consumer_secret, \
-                     shortcode, passkey): every success an STK callback reports is held until its \
-                     poll_deadline, then goes to review. Set them, or confirm_unsigned = false to \
-                     trust token-authenticated callbacks as they are."
+                     shortcode, passkey), and callbacks are not all authenticated by an enforced \
+                     allowlist: a token-only STK result is applied and announced as unconfirmed \
+                     (\"confirmed\": false). Set the credentials, enforce the allowlist with \
+                     allowlist_authenticates, or confirm_unsigned = false to trust \
+                     token-authenticated callbacks as they are."
                         .to_string(),
                 );
             }
         }
         if let Some(t) = &self.providers.tujenge {
-            if t.confirm_unsigned {
+            if t.confirm_unsigned && hints(&t.access, t.allowlist_authenticates) {
                 out.push(
-                    "providers.tujenge has no status endpoint: with confirm_unsigned = true every \
-                     success its callbacks report is held until the deadline, then goes to \
-                     review. Set confirm_unsigned = false to trust token-authenticated callbacks \
-                     as they are."
+                    "providers.tujenge has no status endpoint: every result its callbacks report \
+                     is applied and announced as unconfirmed (\"confirmed\": false). Set \
+                     confirm_unsigned = false to trust token-authenticated callbacks as they are."
                         .to_string(),
                 );
             }
@@ -2427,7 +2434,10 @@ mod tests {
         let warned = |toml: &str| Config::from_toml(toml, Path::new(".")).unwrap().warnings();
         let daraja = "trusted_proxies = [\"127.0.0.1\"]\n[providers.daraja]\n\
                       callback_tokens = [\"d4r4j4-t0k3n-000001\"]\n";
-        let w = warned(daraja);
+        // Safaricom's senders, enforced, authenticate with the token: nothing is a hint.
+        assert!(warned(daraja).is_empty());
+        let daraja = format!("{daraja}ip_policy = \"log-only\"\n");
+        let w = warned(&daraja);
         assert!(
             w.len() == 1 && w[0].contains("providers.daraja has no query"),
             "{w:?}"
