@@ -41,6 +41,9 @@ pub const ADMIN_BODY_LIMIT_BYTES: usize = 16 * 1024;
 struct TrackRequest<'a> {
     provider: String,
     provider_ref: String,
+    /// The minted payment (`POST /v1/callback-urls`) this reference belongs to: binds it
+    /// now, so that the payment is reconciled even if no callback ever comes.
+    payment_id: Option<String>,
     kind: Option<String>,
     #[serde(borrow)]
     amount: Option<&'a RawValue>,
@@ -99,7 +102,7 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
         Ok(b) => b,
         Err(e) => return e.response(),
     };
-    let reg = match registration(&body) {
+    let (reg, payment_id) = match registration(&body) {
         Ok(r) => r,
         Err(why) => return bad_request(&why),
     };
@@ -108,7 +111,7 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
     let (provider, reference) = (reg.provider, reg.provider_ref.clone());
     match ctx
         .store
-        .write(move |c| transactions::register(c, &reg, schedule, now))
+        .write(move |c| register_with_payment(c, reg, payment_id.as_deref(), schedule, now))
         .await
     {
         Ok(done) if done.contradiction.is_some() => {
@@ -151,7 +154,6 @@ pub async fn handle(ctx: Ctx, _peer: SocketAddr, req: Request<Incoming>) -> Resp
     }
 }
 
-/// Reads a registration body; the error says what is wrong with it.
 /// `POST /v1/callback-urls`: mints a per-payment callback URL ([`crate::minted`]) and
 /// registers its payment. 201 `{"url", "provider", "provider_ref", "payment_id",
 /// "merchant_ref"}`; 400 for a body payhook cannot read or a provider that signs its
@@ -173,6 +175,7 @@ async fn callback_url(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     ) {
         Ok(n) => n,
         Err(e @ crate::minted::MintError::Signed(_)) => return bad_request(&e.to_string()),
+        Err(crate::minted::MintError::Random) => return HttpError::Internal.response(),
         Err(e) => {
             return json(
                 StatusCode::CONFLICT,
@@ -258,7 +261,36 @@ fn expected(amount: Option<&RawValue>, currency: Option<&str>) -> Result<Option<
     }
 }
 
-fn registration(body: &[u8]) -> Result<Registration, String> {
+/// Registers `reg`, first binding its reference to the minted payment `payment_id` (if
+/// given), whose merchant reference and amount fill what the request leaves out. A
+/// reference already bound elsewhere, or a payment bound to another reference, is refused.
+fn register_with_payment(
+    c: &rusqlite::Connection,
+    mut reg: Registration,
+    payment_id: Option<&str>,
+    schedule: crate::store::transactions::Schedule,
+    now: i64,
+) -> Result<transactions::Registered, StoreError> {
+    use crate::store::payments::{bind, Binding};
+    if let Some(id) = payment_id {
+        match bind(c, reg.provider, id, &reg.provider_ref, reg.kind, now)? {
+            Binding::New(minted) => {
+                reg.expected = reg.expected.or(minted.expected);
+                reg.merchant_ref = reg.merchant_ref.or(minted.merchant_ref);
+                if reg.kind == TxnKind::Unknown {
+                    reg.kind = minted.kind;
+                }
+            }
+            Binding::Conflict(why) => return Err(StoreError::Refused(why)),
+            Binding::Same | Binding::Unknown => {}
+        }
+    }
+    transactions::register(c, &reg, schedule, now)
+}
+
+/// Reads a registration body (and the minted payment it names, if any); the error says
+/// what is wrong with it.
+fn registration(body: &[u8]) -> Result<(Registration, Option<String>), String> {
     let r: TrackRequest = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     let provider: ProviderId = r.provider.parse().map_err(|e| format!("provider: {e}"))?;
     let provider_ref = r.provider_ref.trim();
@@ -270,13 +302,19 @@ fn registration(body: &[u8]) -> Result<Registration, String> {
         None => TxnKind::Unknown,
     };
     let expected = expected(r.amount, r.currency.as_deref())?;
-    Ok(Registration {
+    let registration = Registration {
         provider,
         provider_ref: provider_ref.to_string(),
         kind,
         expected,
         merchant_ref: r.merchant_ref.filter(|m| !m.trim().is_empty()),
-    })
+    };
+    Ok((
+        registration,
+        r.payment_id
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty()),
+    ))
 }
 
 #[cfg(test)]
@@ -285,7 +323,7 @@ mod tests {
 
     #[test]
     fn registrations_read_amounts_exactly_and_name_bad_fields() {
-        let r = registration(
+        let (r, _) = registration(
             br#"{"provider":"zengapay","provider_ref":" r-1 ","kind":"collection","amount":1500.50,"currency":"KES"}"#,
         )
         .unwrap();

@@ -180,22 +180,32 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
     // (registering the payment's expected amount and merchant reference on it), and
     // disputes a second, different binding.
     if let Some(payment) = &v.payment {
-        match payments::bind(
+        let binding = payments::bind(
             conn,
             v.provider,
             payment,
             &report.provider_ref,
+            report.kind,
             cb.received_at_ms,
-        )? {
+        )?;
+        match binding {
+            // A registration refused (another amount registered for the reference) is
+            // refused before it writes: a dispute, not an error that would undo the batch.
             Binding::New(registration) => {
-                transactions::register(conn, &registration, cb.schedule, cb.received_at_ms)?;
+                match transactions::register(conn, &registration, cb.schedule, cb.received_at_ms) {
+                    Ok(_) => {}
+                    Err(StoreError::Refused(why)) => {
+                        dispute = Some(format!("MINTED_URL_REGISTRATION: {why}"));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Binding::Conflict(why) => dispute = Some(why),
             Binding::Same | Binding::Unknown => {}
         }
     }
-    let applied = match dispute {
-        None => transactions::apply(
+    let apply = || {
+        transactions::apply(
             conn,
             v.provider,
             report,
@@ -203,8 +213,10 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             source,
             cb.schedule,
             cb.received_at_ms,
-        )?,
-        Some(why) => match transactions::dispute(
+        )
+    };
+    let dispute_it = |why: String| {
+        transactions::dispute(
             conn,
             v.provider,
             &report.provider_ref,
@@ -212,23 +224,27 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             cb.trust.channel,
             source,
             cb.received_at_ms,
-        ) {
+        )
+    };
+    let applied = match dispute {
+        None => apply()?,
+        Some(why) => match dispute_it(why.clone()) {
             // The payment is not known yet: what the body says is a report like any other.
-            Err(StoreError::NotFound(_)) if v.payment.is_none() => transactions::apply(
-                conn,
-                v.provider,
-                report,
-                cb.trust,
-                source,
-                cb.schedule,
-                cb.received_at_ms,
-            )?,
-            // A rebinding names a payment nobody knows: kept raw, for the reviewer.
+            Err(StoreError::NotFound(_)) if v.payment.is_none() => apply()?,
+            // A reference payhook does not know yet, on a minted URL that disputes it
+            // (bound to another one, or minted for another kind): recorded PENDING and put in
+            // review, so that no payment goes unnoticed; what the body says stays in the
+            // callback row for the reviewer, and settles nothing.
             Err(StoreError::NotFound(_)) => {
-                return Ok(IngestOutcome::Stored {
-                    callback_id,
-                    applied: None,
-                })
+                let known = transactions::Registration {
+                    provider: v.provider,
+                    provider_ref: report.provider_ref.clone(),
+                    kind: report.kind,
+                    expected: None,
+                    merchant_ref: None,
+                };
+                transactions::register(conn, &known, cb.schedule, cb.received_at_ms)?;
+                dispute_it(why)?
             }
             other => other?,
         },

@@ -51,7 +51,8 @@ pub fn mint(
 /// What binding a callback's reference to its minted payment found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binding {
-    /// No such payment in this store (minted elsewhere): nothing to bind.
+    /// No such payment in this store (minted elsewhere): bound now, with nothing to
+    /// register.
     Unknown,
     /// Already bound to this reference.
     Same,
@@ -68,6 +69,7 @@ pub fn bind(
     provider: ProviderId,
     payment_id: &str,
     provider_ref: &str,
+    reported_kind: TxnKind,
     now_ms: i64,
 ) -> Result<Binding, StoreError> {
     // (bound reference, kind, merchant reference, expected minor units, currency)
@@ -87,9 +89,42 @@ pub fn bind(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
+    let other: Option<String> = conn
+        .prepare_cached(
+            "SELECT payment_id FROM minted_payments WHERE provider = ?1 AND provider_ref = ?2",
+        )?
+        .query_row(params![provider.as_str(), provider_ref], |r| r.get(0))
+        .optional()?;
     let Some((bound, kind, merchant_ref, minor, currency)) = row else {
+        // Minted against another store (the tag proves payhook minted it): bound on first
+        // sight all the same, so that the URL still proves one payment.
+        if let Some(other) = other {
+            return Ok(Binding::Conflict(format!(
+                "MINTED_URL_REBIND: {provider_ref} is bound to payment {other}; a callback on the URL of payment {payment_id} names it"
+            )));
+        }
+        conn.prepare_cached(
+            "INSERT INTO minted_payments (payment_id, provider, kind, provider_ref, created_at_ms,
+                                          bound_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )?
+        .execute(params![
+            payment_id,
+            provider.as_str(),
+            reported_kind.as_str(),
+            provider_ref,
+            now_ms
+        ])?;
         return Ok(Binding::Unknown);
     };
+    let kind: TxnKind = kind.parse().unwrap_or(TxnKind::Unknown);
+    if kind != TxnKind::Unknown && reported_kind != TxnKind::Unknown && kind != reported_kind {
+        return Ok(Binding::Conflict(format!(
+            "MINTED_URL_KIND: payment {payment_id} was minted for a {} payment; a callback on its URL reports a {} one",
+            kind.as_str(),
+            reported_kind.as_str()
+        )));
+    }
     match bound {
         Some(b) if b == provider_ref => return Ok(Binding::Same),
         Some(b) => {
@@ -99,12 +134,6 @@ pub fn bind(
         }
         None => {}
     }
-    let other: Option<String> = conn
-        .prepare_cached(
-            "SELECT payment_id FROM minted_payments WHERE provider = ?1 AND provider_ref = ?2",
-        )?
-        .query_row(params![provider.as_str(), provider_ref], |r| r.get(0))
-        .optional()?;
     if let Some(other) = other {
         return Ok(Binding::Conflict(format!(
             "MINTED_URL_REBIND: {provider_ref} is bound to payment {other}; a callback on the URL of payment {payment_id} names it"
@@ -121,7 +150,7 @@ pub fn bind(
     Ok(Binding::New(Registration {
         provider,
         provider_ref: provider_ref.to_string(),
-        kind: kind.parse().unwrap_or(TxnKind::Unknown),
+        kind,
         expected,
         merchant_ref,
     }))

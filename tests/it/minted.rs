@@ -203,17 +203,24 @@ async fn a_minted_daraja_url_binds_its_checkout_request_and_refuses_to_rebind() 
         .unwrap();
     assert_eq!(bound, "ws_CO_A");
 
-    // Another CheckoutRequestID on the same URL does not rebind it, and settles nothing.
+    // Another CheckoutRequestID on the same URL does not rebind it: the payment it names
+    // is recorded, in review, so that no money goes unnoticed, and settles nothing.
     assert_eq!(
         post(d.addr, &path_of(&p1), &[], &stk("ws_CO_B", "5.00"))
             .await
             .status,
         200
     );
-    assert_eq!(
-        d.count("SELECT count(*) FROM transactions WHERE provider_ref = 'ws_CO_B'"),
-        0
-    );
+    let (status, reason): (String, String) = d
+        .db()
+        .query_row(
+            "SELECT status, reason FROM transactions WHERE provider_ref = 'ws_CO_B'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "NEEDS_REVIEW");
+    assert!(reason.starts_with("MINTED_URL_REBIND"), "{reason}");
     // The same CheckoutRequestID on another payment's URL is a conflict for review: the
     // settled status stays, the conflict is recorded and listed.
     assert_eq!(
@@ -288,4 +295,92 @@ async fn the_cli_mints_urls_that_verify_and_check_config_redacts_the_keys() {
     let out = run(&["check-config"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && !text.contains(KEY_NEW), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registration_binds_a_minted_payment_and_disagreements_are_reviewed_not_errors() {
+    let d = TestDaemon::start(&config(&[KEY_NEW])).await;
+    let addr = d.admin_addr.unwrap();
+    let admin = |body: String| async move {
+        post(
+            addr,
+            "/v1/transactions",
+            &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            body.as_bytes(),
+        )
+        .await
+    };
+    // The application binds the CheckoutRequestID it got back to the minted payment: the
+    // payment is reconciled from now on, with the minted amount and reference.
+    let p = mint(
+        &d,
+        r#"{"provider":"daraja","merchant_ref":"order-9","amount":"1.00","currency":"KES"}"#,
+    )
+    .await;
+    let pid = p["payment_id"].as_str().unwrap();
+    let r = admin(format!(
+        r#"{{"provider":"daraja","provider_ref":"ws_CO_C","payment_id":"{pid}"}}"#
+    ))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (merchant_ref, expected, kind): (String, i64, String) = d
+        .db()
+        .query_row(
+            "SELECT merchant_ref, expected_amount_minor, kind FROM transactions WHERE provider_ref = 'ws_CO_C'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (merchant_ref.as_str(), expected, kind.as_str()),
+        ("order-9", 100, "stk")
+    );
+    let again = admin(format!(
+        r#"{{"provider":"daraja","provider_ref":"ws_CO_X","payment_id":"{pid}"}}"#
+    ))
+    .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+
+    // A URL minted for an STK push that receives a C2B confirmation is reviewed.
+    let stk_url = path_of(&mint(&d, r#"{"provider":"daraja","merchant_ref":"order-10"}"#).await);
+    let c2b = fixture("daraja/c2b.json");
+    let r = post(d.addr, &format!("{stk_url}/c2b/confirmation"), &[], &c2b).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let reason: String = d
+        .db()
+        .query_row(
+            "SELECT reason FROM transactions WHERE provider_ref = 'RKTQDM7W6S'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(reason.starts_with("MINTED_URL_KIND"), "{reason}");
+
+    // A reference registered with another amount than the minted one: the callback is
+    // stored and the payment reviewed; nothing else in its batch is undone.
+    let reg = r#"{"provider":"daraja","provider_ref":"ws_CO_D","kind":"stk","amount":"1000.00","currency":"KES"}"#;
+    assert_eq!(admin(reg.to_string()).await.status, 201);
+    let small = path_of(
+        &mint(
+            &d,
+            r#"{"provider":"daraja","merchant_ref":"order-11","amount":"1.00","currency":"KES"}"#,
+        )
+        .await,
+    );
+    assert_eq!(
+        post(d.addr, &small, &[], &stk("ws_CO_D", "1.00"))
+            .await
+            .status,
+        200
+    );
+    let (status, reason): (String, String) = d
+        .db()
+        .query_row(
+            "SELECT status, reason FROM transactions WHERE provider_ref = 'ws_CO_D'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "NEEDS_REVIEW");
+    assert!(reason.starts_with("MINTED_URL_REGISTRATION"), "{reason}");
 }
