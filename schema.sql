@@ -12,7 +12,7 @@
 --   * provider is the route name, spelled as in config, logs and metrics:
 --     zengapay | bitpesa | daraja | jenga | tujenge.
 --   * status is one of PENDING, INDETERMINATE, SUCCEEDED, FAILED, REVERSED, NEEDS_REVIEW
---     (shared/providers.md §6.1). SUCCEEDED, FAILED and REVERSED are terminal.
+--     (the normalised status of every provider). SUCCEEDED, FAILED and REVERSED are terminal.
 --   * Only payhook's single writer changes rows, except that a merchant application may
 --     INSERT new transactions to have them tracked (see README "Tracking a payment").
 

@@ -29,7 +29,7 @@ pub const DEFAULT_FORWARD_RETRY_FIRST_AFTER: Duration = Duration::from_secs(30);
 /// Default longest delay between two deliveries of one event.
 pub const DEFAULT_FORWARD_RETRY_MAX_INTERVAL: Duration = Duration::from_secs(3600);
 /// Default time after which an undeliverable event is dead-lettered: three days, so a
-/// merchant's weekend outage does not lose anything (issue 5).
+/// merchant's weekend outage does not lose anything.
 pub const DEFAULT_FORWARD_RETRY_HORIZON: Duration = Duration::from_secs(3 * 24 * 3600);
 /// Default number of deliveries in flight at once to the destination.
 pub const DEFAULT_FORWARD_MAX_IN_FLIGHT: usize = 8;
@@ -224,7 +224,7 @@ impl Default for ReconcilerConfig {
 }
 
 /// How the reconciler polls one provider: the `base_url` and `poll_*` keys of its
-/// `[providers.*]` section, defaulting to `schedule::defaults` (providers.md §6.6).
+/// `[providers.*]` section, defaulting to `schedule::defaults`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PollConfig {
     /// The provider's API root (scheme, host, optional port; no trailing slash).
@@ -466,8 +466,8 @@ pub struct AccessConfig {
     pub ip_policy: IpPolicy,
 }
 
-/// The Daraja sender addresses circulated by practitioners (providers.md §3.6 item 2;
-/// not on an official Safaricom page): the default `providers.daraja.allowed_ips`.
+/// The Daraja sender addresses circulated by practitioners (not
+/// on an official Safaricom page): the default `providers.daraja.allowed_ips`.
 pub const DARAJA_SENDER_IPS: [&str; 12] = [
     "196.201.214.200",
     "196.201.214.206",
@@ -484,10 +484,10 @@ pub const DARAJA_SENDER_IPS: [&str; 12] = [
 ];
 
 /// Shortest callback token accepted: the token is the only credential Daraja and
-/// Tujenge callbacks carry (providers.md §3.6, §5), so it must not be guessable.
+/// Tujenge callbacks carry (neither signs), so it must not be guessable.
 pub const MIN_CALLBACK_TOKEN_CHARS: usize = 16;
 
-/// Words Daraja refuses in callback URLs (providers.md §3.6 item 1), checked
+/// Words Daraja refuses in callback URLs, checked
 /// case-insensitively in Daraja tokens because the token is part of the URL.
 pub const DARAJA_BANNED_URL_WORDS: [&str; 8] = [
     "m-pesa",
@@ -515,7 +515,7 @@ pub struct DarajaConfig {
     /// (Safaricom's published senders by default) counts as authenticated, like a
     /// signature (default true). Off: such callbacks are hints like token-only ones.
     pub allowlist_authenticates: bool,
-    /// Credentials of the STK push query (§3.2); without them Daraja is not polled and a
+    /// Credentials of the STK push query; without them Daraja is not polled and a
     /// held success waits for its deadline.
     pub api: Option<DarajaApi>,
     /// Polling plan and API root.
@@ -546,7 +546,7 @@ pub struct JengaConfig {
     /// Source-address check; none by default (Jenga publishes no sender addresses).
     #[serde(flatten)]
     pub access: AccessConfig,
-    /// Credentials of the transaction details query (§4.2); without them Jenga is not
+    /// Credentials of the transaction details query; without them Jenga is not
     /// polled.
     pub api: Option<JengaApi>,
     /// Polling plan and API root.
@@ -590,7 +590,7 @@ pub struct TujengeConfig {
 pub struct ZengaPayConfig {
     /// The account's "Secret Hash" (dashboard → Developer Settings), the HMAC key.
     pub secret_hash: Secret,
-    /// The API token for the status endpoints (`Authorization: Bearer`, §1); without it
+    /// The API token for the status endpoints (`Authorization: Bearer`); without it
     /// ZengaPay transactions are not polled.
     pub api_token: Option<Secret>,
     /// Source-address check, on top of the signature; none by default (ZengaPay
@@ -615,7 +615,7 @@ pub struct ZengaPayConfig {
 
 /// Default ZengaPay statement sweep interval.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
-/// Default ZengaPay statement lookback: INDETERMINATE resolves within 24 h (§1.4), plus
+/// Default ZengaPay statement lookback: INDETERMINATE resolves within 24 h, plus
 /// room for a restart.
 pub const DEFAULT_SWEEP_LOOKBACK: Duration = Duration::from_secs(26 * 3600);
 

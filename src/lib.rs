@@ -1,7 +1,7 @@
 //! payhook: reliable ingest, reconciliation and forwarding of payment-provider callbacks.
 //!
 //! # Layout
-//! The code follows the pipeline (shared/design.md):
+//! The code follows the pipeline:
 //!
 //! - [`http`]: the hyper listener. [`http::route`] maps requests to endpoints,
 //!   [`http::ingest`] verifies → parses → stores → acknowledges, [`http::client_ip`]

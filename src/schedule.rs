@@ -1,4 +1,4 @@
-//! Per-provider polling plans (providers.md §6.6): when to ask a status endpoint first, how
+//! Per-provider polling plans: when to ask a status endpoint first, how
 //! the interval grows, how many requests a minute a provider tolerates, and when an open
 //! transaction is escalated to review. [`defaults`] holds each provider's documented limits;
 //! `[providers.*]` keys override them (`poll_first_after`, `poll_max_interval`,
@@ -25,7 +25,7 @@ const JITTER: f64 = 0.1;
 pub fn defaults(provider: ProviderId) -> PollConfig {
     let (base_url, first_after, max_interval, deadline, rate_per_minute) = match provider {
         // Every 1, 2, 4, 8, 15, 15 ... minutes ("every 5-15 min to 24 h"); INDETERMINATE is
-        // "usually resolved within 24 h" (§1.4, §6.6).
+        // "usually resolved within 24 h".
         ProviderId::ZengaPay => (
             "https://api.zengapay.com",
             MINUTE,
@@ -33,7 +33,7 @@ pub fn defaults(provider: ProviderId) -> PollConfig {
             24 * HOUR,
             60,
         ),
-        // At most 6 polls in the first hour, then hourly, at most 2500 calls a day (§2.4):
+        // At most 6 polls in the first hour, then hourly, at most 2500 calls a day:
         // 10, 20, 40 minutes, then every hour; 1 request a minute is 1440 a day. Compliance
         // checks may take 24 h, so the deadline leaves room for them.
         ProviderId::BitPesa => (
@@ -43,8 +43,8 @@ pub fn defaults(provider: ProviderId) -> PollConfig {
             72 * HOUR,
             1,
         ),
-        // STK query from 30-60 s after initiation, a few times over the first minutes
-        // (§3.7, §6.6); spike arrest (500.003.02) punishes bursts.
+        // STK query from 30-60 s after initiation, a few times over the first minutes;
+        // spike arrest (500.003.02) punishes bursts.
         ProviderId::Daraja => (
             "https://api.safaricom.co.ke",
             45 * SECOND,
@@ -59,7 +59,7 @@ pub fn defaults(provider: ProviderId) -> PollConfig {
             24 * HOUR,
             60,
         ),
-        // Nothing to poll (§5): wait for the callback, then review.
+        // Nothing to poll (no status endpoint): wait for the callback, then review.
         ProviderId::Tujenge => ("https://api.tujenge.io", 24 * HOUR, 24 * HOUR, 24 * HOUR, 1),
     };
     PollConfig {
@@ -101,7 +101,7 @@ pub fn policy(plan: &PollConfig) -> RetryPolicy {
 /// use payhook::{providers::ProviderId, schedule};
 /// use std::time::Duration;
 /// let plan = schedule::defaults(ProviderId::BitPesa);
-/// // TransferZero: 10, 20, 40 minutes, then hourly (providers.md §2.4).
+/// // TransferZero: 10, 20, 40 minutes, then hourly.
 /// assert_eq!(schedule::next_poll_at(&plan, 0, 1, None, 0.0), 20 * 60_000);
 /// assert_eq!(schedule::next_poll_at(&plan, 0, 9, None, 0.0), 3_600_000);
 /// assert_eq!(schedule::next_poll_at(&plan, 0, 1, Some(Duration::from_secs(7200)), 0.0), 3_600_000);

@@ -104,7 +104,7 @@ pub enum Decision {
     Conflict,
 }
 
-/// Decides a transition. The table is shared/design.md's state machine:
+/// Decides a transition. The table is the state machine:
 /// PENDING → {INDETERMINATE, SUCCEEDED, FAILED, NEEDS_REVIEW};
 /// INDETERMINATE → {PENDING, SUCCEEDED, FAILED, NEEDS_REVIEW};
 /// NEEDS_REVIEW → {SUCCEEDED, FAILED}; SUCCEEDED → REVERSED.

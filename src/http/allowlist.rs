@@ -1,6 +1,7 @@
-//! The per-provider source-address check (providers.md §3.6 item 2). A pure function:
-//! the caller resolves the client address first ([`super::client_ip::resolve`], which
-//! only believes `X-Forwarded-For` from a trusted proxy) and decides what to answer.
+//! The per-provider source-address check (README.md, "Providers that cannot sign").
+//! A pure function: the caller resolves the client address first
+//! ([`super::client_ip::resolve`], which only believes `X-Forwarded-For` from a trusted
+//! proxy) and decides what to answer.
 //!
 //! An empty allowlist means "no address check" (the default for every provider but
 //! Daraja, whose senders are published by practitioners, not by Safaricom).

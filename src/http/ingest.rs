@@ -78,7 +78,7 @@ pub async fn handle(
         return Err(HttpError::NotFound);
     };
     let client = client_ip::resolve(peer.ip(), req.headers(), &ctx.config.trusted_proxies);
-    // The address check comes before a byte of the body is read (issue 3). Log lines
+    // The address check comes before a byte of the body is read. Log lines
     // name the address, never the path: for Daraja and Tujenge it holds the token.
     let verdict = ctx
         .config

@@ -31,7 +31,8 @@ pub enum RouteError {
     MethodNotAllowed(&'static str),
 }
 
-/// Providers whose route carries a secret path segment (providers.md §3.6, §5).
+/// Providers whose route carries a secret path segment: Daraja and Tujenge sign
+/// nothing, so the token is their credential.
 fn takes_path_token(p: ProviderId) -> bool {
     matches!(p, ProviderId::Daraja | ProviderId::Tujenge)
 }

@@ -1,4 +1,4 @@
-//! BitPesa / TransferZero webhooks (providers.md §2).
+//! BitPesa / TransferZero webhooks.
 //!
 //! Webhooks carry the same headers as API requests: `Authorization-Key` (must be *our*
 //! API key), `Authorization-Nonce` and `Authorization-Signature`, the lowercase hex
@@ -8,7 +8,7 @@
 //! in the store, inside the same transaction that stores the callback.
 //!
 //! Status: `GET /v1/transactions/{id}`, signed like any request, a GET hashing the empty
-//! body (§2.2, §2.4); the answer wraps the transaction in `"object"`.
+//! body; the answer wraps the transaction in `"object"`.
 
 use super::{
     ct_eq, header_str, json_reply, path_segment, verify_hex_mac, CallbackEvent, ParseError,
@@ -68,7 +68,7 @@ impl BitPesa {
     }
 }
 
-/// The string TransferZero signs (§2.2): `nonce&METHOD&url&sha512hex(body)`.
+/// The string TransferZero signs: `nonce&METHOD&url&sha512hex(body)`.
 pub fn string_to_sign(nonce: &str, method: &str, url: &str, body: &[u8]) -> String {
     format!(
         "{nonce}&{method}&{url}&{}",
@@ -142,7 +142,7 @@ impl Provider for BitPesa {
         };
         let state = o.state.as_deref().unwrap_or("-");
         // recipient.error may legitimately repeat for the same recipient and state with a
-        // new reason (§2.3), so its body takes part in the key.
+        // new reason, so its body takes part in the key.
         let dedup_key = if object_type == "recipient" {
             format!(
                 "{event}:{id}:{state}:{}",
@@ -205,7 +205,7 @@ impl Provider for BitPesa {
     }
 }
 
-/// `GET /v1/transactions/{id}` answer (§2.4).
+/// `GET /v1/transactions/{id}` answer.
 #[derive(Deserialize)]
 struct StatusReply<'a> {
     #[serde(borrow)]
@@ -237,7 +237,7 @@ struct ReasonDetails {
     category: Option<String>,
 }
 
-/// Maps a TransferZero transaction `state` (§2.4, §6.2) to a status and reason.
+/// Maps a TransferZero transaction `state` to a status and reason.
 pub fn map_transaction_state(state: &str) -> Option<(Status, Option<&'static str>)> {
     Some(match state {
         "paid" => (Status::Succeeded, None),
@@ -266,7 +266,7 @@ fn transaction_report(event: &str, id: &str, o: &Object<'_>) -> Result<StatusRep
     };
     let mut r = StatusReport::new(id, TxnKind::Transfer, status);
     r.reason = reason.map(str::to_string);
-    // transaction.error keeps the transaction pending (§6.2) but says why.
+    // transaction.error keeps the transaction pending but says why.
     if event == "transaction.error" && r.reason.is_none() {
         r.reason = Some("PROVIDER_ERROR".into());
     }
@@ -288,9 +288,9 @@ fn transaction_report(event: &str, id: &str, o: &Object<'_>) -> Result<StatusRep
 fn recipient_report(event: &str, o: &Object<'_>) -> Option<StatusReport> {
     let txn = o.transaction_id.as_deref().filter(|t| !t.is_empty())?;
     let (status, reason) = match (o.state.as_deref(), o.transaction_state.as_deref()) {
-        // A stuck payout needs a human at TransferZero: INDETERMINATE (§2.4).
+        // A stuck payout needs a human at TransferZero: INDETERMINATE.
         (Some("stuck"), _) => (Status::Indeterminate, Some("RECIPIENT_STUCK".to_string())),
-        // recipient.error is not terminal: TransferZero keeps retrying (§2.4).
+        // recipient.error is not terminal: TransferZero keeps retrying.
         (Some("error"), _) => (
             Status::Pending,
             Some(format!(
@@ -319,7 +319,8 @@ mod tests {
     use bytes::Bytes;
     use http::HeaderMap;
 
-    // Published vector, bitpesa/api-documentation authentication.md (providers.md §2.2).
+    // Published vector, bitpesa/api-documentation authentication.md
+    // (also fixtures/bitpesa/published_sender_body.json; see fixtures/README.md).
     const PUBLISHED_BODY: &str = r#"{"sender":{"country":"UG","phone_country":"UG","phone_number":"752403639","email":"email@domain.com","first_name":"Example","last_name":"User","city":"Kampala","street":"Somewhere 17-3","postal_code":"798983","birth_date":"1970-01-01","documents":[{"upload":"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAACXBIWXMAAAsT\nAAALEwEAmpwYAAAAB3RJTUUH4gEeCTEzbKJEHgAAAB1pVFh0Q29tbWVudAAA\nAAAAQ3JlYXRlZCB3aXRoIEdJTVBkLmUHAAAADElEQVQI12P4z8AAAAMBAQAY\n3Y2wAAAAAElFTkSuQmCC","upload_file_name":"passport.png","metadata":{"meta":"data"}}],"ip":"127.0.0.1","metadata":{"meta":"data"}}}"#;
 
     fn provider(url: &str) -> BitPesa {

@@ -1,8 +1,7 @@
 //! Safaricom Daraja (M-Pesa) callbacks: STK push results, C2B validation and
-//! confirmation, B2C results and queue time-outs, Transaction Status results
-//! (providers.md §3).
+//! confirmation, B2C results and queue time-outs, Transaction Status results.
 //!
-//! Daraja signs nothing (§3.6), so a callback is authenticated by a secret token in its
+//! Daraja signs nothing, so a callback is authenticated by a secret token in its
 //! path, `/callbacks/daraja/{token}[/{sub-route}]`, compared in constant time with every
 //! configured token; the source-address allowlist is checked before this, by the HTTP
 //! layer. Such a callback is *unsigned* ([`VerifiedCallback::signed`] is false): a
@@ -19,13 +18,14 @@
 //! | `status` | Transaction Status `Result` | `transaction_status` (stored, changes nothing) |
 //! | `status/timeout` | its queue time-out | `transaction_status_timeout` (stored) |
 //!
-//! Sub-routes avoid the words Daraja refuses in callback URLs (§3.6 item 1).
+//! Sub-routes avoid the words Daraja refuses in callback URLs
+//! ([`crate::config::DARAJA_BANNED_URL_WORDS`]).
 //!
-//! Status: the STK push query (§3.2), `POST /mpesa/stkpushquery/v1/query` with an OAuth
+//! Status: the STK push query, `POST /mpesa/stkpushquery/v1/query` with an OAuth
 //! bearer token (`GET /oauth/v1/generate`, Basic consumer key:secret, cached by the
 //! reconciler) and `Password = base64(shortcode + passkey + timestamp)`. Only STK
 //! transactions have a synchronous query; C2B and B2C wait for their callbacks or their
-//! deadline (Transaction Status answers asynchronously, §3.5).
+//! deadline (Transaction Status answers asynchronously).
 //!
 //! The helpers the reconciler reuses for STK and Transaction Status queries are `pub`:
 //! [`result_status`] (ResultCode → status and reason), [`named_values`] / [`lookup`]
@@ -83,10 +83,10 @@ pub fn timestamp(now_ms: i64) -> String {
         .collect()
 }
 
-/// The STK `Password`: base64 of shortcode, passkey and timestamp concatenated (§3.1).
+/// The STK `Password`: base64 of shortcode, passkey and timestamp concatenated.
 ///
 /// ```
-/// // The verified vector of providers.md §3.1 (Daraja sandbox passkey).
+/// // Daraja's sandbox shortcode and passkey, with the published password.
 /// let p = payhook::providers::daraja::stk_password(
 ///     "174379",
 ///     "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
@@ -105,7 +105,7 @@ fn stk_queryable(txn: &PendingTxn) -> bool {
         || (txn.kind == TxnKind::Unknown && txn.provider_ref.starts_with("ws_CO_"))
 }
 
-/// The STK push query answer (§3.2), and the error answer Daraja sends instead.
+/// The STK push query answer, and the error answer Daraja sends instead.
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct StkQueryReply<'a> {
@@ -128,7 +128,7 @@ struct TokenReply<'a> {
 /// Reads an STK query answer. "Being processed" comes as an HTTP 500 with
 /// `errorCode 500.001.1001`, and as `ResultCode 4999`: both PENDING, not failures. The
 /// same error code also means wrong credentials or an unknown merchant, so it is read by
-/// its message (§3.2); token, validation, spike-arrest and quota errors are poll
+/// its message; token, validation, spike-arrest and quota errors are poll
 /// failures.
 pub fn parse_stk_query(
     provider_ref: &str,
@@ -327,7 +327,7 @@ impl Provider for Daraja {
             .access_token
             .filter(|t| !t.is_empty())
             .ok_or(ParseError::Missing("access_token"))?;
-        // "valid ~1 h" (§3); when unreadable, assume the documented hour.
+        // Documented as "valid ~1 h"; when unreadable, assume the documented hour.
         let secs = value_text(reply.expires_in)
             .and_then(|t| t.parse::<u64>().ok())
             .unwrap_or(3600);
@@ -338,7 +338,7 @@ impl Provider for Daraja {
     }
 
     fn ack(&self, event: Option<&CallbackEvent>) -> Ack {
-        // §3.3: validation wants ResultCode "0" (a string) to accept; confirmation and
+        // Validation wants ResultCode "0" (a string) to accept; confirmation and
         // results are acknowledged with ResultCode 0. payhook does not judge C2B
         // payments: it accepts every validation, as Daraja would with
         // ResponseType "Completed", and the merchant refunds if it must.
@@ -410,7 +410,7 @@ pub fn parse_body(sub_route: Option<&str>, body: &[u8]) -> Result<CallbackEvent,
 }
 
 /// Parses an STK push result body (`{"Body":{"stkCallback":…}}`); `Ok(None)` when the
-/// body is JSON but not of that shape. Tujenge reuses this for forwarded results (§5).
+/// body is JSON but not of that shape. Tujenge reuses this for forwarded results.
 pub fn stk_report(body: &[u8]) -> Result<Option<StatusReport>, ParseError> {
     let env: Envelope = serde_json::from_slice(body)?;
     match env.Body.and_then(|b| b.stkCallback) {
@@ -420,16 +420,16 @@ pub fn stk_report(body: &[u8]) -> Result<Option<StatusReport>, ParseError> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Result codes (§3.1, §3.4)
+// Result codes of STK push and B2C
 // ---------------------------------------------------------------------------------------
 
 /// Which table a ResultCode is read with: STK and B2C share numbers with other meanings
 /// (2001 is a wrong PIN for STK, invalid initiator information for B2C).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultFamily {
-    /// STK push callbacks and STK push queries (§3.1, §3.2).
+    /// STK push callbacks and STK push queries.
     Stk,
-    /// B2C results (§3.4).
+    /// B2C results.
     B2c,
 }
 
@@ -450,7 +450,7 @@ pub fn result_status(family: ResultFamily, code: &str) -> (Status, Option<&'stat
         return (Status::Succeeded, None);
     }
     let reason = match (family, code) {
-        // §3.2: "still under processing" seen in STK query replies; not an outcome.
+        // "still under processing" seen in STK query replies; not an outcome.
         (ResultFamily::Stk, "4999") => return (Status::Pending, None),
         (_, "1") => "INSUFFICIENT_FUNDS",
         // Transaction limits; 17 is "same amount to the same customer within 2 minutes".
@@ -461,7 +461,7 @@ pub fn result_status(family: ResultFamily, code: &str) -> (Status, Option<&'stat
         (ResultFamily::Stk, "1025") => "PROVIDER_ERROR",
         (ResultFamily::Stk, "2028" | "8006" | "SFC_IC0003") => "REJECTED",
         (ResultFamily::B2c, "11" | "21" | "2001" | "2006" | "2028" | "2040" | "8006") => "REJECTED",
-        // §3.1: every non-zero STK code is terminal for its CheckoutRequestID; §3.4 the
+        // Every non-zero STK code is terminal for its CheckoutRequestID, and the
         // same for B2C. Unknown codes keep the verbatim code in provider_status.
         _ => "PROVIDER_ERROR",
     };
@@ -473,7 +473,7 @@ pub fn result_status(family: ResultFamily, code: &str) -> (Status, Option<&'stat
 // ---------------------------------------------------------------------------------------
 
 /// One `{"Name": …, "Value": …}` item (or `{"Key": …, "Value": …}` parameter). `Value`
-/// may be absent (§3.1: `{"Name":"Balance"}`), which is not an error.
+/// may be absent (e.g. `{"Name":"Balance"}`), which is not an error.
 #[derive(Debug, Deserialize)]
 pub struct NamedValue<'a> {
     /// `Name` or `Key`.
@@ -494,7 +494,7 @@ pub fn named_values(raw: &RawValue) -> Result<Vec<NamedValue<'_>>, ParseError> {
     }
 }
 
-/// The value named `name`, looked up by name, never by position (§3.1).
+/// The value named `name`, looked up by name, never by position.
 pub fn lookup<'a>(items: &[NamedValue<'a>], name: &str) -> Option<&'a RawValue> {
     items
         .iter()
@@ -596,7 +596,7 @@ fn stk_event(stk: &StkCallback<'_>) -> Result<CallbackEvent, ParseError> {
     report.msisdn = value_text(lookup(&items, "PhoneNumber"));
     Ok(CallbackEvent {
         kind: kind::STK.to_string(),
-        // §3.8: one final result per CheckoutRequestID.
+        // One final result per CheckoutRequestID.
         dedup_key: format!("{}:{checkout}", kind::STK),
         report: Some(report),
     })
@@ -620,7 +620,7 @@ fn c2b_event(body: &[u8], confirmation: bool) -> Result<CallbackEvent, ParseErro
     } else {
         kind::C2B_VALIDATION
     };
-    // §3.3: validation asks whether to accept a payment that has not happened; only the
+    // Validation asks whether to accept a payment that has not happened; only the
     // confirmation means the money moved. Validation is stored and changes nothing.
     let report = confirmation.then(|| {
         let mut r = StatusReport::new(trans_id.clone(), TxnKind::C2b, Status::Succeeded);
@@ -672,7 +672,7 @@ impl<'a> ResultDoc<'a> {
         }
     }
 
-    /// Our `OriginatorConversationID`, else Safaricom's `ConversationID` (§3.8).
+    /// Our `OriginatorConversationID`, else Safaricom's `ConversationID`.
     fn reference(&self) -> Result<String, ParseError> {
         required(
             "Result.OriginatorConversationID",
@@ -684,7 +684,7 @@ impl<'a> ResultDoc<'a> {
     }
 }
 
-/// A Transaction Status result carries `TransactionStatus`/`ReceiptNo` parameters (§3.5);
+/// A Transaction Status result carries `TransactionStatus`/`ReceiptNo` parameters;
 /// a B2C result never does.
 fn is_transaction_status(r: &ResultDoc<'_>) -> Result<bool, ParseError> {
     let params = r.params()?;
@@ -696,7 +696,7 @@ fn b2c_event(r: &ResultDoc<'_>) -> Result<CallbackEvent, ParseError> {
     let code = value_text(r.ResultCode).ok_or(ParseError::Missing("Result.ResultCode"))?;
     let result_type = value_text(r.ResultType).unwrap_or_else(|| "0".to_string());
     let params = r.params()?;
-    // §3.4: ResultType 1 is "waiting for further messages": not final.
+    // ResultType 1 is "waiting for further messages": not final.
     let (status, reason) = if result_type == "1" {
         (Status::Pending, None)
     } else {
@@ -723,7 +723,7 @@ fn b2c_event(r: &ResultDoc<'_>) -> Result<CallbackEvent, ParseError> {
 }
 
 /// The ids of a queue time-out body: the `Result` document's if it has one, else the
-/// same keys at the top level (the time-out payload is not documented, §3.4).
+/// same keys at the top level (the time-out payload is not documented).
 fn timeout_ids(body: &[u8]) -> Result<String, ParseError> {
     #[derive(Deserialize)]
     #[allow(non_snake_case)]
@@ -746,7 +746,7 @@ fn timeout_ids(body: &[u8]) -> Result<String, ParseError> {
 
 fn b2c_timeout_event(body: &[u8]) -> Result<CallbackEvent, ParseError> {
     let reference = timeout_ids(body)?;
-    // §3.4: the request timed out in Safaricom's queue; whether it ran is unknown until
+    // The request timed out in Safaricom's queue; whether it ran is unknown until
     // a Transaction Status query says.
     let mut report = StatusReport::new(reference.clone(), TxnKind::B2c, Status::Indeterminate);
     report.reason = Some("QUEUE_TIMEOUT".to_string());
@@ -761,7 +761,7 @@ fn b2c_timeout_event(body: &[u8]) -> Result<CallbackEvent, ParseError> {
 fn transaction_status_event(r: &ResultDoc<'_>) -> Result<CallbackEvent, ParseError> {
     let reference = r.reference()?;
     let conversation = r.ConversationID.clone().unwrap_or_default();
-    // §3.5: this answers a status query; its OriginatorConversationID is the query's,
+    // This answers a status query; its OriginatorConversationID is the query's,
     // not the payment's, so only the reconciler (which made the query) can say which
     // transaction it is about. Stored, and read with `parse_transaction_status`.
     Ok(CallbackEvent {
@@ -771,7 +771,7 @@ fn transaction_status_event(r: &ResultDoc<'_>) -> Result<CallbackEvent, ParseErr
     })
 }
 
-/// What a Transaction Status result says (§3.5), for the reconciler.
+/// What a Transaction Status result says, for the reconciler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionStatusResult {
     /// The query's `OriginatorConversationID` (correlates with the query made).

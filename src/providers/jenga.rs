@@ -1,19 +1,19 @@
-//! Equity Jenga IPN and account alerts (providers.md §4.1).
+//! Equity Jenga IPN and account alerts.
 //!
 //! Jenga calls the URL registered in JengaHQ with HTTP Basic credentials, the username
 //! and password registered next to it. They are compared in constant time after
 //! decoding, username and password both, always both (no early exit). A Basic
 //! credential proves the sender, so these callbacks count as signed.
 //!
-//! Bodies drift between documentation versions (§4.1): references with a leading space,
+//! Bodies drift between documentation versions: references with a leading space,
 //! amounts as numbers or strings, `""` for absent. References are trimmed; amounts are
 //! read as exact decimal text, never through a float; `""` is null.
 //!
-//! IPN `status` SUCCESS | FAILED is terminal (§6.2). Account alerts (`callbackType`
+//! IPN `status` SUCCESS | FAILED is terminal. Account alerts (`callbackType`
 //! `ALT`) share the shape: a credit is read like an IPN, a debit is stored and changes
-//! nothing. Dedupe is on `callbackType`, the trimmed reference and `status` (§4.1).
+//! nothing. Dedupe is on `callbackType`, the trimmed reference and `status`.
 //!
-//! Status: `GET /v3-apis/transaction-api/v3.0/transactions/details/{ref}` (§4.2) with a
+//! Status: `GET /v3-apis/transaction-api/v3.0/transactions/details/{ref}` with a
 //! merchant bearer token (`POST /authentication/api/v3/authenticate/merchant`, cached by
 //! the reconciler) and `Signature: base64(RSA-SHA256(private key, ref))`. `stateCode` 2 is
 //! SUCCEEDED, 1 FAILED (except `data.code` 400105, "unknown status": INDETERMINATE), -1
@@ -107,7 +107,7 @@ fn pem_block(pem: &str) -> Result<(String, Vec<u8>), String> {
     Ok((label, der))
 }
 
-/// `base64(RSA-SHA256(key, message))`, the `Signature` header (§4.2).
+/// `base64(RSA-SHA256(key, message))`, the `Signature` header.
 pub fn sign(key: &RsaKeyPair, message: &str) -> Result<String, String> {
     let mut sig = vec![0u8; key.public().modulus_len()];
     // PKCS#1 v1.5 signatures are deterministic; the generator only serves ring's blinding.
@@ -121,7 +121,7 @@ pub fn sign(key: &RsaKeyPair, message: &str) -> Result<String, String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(sig))
 }
 
-/// Transaction details answer (§4.2). `status: true` only means the query worked.
+/// Transaction details answer. `status: true` only means the query worked.
 #[derive(Deserialize)]
 struct DetailsReply<'a> {
     status: Option<bool>,
@@ -141,7 +141,7 @@ struct Details<'a> {
     transactionReference: Option<String>,
 }
 
-/// Token answer; `expiresIn`'s form is not documented (§4.2, unverified), so only a
+/// Token answer; `expiresIn`'s form is not documented (and unverified), so only a
 /// number of seconds is believed.
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
@@ -188,7 +188,7 @@ pub fn parse_details(
     let code = scalar_text(d.code);
     let (normalised, reason) = match state_code.as_str() {
         "2" => (Status::Succeeded, None),
-        // 400105: "failed with unknown status, contact Finserve support" (§4.2).
+        // 400105: "failed with unknown status, contact Finserve support".
         "1" if code.as_deref() == Some("400105") => {
             (Status::Indeterminate, Some("NEEDS_PROVIDER_ACTION"))
         }
@@ -205,7 +205,7 @@ pub fn parse_details(
         d.state.unwrap_or_default(),
         code.map(|c| format!(":{c}")).unwrap_or_default()
     ));
-    // The answer's amount comes without a currency (§4.2), so it is not compared here.
+    // The answer's amount comes without a currency, so it is not compared here.
     Ok(r)
 }
 
@@ -372,7 +372,7 @@ fn trimmed(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// Maps an IPN `status` (§4.1: `SUCCESS` | `FAILED`, both terminal).
+/// Maps an IPN `status` (`SUCCESS` | `FAILED`, both terminal).
 pub fn ipn_status(status: &str) -> Option<Status> {
     match status.trim().to_ascii_uppercase().as_str() {
         "SUCCESS" | "SUCCESSFUL" => Some(Status::Succeeded),
@@ -388,7 +388,7 @@ pub fn parse_body(body: &[u8]) -> Result<CallbackEvent, ParseError> {
         .map(|t| t.to_ascii_uppercase())
         .ok_or(ParseError::Missing("callbackType"))?;
     let t = ipn.transaction.ok_or(ParseError::Missing("transaction"))?;
-    // §4.1: dedupe on the trimmed transaction reference, falling back to the bank's.
+    // Dedupe on the trimmed transaction reference, falling back to the bank's.
     let (bank_reference, bank_type) = match ipn.bank {
         Some(b) => (trimmed(b.reference), trimmed(b.transactionType)),
         None => (None, None),
@@ -397,7 +397,7 @@ pub fn parse_body(body: &[u8]) -> Result<CallbackEvent, ParseError> {
         .or(bank_reference)
         .ok_or(ParseError::Missing("transaction.reference"))?;
     // An account alert (`ALT`) of a debit is money leaving the account, not a payment
-    // received: stored, changing nothing (§4.1: `Credit`/`Debit`, IPN uses `C`).
+    // received: stored, changing nothing (alerts say `Credit`/`Debit`, IPNs `C`).
     let debit_alert = callback_type == "ALT"
         && bank_type.is_some_and(|t| t.to_ascii_uppercase().starts_with('D'));
     let status_word = trimmed(t.status);
@@ -562,7 +562,7 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    // providers.md §4.1: `ipnuser:ipnpass` → `aXBudXNlcjppcG5wYXNz`.
+    // Jenga's documented example: `ipnuser:ipnpass` → `aXBudXNlcjppcG5wYXNz`.
     #[test]
     fn the_documented_basic_vector_verifies() {
         let v = verify(Some("Basic aXBudXNlcjppcG5wYXNz")).unwrap();

@@ -31,15 +31,15 @@ use std::sync::Arc;
 /// route name, config key, SQL value, log field and metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProviderId {
-    /// ZengaPay (Uganda mobile money), providers.md §1.
+    /// ZengaPay (Uganda mobile money).
     ZengaPay,
-    /// BitPesa / TransferZero, providers.md §2.
+    /// BitPesa / TransferZero.
     BitPesa,
-    /// Safaricom M-Pesa Daraja, providers.md §3.
+    /// Safaricom M-Pesa Daraja.
     Daraja,
-    /// Equity Jenga, providers.md §4.
+    /// Equity Jenga.
     Jenga,
-    /// Tujenge, providers.md §5.
+    /// Tujenge.
     Tujenge,
 }
 
@@ -183,7 +183,7 @@ pub struct StatusReport {
     pub provider_ref: String,
     /// Payment kind, if the source tells.
     pub kind: TxnKind,
-    /// Normalised status (providers.md §6.2).
+    /// Normalised status (the `status` column of schema.sql).
     pub status: Status,
     /// Normalised reason for FAILED/INDETERMINATE (e.g. `CANCELLED_BY_USER`).
     pub reason: Option<String>,
@@ -270,7 +270,7 @@ pub struct VerifiedCallback {
     /// that `Debug` output cannot leak it.
     pub path_token: Option<String>,
     /// The path after the token, e.g. `c2b/validation` for Daraja, if any: it tells
-    /// apart callbacks whose bodies have the same shape (providers.md §3.3).
+    /// apart callbacks whose bodies have the same shape (Daraja's C2B validation and confirmation).
     pub sub_route: Option<String>,
     /// The body exactly as received.
     pub body: Bytes,
@@ -434,7 +434,7 @@ pub struct PollInputs<'a> {
 }
 
 /// Why a status poll gave no usable status. None of these changes a transaction's state
-/// (design.md invariant 5): the reconciler records the poll and reschedules it.
+/// (invariant 5 in src/lib.rs): the reconciler records the poll and reschedules it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PollError {
     /// The provider has no status endpoint payhook can use (or it is not configured).
@@ -446,7 +446,7 @@ pub enum PollError {
     /// 401/403: bad credentials or an egress IP the provider has not whitelisted.
     #[error("refused with HTTP {0}: check credentials and IP whitelisting")]
     Unauthorized(u16),
-    /// 404: often just too soon after creation (providers.md §1.4); never FAILED.
+    /// 404: often just too soon after creation; never FAILED.
     #[error("not found (yet)")]
     NotFound,
     /// 429: over the provider's rate limit.
@@ -588,7 +588,7 @@ pub trait Provider: Send + Sync {
     }
     /// Reads the answer to [`Provider::status_request`]. Every HTTP status reaches this
     /// method, because some providers state a status in an error answer (Daraja's
-    /// "being processed" comes as HTTP 500, providers.md §3.2).
+    /// "being processed" comes as HTTP 500).
     fn parse_status_reply(
         &self,
         _txn: &PendingTxn,

@@ -1,4 +1,4 @@
-//! Tujenge callbacks (providers.md §5): `POST /callbacks/tujenge/{token}`.
+//! Tujenge callbacks: `POST /callbacks/tujenge/{token}`.
 //!
 //! Tujenge documents nothing but the `callBackUrl` of a payment request: no body shape,
 //! no signature, no transaction id in its reply. The only correlation and the only
@@ -15,7 +15,7 @@
 //! (`Body.stkCallback`), Daraja's parser reads status, amount, receipt and phone number
 //! (the CheckoutRequestID stays in the raw body). Any other body is
 //! kept raw and reported as PENDING, so the transaction exists and reaches review at its
-//! deadline (there is no status endpoint to ask, §5). Deduplication is on the token and
+//! deadline (there is no status endpoint to ask). Deduplication is on the token and
 //! the SHA-256 of the body.
 
 use super::daraja::{self, match_token, split_path, token_id};

@@ -1,6 +1,6 @@
-//! ZengaPay (Uganda mobile money): `X-ZENGAPAY-SIGNATURE` webhooks (providers.md §1).
+//! ZengaPay (Uganda mobile money): `X-ZENGAPAY-SIGNATURE` webhooks.
 //!
-//! The documentation contradicts itself about what is signed (§1.2), so `verify` accepts
+//! The documentation contradicts itself about what is signed, so `verify` accepts
 //! any of the candidate inputs, all keyed with the account's secret hash: the raw body,
 //! and `transactionReference + msisdn + amount` with the amount as sent, to two decimals
 //! (what ZengaPay's own plugin signs since 2022), or as an integer. Accepting several does
@@ -8,7 +8,7 @@
 //! `callbacks.auth` so that an account can later be pinned to one.
 //!
 //! Status: `GET /v1/collections/{ref}` or `/v1/transfers/{ref}` with the API token as a
-//! bearer (§1.4). A 404 soon after initiation means "not yet", never FAILED.
+//! bearer. A 404 soon after initiation means "not yet", never FAILED.
 //!
 //! Sweep: `GET /v1/account/statement?start=…&end=…&designation=TRANSACTION&page=…` lists
 //! the account's transactions (seed 004 "Account Statement"); the reconciler records the
@@ -82,7 +82,7 @@ struct Webhook<'a> {
 struct Data<'a> {
     transactionStatus: Option<String>,
     transactionReference: Option<String>,
-    // The docs' sample and the status API disagree on this name (§1.1): accept both.
+    // The docs' sample and the status API disagree on this name: accept both.
     externalTransactionReference: Option<String>,
     transactionExternalReference: Option<String>,
     MNOTransactionReferenceId: Option<String>,
@@ -268,7 +268,7 @@ impl Provider for ZengaPay {
     }
 
     fn ack(&self, _event: Option<&CallbackEvent>) -> Ack {
-        // §1.1: exactly 200 is the safe answer; the body is ignored.
+        // Exactly 200 is the safe answer; the body is ignored.
         Ack::default()
     }
 
@@ -282,7 +282,7 @@ impl Provider for ZengaPay {
         _inputs: PollInputs<'_>,
     ) -> Option<Result<StatusRequest, PollError>> {
         let token = self.api_token.as_ref()?;
-        // One endpoint per kind (§1.4); a transaction of unknown kind is most likely a
+        // One endpoint per kind; a transaction of unknown kind is most likely a
         // collection, the common case, and a wrong guess only yields a 404 (a failed poll).
         let kind = match txn.kind {
             TxnKind::Transfer => "transfers",
@@ -378,7 +378,7 @@ impl Provider for ZengaPay {
         let mut report = StatusReport::new(txn.provider_ref.clone(), txn.kind, normalised);
         report.reason = (normalised == Status::Failed).then(|| "PROVIDER_FAILED".to_string());
         report.provider_status = Some(word);
-        // `amount` is a number here, a string in webhooks (§1.6): decimal_text reads both.
+        // `amount` is a number here, a string in webhooks: decimal_text reads both.
         if let (Some(amount), Some(code)) = (d.amount, d.currencyCode.as_deref()) {
             let invalid = |why: String| ParseError::Invalid {
                 field: "data.amount",
@@ -447,7 +447,7 @@ struct StatementEntry<'a> {
 }
 
 /// One statement entry as a report, or `None` for an entry that is not a payment (a
-/// charge, §1.6) or cannot be read.
+/// charge) or cannot be read.
 fn statement_report(e: StatementEntry<'_>) -> Option<StatusReport> {
     if e.transactionEntryDesignation
         .as_deref()
@@ -482,7 +482,7 @@ fn statement_report(e: StatementEntry<'_>) -> Option<StatusReport> {
     Some(r)
 }
 
-/// `GET /v1/collections/{ref}` answer (§1.4).
+/// `GET /v1/collections/{ref}` answer.
 #[derive(Deserialize)]
 struct StatusReply<'a> {
     #[serde(borrow)]
@@ -502,7 +502,7 @@ struct StatusData<'a> {
     msisdn: Option<String>,
 }
 
-/// Maps ZengaPay's `transactionStatus` (§1.4).
+/// Maps ZengaPay's `transactionStatus`.
 pub fn parse_status(s: &str) -> Option<Status> {
     match s.trim().to_ascii_uppercase().as_str() {
         "PENDING" => Some(Status::Pending),
@@ -513,7 +513,7 @@ pub fn parse_status(s: &str) -> Option<Status> {
     }
 }
 
-/// `UGX-MTNMM` → `UGX`: ZengaPay's currency codes carry the network after a dash (§1.6).
+/// `UGX-MTNMM` → `UGX`: ZengaPay's currency codes carry the network after a dash.
 pub fn currency_of(code: &str) -> &str {
     code.split('-').next().unwrap_or(code)
 }
@@ -660,7 +660,8 @@ mod tests {
         })
     }
 
-    // The three composed vectors of providers.md §1.2 (recomputed there with Python hmac).
+    // The three composed vectors of fixtures/zengapay/signature_vectors.json (computed with
+    // Python's hmac; see fixtures/README.md).
     #[test]
     fn composed_vectors_verify_and_name_their_variant() {
         let raw = verify(

@@ -1,5 +1,5 @@
 //! The reconciler: settles PENDING and INDETERMINATE transactions through the providers'
-//! status endpoints, so that a lost callback costs time, never money (providers.md §6.6).
+//! status endpoints, so that a lost callback costs time, never money.
 //!
 //! One loop per provider ([`run`]) repeats [`step_provider`]: claim a batch of due rows in
 //! the store (escalating those past their deadline to NEEDS_REVIEW, never FAILED), wait on
