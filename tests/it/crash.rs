@@ -111,7 +111,7 @@ impl Acked {
     fn ack(&mut self, reference: String, status: &'static str, body: &str) {
         *self
             .bodies
-            .entry(payhook::providers::sha256_hex(body.as_bytes()))
+            .entry(crate::support::sign::sha256_hex(body.as_bytes()))
             .or_default() += 1;
         self.statuses.entry(reference).or_default().push(status);
     }
