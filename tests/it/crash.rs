@@ -539,3 +539,246 @@ fn acknowledged_callbacks_survive_a_power_cut_at_any_moment() {
         run_trial(100 + n, kill_after, Cut::Power);
     }
 }
+
+/// Payments registered by plain SQL (as an application may) for the reconciler to poll.
+const REGISTERED: usize = 150;
+
+fn registered_ref(n: u64, i: usize) -> String {
+    format!("p{n}-{i:04}")
+}
+
+/// A trial where everything is busy at the kill: callbacks arrive on 6 connections, the
+/// reconciler is polling a slow fake provider for registered payments, and the forwarder
+/// is waiting on a slow merchant. After the restart (leases expired by moving their due
+/// times, as time passing would) the daemon must finish all of it:
+///
+/// - every acknowledged callback is stored and the store's invariants hold;
+/// - every event the merchant received before the kill is in the store with that body
+///   (nothing escaped before it was durable), and every stored event is received at least
+///   once, always with the same body for the same id;
+/// - every registered payment ends SUCCEEDED at the provider's amount, with one event.
+fn busy_trial(n: u64, kill_after: u64, cut: Cut) {
+    use crate::support::fake_merchant::{Answer, FakeMerchant};
+    use crate::support::fake_provider::{FakeProvider, FakeReply};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (fake, mut merchant) =
+        rt.block_on(async { (FakeProvider::start().await, FakeMerchant::start().await) });
+    merchant.answer(Answer::After(Duration::from_millis(40), 200));
+    for i in 0..REGISTERED {
+        let reference = registered_ref(n, i);
+        let amount = 2000 + i;
+        for _ in 0..4 {
+            fake.push(
+                &format!("/v1/collections/{reference}"),
+                FakeReply::new(
+                    200,
+                    format!(
+                        r#"{{"code":200,"status":"OK","data":{{"transactionReference":"{reference}","transactionStatus":"SUCCEEDED","amount":{amount},"currencyCode":"UGX-MTNMM","transactionExternalReference":"order-{reference}"}}}}"#
+                    ),
+                )
+                .delayed(Duration::from_millis(25)),
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = dir.path().join("payhook.db");
+    let cfg = dir.path().join("payhook.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n[store]\npath = \"{}\"\n\
+             [providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\napi_token = \"zp-token\"\n\
+             base_url = \"{}\"\npoll_rate_per_minute = 60000\n\
+             [forward]\nurl = \"{}\"\nsecrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\n",
+            db.display(),
+            fake.url(),
+            merchant.url()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("payhook.log");
+    let synced_log = dir.path().join("synced-wal");
+    let daemon = Daemon::start_with(&cfg, &log, (cut == Cut::Power).then_some(&*synced_log));
+    {
+        let c = Connection::open(&db).unwrap();
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        for i in 0..REGISTERED {
+            c.execute(
+                "INSERT INTO transactions (provider, provider_ref, kind, status, next_poll_at_ms)
+                 VALUES ('zengapay', ?1, 'collection', 'PENDING', 0)",
+                [registered_ref(n, i)],
+            )
+            .unwrap();
+        }
+    }
+
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut received = rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in 0..CONNECTIONS {
+            tasks.spawn(load_connection(
+                port,
+                n,
+                c,
+                acked.clone(),
+                count.clone(),
+                stop.clone(),
+            ));
+        }
+        // Kill once callbacks were acknowledged and both loops have work in flight.
+        let mut received = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count.load(Ordering::Relaxed) < kill_after
+            || received.len() < 5
+            || fake.requests().len() < 5
+        {
+            assert!(
+                Instant::now() < deadline,
+                "busy trial {n}: {} acks, {} deliveries, {} polls in 60 s",
+                count.load(Ordering::Relaxed),
+                received.len(),
+                fake.requests().len()
+            );
+            received.extend(merchant.take());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        daemon.kill();
+        stop.store(true, Ordering::Relaxed);
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        received.extend(merchant.take());
+        received
+    });
+    let before_kill: Vec<(String, String)> = received
+        .iter()
+        .map(|r| (r.id().to_string(), r.body_str().to_string()))
+        .collect();
+    let polls_before = fake.requests().len();
+    if cut == Cut::Power {
+        cut_power(n, &db, &synced_log);
+    }
+    let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
+    {
+        // Time passes: the leases of the deliveries and polls cut short run out.
+        let c = Connection::open(&db).unwrap();
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        c.execute(
+            "UPDATE events SET next_attempt_at_ms = 0 WHERE status = 'pending'",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE transactions SET next_poll_at_ms = 0
+              WHERE status = 'PENDING' AND next_poll_at_ms IS NOT NULL",
+            [],
+        )
+        .unwrap();
+    }
+    let daemon = Daemon::start(&cfg, &log);
+    let c = Connection::open(&db).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    let count_of = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let open = count_of(
+            "SELECT count(*) FROM transactions WHERE provider_ref LIKE 'p%' AND status != 'SUCCEEDED'",
+        );
+        let pending = count_of("SELECT count(*) FROM events WHERE status != 'delivered'");
+        if open == 0 && pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "busy trial {n}: after the restart, {open} registered payments open and {pending} events undelivered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.kill();
+    received.extend(merchant.take());
+    check_store(n, &c, &acked);
+
+    let mut stored: HashMap<String, String> = HashMap::new();
+    let mut q = c.prepare("SELECT id, payload FROM events").unwrap();
+    for row in q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        let (id, payload) = row.unwrap();
+        stored.insert(id, payload);
+    }
+    for (id, body) in &before_kill {
+        let payload = stored.get(id).unwrap_or_else(|| {
+            panic!("busy trial {n}: {id} reached the merchant before the kill but is not stored")
+        });
+        assert_eq!(
+            payload, body,
+            "busy trial {n}: {id} was sent with another body"
+        );
+    }
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for r in &received {
+        let id = r.id().to_string();
+        if let Some(earlier) = seen.insert(id.clone(), r.body_str().to_string()) {
+            assert_eq!(
+                earlier,
+                r.body_str(),
+                "busy trial {n}: {id} redelivered changed"
+            );
+        }
+        assert!(
+            stored.contains_key(&id),
+            "busy trial {n}: {id} delivered, not stored"
+        );
+    }
+    for id in stored.keys() {
+        assert!(
+            seen.contains_key(id),
+            "busy trial {n}: {id} never delivered"
+        );
+    }
+    // The registered payments: settled at the provider's amount, one event each.
+    for i in 0..REGISTERED {
+        let reference = registered_ref(n, i);
+        let (status, amount, events): (String, i64, i64) = c
+            .query_row(
+                "SELECT status, amount_minor,
+                        (SELECT count(*) FROM events e WHERE e.transaction_id = t.id)
+                   FROM transactions t WHERE provider = 'zengapay' AND provider_ref = ?1",
+                [&reference],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (status.as_str(), amount, events),
+            ("SUCCEEDED", 2000 + i as i64, 1),
+            "busy trial {n}: {reference}"
+        );
+    }
+    eprintln!(
+        "busy trial {n}: {} after {} acks, {} deliveries and {polls_before} polls; {} events delivered, {} deliveries in all",
+        if cut == Cut::Power { "power cut" } else { "killed" },
+        acked.bodies.values().sum::<u64>(),
+        before_kill.len(),
+        stored.len(),
+        received.len()
+    );
+}
+
+#[test]
+fn sigkill_while_the_forwarder_and_the_reconciler_are_busy_loses_and_leaks_nothing() {
+    busy_trial(200, 40, Cut::Kill);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_power_cut_while_the_forwarder_and_the_reconciler_are_busy_loses_and_leaks_nothing() {
+    busy_trial(300, 60, Cut::Power);
+}
