@@ -200,6 +200,21 @@ struct Payment {
 }
 
 impl Payment {
+    /// The amount in minor units and its currency, as the provider states them.
+    fn money(&self) -> (i64, &'static str) {
+        match self.prov {
+            Prov::Zp => (self.amount.parse().unwrap(), "UGX"),
+            Prov::Bp => {
+                let (units, cents) = self.amount.split_once('.').unwrap();
+                (
+                    units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap(),
+                    "KES",
+                )
+            }
+            Prov::Da | Prov::Je => (self.amount.parse::<i64>().unwrap() * 100, "KES"),
+        }
+    }
+
     /// The provider's word at `offset` ms after the start, before any lag.
     fn word_at(&self, offset: i64) -> &'static str {
         if offset >= self.outcome_at {
@@ -513,6 +528,9 @@ struct FakeApi {
     /// Requests per payment, and successful answers after the outcome per payment.
     polls: Vec<AtomicU32>,
     late_answers: Vec<AtomicU32>,
+    /// Answers per payment that stated its failure outcome: what check (b) trusts, rather
+    /// than the daemon's own record of what it was told.
+    failure_answers: Vec<AtomicU32>,
     count: BTreeMap<&'static str, AtomicU64>,
 }
 
@@ -609,6 +627,9 @@ impl FakeApi {
         let mut word = p.word_at(offset);
         if offset >= p.outcome_at && self.late_answers[i].fetch_add(1, Ordering::SeqCst) < p.lag {
             word = p.last_word_before(p.outcome_at);
+        }
+        if word == p.outcome_word && matches!(p.truth, Truth::Failed | Truth::LateFailed) {
+            self.failure_answers[i].fetch_add(1, Ordering::SeqCst);
         }
         let body = match p.prov {
             Prov::Zp => format!(
@@ -785,6 +806,7 @@ async fn payments_converge_to_the_providers_truth() {
             .collect(),
         polls: sc.payments.iter().map(|_| AtomicU32::new(0)).collect(),
         late_answers: sc.payments.iter().map(|_| AtomicU32::new(0)).collect(),
+        failure_answers: sc.payments.iter().map(|_| AtomicU32::new(0)).collect(),
         count: FAULTS.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
         payments: sc.payments,
     });
@@ -823,9 +845,9 @@ async fn payments_converge_to_the_providers_truth() {
     // Jenga's request-signing key lives beside the database, readable by its owner only.
     let dir = tempfile::tempdir().unwrap();
     crate::support::sign::jenga_key_in(dir.path());
-    let d = TestDaemon::start_in(dir, &cfg).await;
+    let mut d = TestDaemon::start_in(dir, &cfg).await;
     // The daemon runs no forwarder (no [forward] section); the test steps one.
-    let fwd: Ctx = {
+    let forwarding = |d: &TestDaemon| -> Ctx {
         let section = format!(
             "[forward]\nurl = \"{}\"\nsecrets = [\"{WHSEC}\"]\nretry_first_after = \"30s\"\n",
             merchant.url()
@@ -837,6 +859,8 @@ async fn payments_converge_to_the_providers_truth() {
         ctx.config = Arc::new(c);
         ctx
     };
+    let mut fwd = forwarding(&d);
+    let mut restarted = false;
 
     let admin = d.admin_addr.unwrap();
     let mut set = JoinSet::new();
@@ -914,7 +938,16 @@ async fn payments_converge_to_the_providers_truth() {
         // At least a tick on, and never behind the real clock (rows created by
         // callbacks carry real timestamps).
         now = next.max(now + TICK).max(now_ms());
+        // Half-way through, the daemon restarts on the same database: whatever it was in
+        // the middle of (held hints, leases, retry schedules) must carry over.
+        if !restarted && now - t0 >= DEADLINE / 2 {
+            restarted = true;
+            let dir = d.stop().await;
+            d = TestDaemon::start_in(dir, &cfg).await;
+            fwd = forwarding(&d);
+        }
     }
+    assert!(restarted, "the simulation restarted the daemon mid-run");
 
     // (a) Every payment ended at its truth.
     let db = d.db();
@@ -945,20 +978,40 @@ async fn payments_converge_to_the_providers_truth() {
     );
 
     // (b) FAILED only from a definitive answer; failed polls changed nothing; no conflict.
+    // A callback's failure is read from the body the test sent; a poll's from the fake
+    // API's own count of the failures it answered, not from what the daemon recorded.
     let undue_failures = count(
         "SELECT count(*) FROM transitions r
            LEFT JOIN callbacks c ON c.id = r.callback_id
-           LEFT JOIN polls p ON p.id = r.poll_id
           WHERE r.to_status = 'FAILED' AND r.outcome = 'applied'
             AND NOT ((r.source = 'callback' AND (c.kind IN ('collection.failed', 'transaction.canceled', 'ipn.failed')
                       OR (c.kind = 'stk'
                           AND json_extract(CAST(c.body AS TEXT), '$.Body.stkCallback.ResultCode') <> 0)))
-                  OR (r.source = 'poll' AND p.outcome = 'status' AND p.reported_status = 'FAILED'))",
+                  OR r.source = 'poll')",
     );
     assert_eq!(
         undue_failures, 0,
         "a FAILED without a definitive provider answer"
     );
+    let polled_failures: Vec<(String, String)> = db
+        .prepare(
+            "SELECT t.provider, t.provider_ref FROM transitions r
+               JOIN transactions t ON t.id = r.transaction_id
+              WHERE r.to_status = 'FAILED' AND r.outcome = 'applied' AND r.source = 'poll'",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (prov, reference) in &polled_failures {
+        let i = api.by_ref[reference];
+        assert_eq!(payments[i].prov.name(), prov);
+        assert!(
+            api.failure_answers[i].load(Ordering::SeqCst) > 0,
+            "{reference} FAILED by a poll the fake never answered with a failure"
+        );
+    }
     assert_eq!(
         count(
             "SELECT count(*) FROM transitions r JOIN polls p ON p.id = r.poll_id
@@ -1039,6 +1092,80 @@ async fn payments_converge_to_the_providers_truth() {
             p.truth
         );
     }
+
+    // (c') What the merchant received, read from the deliveries themselves, agrees with
+    // each payment's truth: the events' types in order, their status, and every amount,
+    // currency and merchant reference they carry is the provider's.
+    let mut received_by_payment: HashMap<(String, String), Vec<serde_json::Value>> = HashMap::new();
+    for body in by_id.values() {
+        let e: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let key = (
+            e["data"]["provider"].as_str().unwrap().to_string(),
+            e["data"]["provider_ref"].as_str().unwrap().to_string(),
+        );
+        received_by_payment.entry(key).or_default().push(e);
+    }
+    for p in payments {
+        let mut got = received_by_payment
+            .remove(&(p.prov.name().to_string(), p.reference.clone()))
+            .unwrap_or_default();
+        got.sort_by_key(|e| e["data"]["transition_seq"].as_i64().unwrap());
+        let types: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            p.expected_events(),
+            "{}: what the merchant received ({:?})",
+            p.reference,
+            p.truth
+        );
+        let (minor, currency) = p.money();
+        let order = format!("order-{}", p.reference);
+        let merchant_ref = match (p.prov, p.registered) {
+            // An STK callback names no order; only a registration does.
+            (Prov::Da, false) => None,
+            _ => Some(order.as_str()),
+        };
+        for e in &got {
+            let data = &e["data"];
+            let what = format!("{} {}: {data}", p.reference, e["type"]);
+            let status = e["type"].as_str().unwrap()["transaction.".len()..].to_uppercase();
+            assert_eq!(data["status"].as_str(), Some(status.as_str()), "{what}");
+            assert_eq!(data["confirmed"], true, "{what}");
+            assert!(
+                data["unconfirmed"].is_null(),
+                "nothing unconfirmed here: {what}"
+            );
+            // Daraja's STK query and Jenga's details query state no amount: a success
+            // only they settled (its callback lost) has none. Every other success names
+            // the provider's amount.
+            let query_without_amount = matches!(p.prov, Prov::Da | Prov::Je);
+            if status == "SUCCEEDED" && !(query_without_amount && data["amount_minor"].is_null()) {
+                assert_eq!(data["amount_minor"].as_i64(), Some(minor), "{what}");
+                assert_eq!(data["currency"].as_str(), Some(currency), "{what}");
+                assert_eq!(data["merchant_ref"].as_str(), merchant_ref, "{what}");
+            } else if status == "SUCCEEDED" {
+                assert!(data["currency"].is_null(), "{what}");
+            } else {
+                // Whatever a failure or a review carries must still be the provider's.
+                if !data["amount_minor"].is_null() {
+                    assert_eq!(data["amount_minor"].as_i64(), Some(minor), "{what}");
+                    assert_eq!(data["currency"].as_str(), Some(currency), "{what}");
+                }
+                if !data["merchant_ref"].is_null() {
+                    assert_eq!(
+                        data["merchant_ref"].as_str(),
+                        Some(order.as_str()),
+                        "{what}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        received_by_payment.is_empty(),
+        "events about payments nobody made: {:?}",
+        received_by_payment.keys().take(5).collect::<Vec<_>>()
+    );
 
     // (d) Every callback delivered n times is stored once, counted n times. A state
     // entered twice is the same callback again (same body, same dedup key).
@@ -1139,6 +1266,7 @@ async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
         }],
         polls: vec![AtomicU32::new(0)],
         late_answers: vec![AtomicU32::new(0)],
+        failure_answers: vec![AtomicU32::new(0)],
         count: FAULTS.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
     });
     let url = format!("http://{}", start_api(api.clone()).await);
