@@ -156,6 +156,9 @@ enum Truth {
 impl Payment {
     /// What the store must end with.
     fn expected(&self) -> &'static str {
+        if self.mismatch {
+            return "NEEDS_REVIEW";
+        }
         match self.truth {
             Truth::Succeeded | Truth::LateSucceeded => "SUCCEEDED",
             Truth::Failed | Truth::LateFailed => "FAILED",
@@ -166,6 +169,10 @@ impl Payment {
     /// The merchant's events for this payment, in order.
     fn expected_events(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.mismatch {
+            // The provider's amount contradicts the registered one: reviewed, once.
+            return vec!["transaction.needs_review".to_string()];
+        }
         if matches!(
             self.truth,
             Truth::Open | Truth::LateSucceeded | Truth::LateFailed
@@ -197,6 +204,9 @@ struct Payment {
     /// word ("still processing").
     lag: u32,
     registered: bool,
+    /// Registered with another amount than the provider's (one more unit): the success
+    /// must go to review, never settle, and the merchant never hear the registered amount.
+    mismatch: bool,
 }
 
 impl Payment {
@@ -449,6 +459,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             outcome_word,
             lag: rng.below(3) as u32,
             registered: false,
+            mismatch: false,
         };
         // What the provider calls back about: ZengaPay and Daraja only outcomes (no event
         // exists for PENDING, §1.1, §3.1); TransferZero the states it has an event for.
@@ -508,7 +519,15 @@ fn scenario(seed: u64, n: usize) -> Scenario {
         }
         // Late payments are registered, so that their deadline is the start's.
         let registered = delivered == 0 || late || rng.chance(60);
-        s.payments.push(Payment { registered, ..p });
+        let mismatch = registered
+            && truth == Truth::Succeeded
+            && matches!(prov, Prov::Zp | Prov::Bp)
+            && rng.chance(25);
+        s.payments.push(Payment {
+            registered,
+            mismatch,
+            ..p
+        });
     }
     s.copies.sort_by_key(|c| c.at);
     s
@@ -747,8 +766,16 @@ async fn register(admin: SocketAddr, p: &Payment) {
                 Prov::Zp => ("collection", "UGX"),
                 _ => ("transfer", "KES"),
             };
+            // One unit more than the provider's amount, when the scenario says so.
+            let amount = match (p.mismatch, p.amount.split_once('.')) {
+                (false, _) => p.amount.clone(),
+                (true, None) => (p.amount.parse::<i64>().unwrap() + 1).to_string(),
+                (true, Some((units, cents))) => {
+                    format!("{}.{cents}", units.parse::<i64>().unwrap() + 1)
+                }
+            };
             serde_json::json!({"provider": p.prov.name(), "provider_ref": p.reference,
-                "kind": kind, "amount": p.amount, "currency": currency,
+                "kind": kind, "amount": amount, "currency": currency,
                 "merchant_ref": format!("order-{}", p.reference)})
         }
         // The STK push answer gives the CheckoutRequestID; the amount is the merchant's.
@@ -970,6 +997,22 @@ async fn payments_converge_to_the_providers_truth() {
         wrong.len(),
         &wrong[..wrong.len().min(10)]
     );
+    for p in payments.iter().filter(|p| p.mismatch) {
+        let reason: Option<String> = db
+            .query_row(
+                "SELECT reason FROM transactions WHERE provider = ?1 AND provider_ref = ?2",
+                [p.prov.name(), &p.reference],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("AMOUNT_MISMATCH")),
+            "{}: {reason:?}",
+            p.reference
+        );
+    }
     let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
         count("SELECT count(*) FROM transactions") as usize,
@@ -1052,15 +1095,34 @@ async fn payments_converge_to_the_providers_truth() {
         "the merchant must receive exactly the outbox's events: ids not in the outbox {extra:?}, \
          events never received {missing:?}"
     );
+    // A report on a row already in review is recorded as an applied NEEDS_REVIEW →
+    // NEEDS_REVIEW transition that only updates the reason (`state::plan::review`); the
+    // merchant already has the review's event, so it gets none.
     let settled_transitions = count(
         "SELECT count(*) FROM transitions
-          WHERE (outcome = 'applied' AND to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW'))
+          WHERE (outcome = 'applied' AND to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW')
+                 AND from_status IS NOT to_status)
              OR outcome = 'conflict'",
     );
+    let without_event: Vec<String> = db
+        .prepare(
+            "SELECT t.provider_ref || ' ' || r.source || ' ' || coalesce(r.from_status, '-') || '->'
+                    || r.to_status || ' ' || r.outcome || ' ' || coalesce(t.reason, '')
+               FROM transitions r JOIN transactions t ON t.id = r.transaction_id
+              WHERE ((r.outcome = 'applied' AND r.to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW')
+                      AND r.from_status IS NOT r.to_status)
+                     OR r.outcome = 'conflict')
+                AND NOT EXISTS (SELECT 1 FROM events e WHERE e.transition_id = r.id)",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(
         stored.len() as i64,
         settled_transitions,
-        "one event per settled transition"
+        "one event per settled transition; without one: {without_event:?}"
     );
     assert_eq!(
         count("SELECT count(*) FROM events WHERE status <> 'delivered'"),
@@ -1200,7 +1262,7 @@ async fn payments_converge_to_the_providers_truth() {
         .collect::<Result<_, _>>()
         .unwrap();
     println!(
-        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}, jenga {}; succeeded {}, failed {}, open→review {}, decided after review {}; registered {}) \
+        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}, jenga {}; succeeded {}, failed {}, open→review {}, decided after review {}; registered {}, amount mismatches {}) \
          callbacks: emitted {} lost {} duplicated {} copies sent {} | polls {} (failed {}; fake: 429 {}, 503 {}, 404 {}, timeout {}, slow {}) \
          per provider {} | successes held for confirmation {} | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
         payments.len(),
@@ -1216,6 +1278,7 @@ async fn payments_converge_to_the_providers_truth() {
             .filter(|p| matches!(p.truth, Truth::LateSucceeded | Truth::LateFailed))
             .count(),
         payments.iter().filter(|p| p.registered).count(),
+        payments.iter().filter(|p| p.mismatch).count(),
         sc.emitted,
         sc.lost,
         sc.duplicated,
@@ -1263,6 +1326,7 @@ async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
             outcome_word: "0",
             lag: 0,
             registered: true,
+            mismatch: false,
         }],
         polls: vec![AtomicU32::new(0)],
         late_answers: vec![AtomicU32::new(0)],
