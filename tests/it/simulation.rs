@@ -758,6 +758,55 @@ async fn send(addr: SocketAddr, cb: &Callback, nonce: Option<&str>) {
     assert_eq!(reply.status, 200, "callback refused: {}", reply.body);
 }
 
+/// Forged but well-formed reports about every settled ZengaPay payment, made from what an
+/// eavesdropper holds: a callback's field signature (reference + MSISDN + amount), which
+/// fits any body with those three fields. Each is sent under another event name with the
+/// opposite outcome, and under the outcome's own event name with another order; both name
+/// a different order. Returns how many were sent. They must change no status, amount or
+/// order, and nothing they say may reach the merchant.
+async fn forge(addr: SocketAddr, payments: &[Payment]) -> usize {
+    let mut sent = 0;
+    // Not the payments in review for an amount mismatch: a forgery under their key
+    // would only restate the review (with its own reason), which check (a) cannot tell.
+    for p in payments
+        .iter()
+        .filter(|p| p.prov == Prov::Zp && !p.mismatch)
+    {
+        let (own, opposite) = match p.truth {
+            Truth::Succeeded | Truth::LateSucceeded => (
+                ("collection.success", "SUCCEEDED"),
+                ("collection.failed", "FAILED"),
+            ),
+            Truth::Failed | Truth::LateFailed => (
+                ("collection.failed", "FAILED"),
+                ("collection.success", "SUCCEEDED"),
+            ),
+            Truth::Open => continue,
+        };
+        let sig = zp_sign(
+            ZP_SECRET,
+            format!("{}256772000001{}", p.reference, p.amount).as_bytes(),
+        );
+        for (event, status) in [opposite, own, ("transfer.failed", "FAILED")] {
+            let body = serde_json::json!({"event": event, "data": {
+                "transactionStatus": status, "transactionReference": p.reference,
+                "transactionExternalReference": "order-FORGED", "currencyCode": "KES-MPESA",
+                "amount": p.amount, "msisdn": "256772000001"}})
+            .to_string();
+            let reply = post(
+                addr,
+                "/callbacks/zengapay",
+                &[("X-ZENGAPAY-SIGNATURE", &sig)],
+                body.as_bytes(),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "a field-signed body: {}", reply.body);
+            sent += 1;
+        }
+    }
+    sent
+}
+
 /// Registers a payment as the merchant's application does.
 async fn register(admin: SocketAddr, p: &Payment) {
     let body = match p.prov {
@@ -888,6 +937,7 @@ async fn payments_converge_to_the_providers_truth() {
     };
     let mut fwd = forwarding(&d);
     let mut restarted = false;
+    let mut forged = 0;
 
     let admin = d.admin_addr.unwrap();
     let mut set = JoinSet::new();
@@ -959,7 +1009,12 @@ async fn payments_converge_to_the_providers_truth() {
         }
         let next_copy = copies.peek().map(|c| t0 + c.at);
         let next = match (next_due(&watch), next_copy) {
-            (None, None) => break,
+            (None, None) if forged > 0 => break,
+            // Everything settled and delivered: now the forgeries, then drain again.
+            (None, None) => {
+                forged = forge(d.addr, payments).await;
+                now + TICK
+            }
             (a, b) => a.into_iter().chain(b).min().unwrap_or(now),
         };
         // At least a tick on, and never behind the real clock (rows created by
@@ -1063,10 +1118,17 @@ async fn payments_converge_to_the_providers_truth() {
         0,
         "a failed poll changed a status"
     );
+    // The providers never contradicted themselves: a conflict may only come from a
+    // forgery sharing a genuine callback's idempotency key with another body (two bodies
+    // under one key are kept and disputed, whoever sent the second).
     assert_eq!(
-        count("SELECT count(*) FROM transitions WHERE outcome = 'conflict'"),
+        count(
+            "SELECT count(*) FROM transitions r LEFT JOIN callbacks c ON c.id = r.callback_id
+              WHERE r.outcome = 'conflict'
+                AND coalesce(CAST(c.body AS TEXT), '') NOT LIKE '%order-FORGED%'"
+        ),
         0,
-        "the providers never contradicted themselves, so nothing may conflict"
+        "a conflict without a forgery"
     );
 
     // (c) One distinct event per settled transition, each delivered and signed.
@@ -1144,6 +1206,9 @@ async fn payments_converge_to_the_providers_truth() {
         let (prov, reference, kind) = row.unwrap();
         per_payment.entry((prov, reference)).or_default().push(kind);
     }
+    for got in per_payment.values_mut() {
+        got.retain(|kind| kind != "transaction.conflict");
+    }
     for p in payments {
         let got = per_payment.get(&(p.prov.name().to_string(), p.reference.clone()));
         assert_eq!(
@@ -1172,6 +1237,12 @@ async fn payments_converge_to_the_providers_truth() {
             .remove(&(p.prov.name().to_string(), p.reference.clone()))
             .unwrap_or_default();
         got.sort_by_key(|e| e["data"]["transition_seq"].as_i64().unwrap());
+        // A forgery's dispute: told as a conflict, the payment's truth unchanged in it.
+        for e in got.iter().filter(|e| e["type"] == "transaction.conflict") {
+            assert_eq!(p.prov, Prov::Zp, "only forgeries conflict: {e}");
+            assert_eq!(e["data"]["status"].as_str(), Some(p.expected()), "{e}");
+        }
+        got.retain(|e| e["type"] != "transaction.conflict");
         let types: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
         assert_eq!(
             types,
@@ -1246,9 +1317,27 @@ async fn payments_converge_to_the_providers_truth() {
         assert_eq!(rows, vec![*sent], "stored once: {body}");
     }
     assert_eq!(
-        count("SELECT count(*) FROM callbacks") as usize,
+        count("SELECT count(*) FROM callbacks WHERE CAST(body AS TEXT) NOT LIKE '%order-FORGED%'")
+            as usize,
         sent_by_body.len()
     );
+    // The forgeries: stored as what they are (field signatures, unsigned), and nothing of
+    // theirs in the store's values or in anything the merchant received.
+    assert_eq!(
+        count("SELECT count(*) FROM callbacks WHERE CAST(body AS TEXT) LIKE '%order-FORGED%' AND signed = 0"),
+        forged as i64
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM transactions WHERE merchant_ref = 'order-FORGED' OR unconfirmed_details LIKE '%FORGED%'"),
+        0
+    );
+    for r in &received {
+        assert!(
+            !r.body_str().contains("FORGED"),
+            "a forgery reached the merchant: {}",
+            r.body_str()
+        );
+    }
 
     let polls = count("SELECT count(*) FROM polls");
     let per_provider: Vec<String> = db
@@ -1264,7 +1353,7 @@ async fn payments_converge_to_the_providers_truth() {
     println!(
         "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}, jenga {}; succeeded {}, failed {}, open→review {}, decided after review {}; registered {}, amount mismatches {}) \
          callbacks: emitted {} lost {} duplicated {} copies sent {} | polls {} (failed {}; fake: 429 {}, 503 {}, 404 {}, timeout {}, slow {}) \
-         per provider {} | successes held for confirmation {} | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
+         per provider {} | successes held for confirmation {} | forged reports {forged} | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
         payments.len(),
         payments.iter().filter(|p| p.prov == Prov::Zp).count(),
         payments.iter().filter(|p| p.prov == Prov::Bp).count(),
