@@ -845,6 +845,89 @@ async fn register(admin: SocketAddr, p: &Payment) {
     assert_eq!(r.status, 201, "registration refused: {}", r.body);
 }
 
+/// What the merchant received, read from the deliveries themselves (one body per event
+/// id), agrees with each payment's truth: the events' types in order, their status, and
+/// every amount, currency and merchant reference they carry is the provider's. Conflict
+/// events may come only from forgeries, and carry the payment's true status.
+fn assert_received_matches_truth(payments: &[Payment], by_id: &BTreeMap<String, Bytes>) {
+    let mut received_by_payment: HashMap<(String, String), Vec<serde_json::Value>> = HashMap::new();
+    for body in by_id.values() {
+        let e: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let key = (
+            e["data"]["provider"].as_str().unwrap().to_string(),
+            e["data"]["provider_ref"].as_str().unwrap().to_string(),
+        );
+        received_by_payment.entry(key).or_default().push(e);
+    }
+    for p in payments {
+        let mut got = received_by_payment
+            .remove(&(p.prov.name().to_string(), p.reference.clone()))
+            .unwrap_or_default();
+        got.sort_by_key(|e| e["data"]["transition_seq"].as_i64().unwrap());
+        // A forgery's dispute: told as a conflict, the payment's truth unchanged in it.
+        for e in got.iter().filter(|e| e["type"] == "transaction.conflict") {
+            assert_eq!(p.prov, Prov::Zp, "only forgeries conflict: {e}");
+            assert_eq!(e["data"]["status"].as_str(), Some(p.expected()), "{e}");
+        }
+        got.retain(|e| e["type"] != "transaction.conflict");
+        let types: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            p.expected_events(),
+            "{}: what the merchant received ({:?})",
+            p.reference,
+            p.truth
+        );
+        let (minor, currency) = p.money();
+        let order = format!("order-{}", p.reference);
+        let merchant_ref = match (p.prov, p.registered) {
+            // An STK callback names no order; only a registration does.
+            (Prov::Da, false) => None,
+            _ => Some(order.as_str()),
+        };
+        for e in &got {
+            let data = &e["data"];
+            let what = format!("{} {}: {data}", p.reference, e["type"]);
+            let status = e["type"].as_str().unwrap()["transaction.".len()..].to_uppercase();
+            assert_eq!(data["status"].as_str(), Some(status.as_str()), "{what}");
+            assert_eq!(data["confirmed"], true, "{what}");
+            assert!(
+                data["unconfirmed"].is_null(),
+                "nothing unconfirmed here: {what}"
+            );
+            // Daraja's STK query and Jenga's details query state no amount: a success
+            // only they settled (its callback lost) has none. Every other success names
+            // the provider's amount.
+            let query_without_amount = matches!(p.prov, Prov::Da | Prov::Je);
+            if status == "SUCCEEDED" && !(query_without_amount && data["amount_minor"].is_null()) {
+                assert_eq!(data["amount_minor"].as_i64(), Some(minor), "{what}");
+                assert_eq!(data["currency"].as_str(), Some(currency), "{what}");
+                assert_eq!(data["merchant_ref"].as_str(), merchant_ref, "{what}");
+            } else if status == "SUCCEEDED" {
+                assert!(data["currency"].is_null(), "{what}");
+            } else {
+                // Whatever a failure or a review carries must still be the provider's.
+                if !data["amount_minor"].is_null() {
+                    assert_eq!(data["amount_minor"].as_i64(), Some(minor), "{what}");
+                    assert_eq!(data["currency"].as_str(), Some(currency), "{what}");
+                }
+                if !data["merchant_ref"].is_null() {
+                    assert_eq!(
+                        data["merchant_ref"].as_str(),
+                        Some(order.as_str()),
+                        "{what}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        received_by_payment.is_empty(),
+        "events about payments nobody made: {:?}",
+        received_by_payment.keys().take(5).collect::<Vec<_>>()
+    );
+}
+
 /// The earliest of the next poll (of an open row, or of a NEEDS_REVIEW row holding an
 /// unsigned success to confirm), the next deadline and the next delivery due.
 fn next_due(db: &rusqlite::Connection) -> Option<i64> {
@@ -1220,85 +1303,8 @@ async fn payments_converge_to_the_providers_truth() {
         );
     }
 
-    // (c') What the merchant received, read from the deliveries themselves, agrees with
-    // each payment's truth: the events' types in order, their status, and every amount,
-    // currency and merchant reference they carry is the provider's.
-    let mut received_by_payment: HashMap<(String, String), Vec<serde_json::Value>> = HashMap::new();
-    for body in by_id.values() {
-        let e: serde_json::Value = serde_json::from_slice(body).unwrap();
-        let key = (
-            e["data"]["provider"].as_str().unwrap().to_string(),
-            e["data"]["provider_ref"].as_str().unwrap().to_string(),
-        );
-        received_by_payment.entry(key).or_default().push(e);
-    }
-    for p in payments {
-        let mut got = received_by_payment
-            .remove(&(p.prov.name().to_string(), p.reference.clone()))
-            .unwrap_or_default();
-        got.sort_by_key(|e| e["data"]["transition_seq"].as_i64().unwrap());
-        // A forgery's dispute: told as a conflict, the payment's truth unchanged in it.
-        for e in got.iter().filter(|e| e["type"] == "transaction.conflict") {
-            assert_eq!(p.prov, Prov::Zp, "only forgeries conflict: {e}");
-            assert_eq!(e["data"]["status"].as_str(), Some(p.expected()), "{e}");
-        }
-        got.retain(|e| e["type"] != "transaction.conflict");
-        let types: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
-        assert_eq!(
-            types,
-            p.expected_events(),
-            "{}: what the merchant received ({:?})",
-            p.reference,
-            p.truth
-        );
-        let (minor, currency) = p.money();
-        let order = format!("order-{}", p.reference);
-        let merchant_ref = match (p.prov, p.registered) {
-            // An STK callback names no order; only a registration does.
-            (Prov::Da, false) => None,
-            _ => Some(order.as_str()),
-        };
-        for e in &got {
-            let data = &e["data"];
-            let what = format!("{} {}: {data}", p.reference, e["type"]);
-            let status = e["type"].as_str().unwrap()["transaction.".len()..].to_uppercase();
-            assert_eq!(data["status"].as_str(), Some(status.as_str()), "{what}");
-            assert_eq!(data["confirmed"], true, "{what}");
-            assert!(
-                data["unconfirmed"].is_null(),
-                "nothing unconfirmed here: {what}"
-            );
-            // Daraja's STK query and Jenga's details query state no amount: a success
-            // only they settled (its callback lost) has none. Every other success names
-            // the provider's amount.
-            let query_without_amount = matches!(p.prov, Prov::Da | Prov::Je);
-            if status == "SUCCEEDED" && !(query_without_amount && data["amount_minor"].is_null()) {
-                assert_eq!(data["amount_minor"].as_i64(), Some(minor), "{what}");
-                assert_eq!(data["currency"].as_str(), Some(currency), "{what}");
-                assert_eq!(data["merchant_ref"].as_str(), merchant_ref, "{what}");
-            } else if status == "SUCCEEDED" {
-                assert!(data["currency"].is_null(), "{what}");
-            } else {
-                // Whatever a failure or a review carries must still be the provider's.
-                if !data["amount_minor"].is_null() {
-                    assert_eq!(data["amount_minor"].as_i64(), Some(minor), "{what}");
-                    assert_eq!(data["currency"].as_str(), Some(currency), "{what}");
-                }
-                if !data["merchant_ref"].is_null() {
-                    assert_eq!(
-                        data["merchant_ref"].as_str(),
-                        Some(order.as_str()),
-                        "{what}"
-                    );
-                }
-            }
-        }
-    }
-    assert!(
-        received_by_payment.is_empty(),
-        "events about payments nobody made: {:?}",
-        received_by_payment.keys().take(5).collect::<Vec<_>>()
-    );
+    // (c') What the merchant received agrees with each payment's truth.
+    assert_received_matches_truth(payments, &by_id);
 
     // (d) Every callback delivered n times is stored once, counted n times. A state
     // entered twice is the same callback again (same body, same dedup key).
@@ -1468,4 +1474,149 @@ async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
     );
     assert_eq!(status(&d), ("SUCCEEDED".to_string(), None));
     d.stop().await;
+}
+
+/// The same kind of scenario driven by the daemon's own loops (`reconcile::run` and
+/// `forward::run`, started by `serve`) on the real clock rather than stepped: every
+/// payment that is decided by now at the provider (a seeded subset of the scenario, its
+/// status API answering from the outcome, some "still processing" first), its callbacks
+/// sent at once with their losses and duplicates, and a merchant refusing one delivery in
+/// eight. Without any step by the test, every payment must end at its truth and the
+/// merchant receive exactly the outbox's events, each as the truth says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_own_loops_converge_on_a_seeded_scenario() {
+    let seed: u64 = env_or("PAYHOOK_SIM_SEED", SEED);
+    let sc = scenario(seed, 80);
+    let keep = |p: &Payment| matches!(p.truth, Truth::Succeeded | Truth::Failed);
+    let kept: Vec<Payment> = sc.payments.into_iter().filter(keep).collect();
+    let callbacks: Vec<Callback> = sc
+        .callbacks
+        .into_iter()
+        .filter(|cb| kept.iter().any(|p| cb.body.contains(&p.reference)))
+        .collect();
+    let t0 = now_ms() - 10 * DEADLINE;
+    let api = Arc::new(FakeApi {
+        seed,
+        faulty: false,
+        t0,
+        now: AtomicI64::new(now_ms()),
+        by_ref: kept
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.reference.clone(), i))
+            .collect(),
+        polls: kept.iter().map(|_| AtomicU32::new(0)).collect(),
+        late_answers: kept.iter().map(|_| AtomicU32::new(0)).collect(),
+        failure_answers: kept.iter().map(|_| AtomicU32::new(0)).collect(),
+        count: FAULTS.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
+        payments: kept,
+    });
+    let payments = &api.payments;
+    let api_url = format!("http://{}", start_api(api.clone()).await);
+    let mut merchant = FakeMerchant::start().await;
+    let answered = Arc::new(AtomicU64::new(0));
+    let counter = answered.clone();
+    merchant.answer_with(move |_: &Received| {
+        if counter.fetch_add(1, Ordering::Relaxed) % 8 == 7 {
+            Answer::Status(500)
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let poll = format!(
+        "base_url = \"{api_url}\"\npoll_first_after = \"100ms\"\npoll_max_interval = \"1s\"\n\
+         poll_deadline = \"10m\"\npoll_rate_per_minute = 60000\n"
+    );
+    let cfg = format!(
+        "public_base_url = \"https://hooks.example.com\"\n\
+         [providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\napi_token = \"zp-token\"\n{poll}\
+         [providers.bitpesa]\napi_key = \"{BP_KEY}\"\napi_secret = \"{BP_SECRET}\"\n{poll}\
+         [providers.daraja]\ncallback_tokens = [\"{DARAJA_TOKEN}\"]\nallowed_ips = [\"127.0.0.1\"]\n\
+         consumer_key = \"ck\"\nconsumer_secret = \"cs\"\nshortcode = \"174379\"\n\
+         passkey = \"bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919\"\n{poll}\
+         [providers.jenga]\nipn_username = \"ipnuser\"\nipn_password = \"ipnpass\"\n\
+         merchant_code = \"0011547896523\"\napi_key = \"jenga-api-key\"\n\
+         consumer_secret = \"jenga-consumer-secret\"\nprivate_key_file = \"jenga.pem\"\n{poll}\
+         [admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"{ADMIN_TOKEN}\"\n\
+         [reconciler]\nrequest_timeout = \"{REQUEST_TIMEOUT}\"\n\
+         [forward]\nurl = \"{}\"\nsecrets = [\"{WHSEC}\"]\nretry_first_after = \"200ms\"\n\
+         retry_max_interval = \"1s\"\n",
+        merchant.url()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::sign::jenga_key_in(dir.path());
+    let d = TestDaemon::start_in(dir, &cfg).await;
+    let admin = d.admin_addr.unwrap();
+    for p in payments.iter().filter(|p| p.registered) {
+        register(admin, p).await;
+    }
+    let mut sent_by_body: BTreeMap<&str, i64> = BTreeMap::new();
+    for (i, cb) in callbacks.iter().enumerate() {
+        for c in 0..cb.sent {
+            // TransferZero signs each retry afresh here, with a nonce of its own.
+            send(d.addr, cb, Some(&format!("nonce-{i}-{c}"))).await;
+        }
+        *sent_by_body.entry(&cb.body).or_default() += cb.sent as i64;
+    }
+
+    // Wait (bounded) for the loops to finish everything.
+    let db = d.db();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let settled = |p: &Payment| -> bool {
+        db.query_row(
+            "SELECT status FROM transactions WHERE provider = ?1 AND provider_ref = ?2",
+            [p.prov.name(), &p.reference],
+            |r| r.get::<_, String>(0),
+        )
+        .is_ok_and(|s| s == p.expected())
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let open = payments.iter().filter(|p| !settled(p)).count();
+        let undelivered = count("SELECT count(*) FROM events WHERE status <> 'delivered'");
+        if open == 0 && undelivered == 0 && count("SELECT count(*) FROM events") > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon's loops left {open} payments off their truth and {undelivered} events undelivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.stop().await;
+
+    let received = merchant.take();
+    let webhook = standardwebhooks::Webhook::new(WHSEC).unwrap();
+    let mut by_id: BTreeMap<String, Bytes> = BTreeMap::new();
+    for r in &received {
+        webhook
+            .verify(&r.body, &r.headers)
+            .expect("every delivery is signed");
+        let first = by_id.entry(r.id().to_string()).or_insert(r.body.clone());
+        assert_eq!(*first, r.body, "a retry repeats the same event");
+    }
+    assert_received_matches_truth(payments, &by_id);
+    let stored = count("SELECT count(*) FROM events");
+    assert_eq!(
+        by_id.len() as i64,
+        stored,
+        "the merchant received the outbox"
+    );
+    for (body, sent) in &sent_by_body {
+        let rows: Vec<i64> = db
+            .prepare("SELECT deliveries FROM callbacks WHERE body = ?1")
+            .unwrap()
+            .query_map([body.as_bytes()], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![*sent], "stored once: {body}");
+    }
+    println!(
+        "simulation (own loops): seed={seed:#x} payments={} callbacks {} polls {} events {stored} deliveries {}",
+        payments.len(),
+        callbacks.len(),
+        count("SELECT count(*) FROM polls"),
+        received.len()
+    );
 }
