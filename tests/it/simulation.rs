@@ -23,12 +23,25 @@
 //! by callbacks (stamped with the real clock) get deadlines no earlier than the ones
 //! registered at the start.
 //!
+//! Some registered payments are registered with another amount than the provider's (the
+//! merchant's mistake): they must end in review. Half-way through, the daemon restarts on
+//! the same database. Once everything has settled, forged but well-formed ZengaPay reports
+//! arrive: a captured field signature reused under other event names and with another
+//! order.
+//!
 //! Checks at the end: (a) every payment's stored status is its truth (open ones are
-//! NEEDS_REVIEW, never FAILED; late ones NEEDS_REVIEW and then their outcome); (b) every FAILED came from a definitive provider answer (a
-//! failure callback, or a poll that stated FAILED), no failed poll changed a status, and
-//! there was no conflict; (c) the merchant received exactly one distinct event id per
-//! settled transition, each signed, every one delivered; (d) every callback delivered n
-//! times is stored once with `deliveries = n`.
+//! NEEDS_REVIEW, never FAILED; late ones NEEDS_REVIEW and then their outcome; amount
+//! mismatches NEEDS_REVIEW with `AMOUNT_MISMATCH`); (b) every FAILED came from a definitive
+//! provider answer (a failure callback the test sent, or a poll the fake API itself counted
+//! as answering a failure), no failed poll changed a status, and no conflict came from
+//! anything but a forgery; (c) the merchant received exactly one distinct event id per
+//! settled transition, each signed, every one delivered, and what it received (types in
+//! order, status, amount, currency, order) is each payment's truth, with no value only a
+//! forgery stated; (d) every callback delivered n times is stored once with
+//! `deliveries = n`, and every forgery is stored as unsigned and changed nothing.
+//!
+//! A second test runs a seeded subset through the daemon's own loops (`reconcile::run`,
+//! `forward::run`) on the real clock, with the same checks on what the merchant received.
 //!
 //! The scenario is fixed by `PAYHOOK_SIM_SEED` (default [`SEED`]) and its size by
 //! `PAYHOOK_SIM_PAYMENTS` (default [`CI_PAYMENTS`]; full mode is thousands):
