@@ -259,6 +259,14 @@ fn main() {
     );
 
     assert!(in_window > 0, "no query in the measured window");
+    // "At the limit, not below it": with work always due and a provider that answers at
+    // once, the reconciler must use (nearly) all of the quota. 10 % slack covers a
+    // window edge and scheduling on shared cores; a loop that sleeps too long between
+    // batches or claims too few rows falls below it.
+    assert!(
+        ratio >= 0.9,
+        "below the limit: {achieved:.1}/s against {limit:.1}/s (ratio {ratio:.3})"
+    );
     // Queries still in flight at shutdown may be unrecorded; everything else must be.
     assert!(
         polls as usize + payhook::reconcile::MAX_IN_FLIGHT >= seen.len(),

@@ -2752,6 +2752,10 @@ mod tests {
             ),
             (format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretries = 3"), "retries"),
         ];
+        // Every secret an input holds (the signing key, its base64 body, a value that is
+        // not a key, a URL's credentials) must stay out of the error it gives.
+        let secrets = [K1, &K1["whsec_".len()..], "hunter2", "u:p@"];
+        let mut with_secret = 0;
         for (text, needle) in cases {
             let err = Config::from_toml(&text, Path::new("."))
                 .unwrap_err()
@@ -2760,8 +2764,14 @@ mod tests {
                 err.contains(needle),
                 "{text:?} gave {err:?}, expected {needle:?}"
             );
-            assert!(!err.contains("hunter2"), "{err}");
+            let held: Vec<&str> = secrets.into_iter().filter(|s| text.contains(s)).collect();
+            with_secret += usize::from(!held.is_empty());
+            for secret in held {
+                assert!(!err.contains(secret), "{secret} leaked in {err:?}");
+            }
         }
+        // Only the two inputs without any secret (no or empty `secrets`) escape the check.
+        assert_eq!(with_secret, 9);
     }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {

@@ -218,6 +218,23 @@ mod tests {
     }
 
     #[test]
+    fn three_decimal_currencies_and_signs_format_exactly() {
+        // Three-decimal currencies (ISO 4217): a fils is a thousandth of a dinar.
+        assert_eq!(minor_exponent("KWD"), 3);
+        assert_eq!(Money::parse("1.234", "KWD").unwrap().minor, 1234);
+        assert_eq!(Money::parse("1.234", "KWD").unwrap().decimal(), "1.234");
+        assert!(Money::parse("1.2345", "KWD").is_err());
+        // Zero has no sign; a negative amount (never parsed, but formatted if stored) does.
+        let money = |minor| Money {
+            minor,
+            currency: "KES".into(),
+        };
+        assert_eq!(money(0).decimal(), "0.00");
+        assert_eq!(money(-150).decimal(), "-1.50");
+        assert_eq!(money(150).decimal(), "1.50");
+    }
+
+    #[test]
     fn json_amounts_keep_their_text() {
         assert_eq!(decimal_text(&raw("1.10")).unwrap().as_deref(), Some("1.10"));
         assert_eq!(

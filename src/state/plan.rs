@@ -640,7 +640,13 @@ pub fn disputed(c: &Stored, why: String, channel: Channel) -> Plan {
     }
     let mut p = Plan::unchanged(c.status, Some(Record::Applied), Status::NeedsReview);
     p.note_reason = Some(why.clone());
-    p.reason = Some(Some(why));
+    // A review that already names a disagreement keeps it: the dispute is in its history,
+    // and the first reason is what the reviewer must see. A deadline review takes it.
+    let keeps_reason = c.status == Status::NeedsReview
+        && c.reason.as_deref().is_some_and(|r| r != DEADLINE_PASSED);
+    if !keeps_reason {
+        p.reason = Some(Some(why));
+    }
     p.hold = HoldChange::Clear;
     p.poll = PollChange::Stop;
     if c.status != Status::NeedsReview {

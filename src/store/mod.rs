@@ -46,6 +46,8 @@
 pub mod callbacks;
 pub mod destinations;
 pub mod events;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
 pub mod feed;
 pub mod migrations;
 pub mod payments;
@@ -493,7 +495,15 @@ fn writer_loop(
             run_batch(&conn, &mut batch)
         };
         match (&outcome, &syncer) {
+            // The defect the power-cut test must catch (feature `ack-before-fsync`, used
+            // only by its documented proof run): answer at COMMIT, sync afterwards.
+            #[cfg(feature = "ack-before-fsync")]
+            (Ok(()), Some(syncer)) => {
+                answer(completions, &outcome);
+                let _ = syncer.send(Vec::new());
+            }
             // Committed to the WAL but not yet on disk: the syncer answers once it is.
+            #[cfg(not(feature = "ack-before-fsync"))]
             (Ok(()), Some(syncer)) => {
                 if let Err(unsent) = syncer.send(completions) {
                     for done in unsent.0 {
@@ -505,6 +515,9 @@ fn writer_loop(
             _ => answer(completions, &outcome),
         }
         batches_since_catch_up += 1;
+        if checkpoints_paused() {
+            continue;
+        }
         if catch_up.swap(false, Ordering::AcqRel)
             || batches_since_catch_up >= CATCH_UP_AT_LEAST_EVERY_BATCHES
         {
@@ -528,6 +541,20 @@ fn writer_loop(
     tracing::debug!("store writer stopped");
 }
 
+/// True while a test models power loss (feature `failpoints`): no checkpoint runs then,
+/// so that the WAL is the only file that changes (module `failpoint`). Always false in
+/// a normal build.
+fn checkpoints_paused() -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        failpoint::active()
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        false
+    }
+}
+
 /// Why every write is refused after a failed fsync.
 const POISONED: &str = "an fsync of the WAL failed earlier; restart payhook once the disk is fixed";
 
@@ -541,6 +568,9 @@ fn sync_loop(
     while let Ok(first) = batches.recv() {
         let mut synced = vec![first];
         synced.extend(batches.try_iter());
+        // What this fsync covers, for the power-cut test (module `failpoint`).
+        #[cfg(feature = "failpoints")]
+        let covered = wal.metadata().map(|m| m.len());
         let outcome = if poisoned.load(Ordering::Acquire) {
             Err(POISONED.to_string())
         } else {
@@ -549,6 +579,10 @@ fn sync_loop(
                 format!("fsync of the WAL failed: {e}")
             })
         };
+        #[cfg(feature = "failpoints")]
+        if let (Ok(()), Ok(len)) = (&outcome, covered) {
+            failpoint::wal_synced(len);
+        }
         answer(synced.into_iter().flatten(), &outcome);
     }
     tracing::debug!("store syncer stopped");
@@ -664,6 +698,9 @@ fn checkpoint_loop(
     let mut copied = (0, 0);
     // Runs until told to stop (or the store handle is dropped, closing the channel).
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(pause) {
+        if checkpoints_paused() {
+            continue;
+        }
         // PASSIVE never blocks the writer; it copies what it can. Errors (busy, a
         // read-only file) only mean this round copied nothing. `now` is (frames in the
         // WAL, frames copied into the database) after the pass.

@@ -3,12 +3,11 @@
 
 use crate::support::fake_merchant::{Answer, FakeMerchant};
 use crate::support::http::post;
+use crate::support::sign::event_id;
 use crate::support::TestDaemon;
 use payhook::config::Config;
 use payhook::forward::{self, Step};
-use payhook::providers::ProviderId;
 use payhook::store::events;
-use payhook::store::transactions::event_id;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -32,7 +31,7 @@ async fn settle(d: &TestDaemon, reference: &str) -> String {
     )
     .await;
     assert_eq!(reply.status, 200);
-    event_id(d.zp_txn_id(reference), ProviderId::ZengaPay, reference, 1)
+    event_id(d.zp_txn_id(reference), "zengapay", reference, 1)
 }
 
 fn payhook(config: &Path, args: &[&str]) -> Output {

@@ -14,9 +14,17 @@
 //!   still hold.
 //!
 //! Trials kill at different moments (after a different number of acknowledgements each).
-//! `PAYHOOK_CRASH_TRIALS` sets how many (default 2, the CI smoke; the full mode is
-//! `PAYHOOK_CRASH_TRIALS=10` or more), and `PAYHOOK_BIN` the binary (default: the debug
-//! build Cargo made for this test; the full mode uses `target/release/payhook`).
+//! `PAYHOOK_CRASH_TRIALS` sets how many (default 5, the CI run; the full mode is
+//! `PAYHOOK_CRASH_TRIALS=20`), and `PAYHOOK_BIN` the binary (default: the debug build
+//! Cargo made for this test; the full mode uses `target/release/payhook`).
+//!
+//! A SIGKILL loses nothing the kernel already has, so it cannot tell "fsync, then
+//! acknowledge" from "acknowledge, then fsync". The power-cut trials (cargo feature
+//! `failpoints`, run by `.ci/run`) can: the daemon reports how much of the WAL each of its
+//! fsyncs covered (`src/store/failpoint.rs`), and after the SIGKILL the test cuts the WAL
+//! back to the last size reported (what a power loss would have left) and drops the
+//! shared-memory index before restarting. Built with `ack-before-fsync` (which answers at
+//! COMMIT), they fail: docs/testing.md shows that run.
 
 use crate::support::sign::{zp_body, zp_sign, ZP_SECRET};
 use bytes::Bytes;
@@ -46,7 +54,7 @@ fn trials() -> u64 {
     std::env::var("PAYHOOK_CRASH_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
+        .unwrap_or(5)
 }
 
 fn free_port() -> u16 {
@@ -64,12 +72,21 @@ struct Daemon {
 
 impl Daemon {
     fn start(cfg: &Path, log: &Path) -> Daemon {
+        Daemon::start_with(cfg, log, None)
+    }
+
+    /// With `synced_wal`, the daemon reports its WAL fsyncs there (feature `failpoints`).
+    fn start_with(cfg: &Path, log: &Path, synced_wal: Option<&Path>) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
-        let child = Command::new(bin())
+        let mut cmd = Command::new(bin());
+        if let Some(path) = synced_wal {
+            cmd.env("PAYHOOK_FAILPOINT_SYNCED_WAL", path);
+        }
+        let child = cmd
             .args(["serve", "--config"])
             .arg(cfg)
             .stdout(Stdio::null())
@@ -111,7 +128,7 @@ impl Acked {
     fn ack(&mut self, reference: String, status: &'static str, body: &str) {
         *self
             .bodies
-            .entry(payhook::providers::sha256_hex(body.as_bytes()))
+            .entry(crate::support::sign::sha256_hex(body.as_bytes()))
             .or_default() += 1;
         self.statuses.entry(reference).or_default().push(status);
     }
@@ -194,8 +211,45 @@ async fn load_connection(
     }
 }
 
+/// How a trial ends the daemon.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// SIGKILL: everything written survives.
+    Kill,
+    /// SIGKILL, then the WAL is cut back to what the daemon had fsynced: a power loss.
+    Power,
+}
+
+/// After a SIGKILL, makes the files look as a power loss at that moment would have left
+/// them: the WAL cut back to the last size an fsync covered, and no shared-memory index
+/// (it lives in memory). Returns how many bytes were cut.
+fn cut_power(n: u64, db: &Path, synced_log: &Path) -> u64 {
+    let reported = std::fs::read_to_string(synced_log)
+        .unwrap_or_else(|e| panic!("trial {n}: the daemon reported no WAL fsync: {e}"));
+    let synced = reported
+        .lines()
+        .filter_map(|l| l.parse::<u64>().ok())
+        .max()
+        .unwrap_or_else(|| panic!("trial {n}: the daemon reported no WAL fsync"));
+    let wal = db.with_file_name(format!("{}-wal", db.file_name().unwrap().to_string_lossy()));
+    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    let written = file.metadata().unwrap().len();
+    assert!(
+        synced <= written,
+        "trial {n}: fsync reported at {synced} bytes, WAL only {written}"
+    );
+    file.set_len(synced).unwrap();
+    let shm = wal.with_file_name(format!("{}-shm", db.file_name().unwrap().to_string_lossy()));
+    let _ = std::fs::remove_file(shm);
+    written - synced
+}
+
 /// Runs one trial: load, SIGKILL after `kill_after` acks, restart, check.
 fn trial(n: u64, kill_after: u64) {
+    run_trial(n, kill_after, Cut::Kill);
+}
+
+fn run_trial(n: u64, kill_after: u64, cut: Cut) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let db = dir.path().join("payhook.db");
@@ -209,7 +263,8 @@ fn trial(n: u64, kill_after: u64) {
     )
     .unwrap();
     let log = dir.path().join("payhook.log");
-    let daemon = Daemon::start(&cfg, &log);
+    let synced_log = dir.path().join("synced-wal");
+    let daemon = Daemon::start_with(&cfg, &log, (cut == Cut::Power).then_some(&*synced_log));
 
     let acked = Arc::new(Mutex::new(Acked::default()));
     let count = Arc::new(AtomicU64::new(0));
@@ -250,6 +305,10 @@ fn trial(n: u64, kill_after: u64) {
     let mut acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
     let total: u64 = acked.bodies.values().sum();
     assert!(total >= kill_after, "trial {n}");
+    let lost_bytes = match cut {
+        Cut::Kill => 0,
+        Cut::Power => cut_power(n, &db, &synced_log),
+    };
 
     // Restart on the same database: recovery must succeed and the daemon must serve.
     let daemon = Daemon::start(&cfg, &log);
@@ -317,8 +376,12 @@ fn trial(n: u64, kill_after: u64) {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(integrity, "ok", "trial {n}");
+    let how = match cut {
+        Cut::Kill => "killed".to_string(),
+        Cut::Power => format!("power cut ({lost_bytes} unsynced WAL bytes dropped)"),
+    };
     eprintln!(
-        "crash trial {n}: killed after {kill_after} acks ({total} acknowledged deliveries); {} callbacks sent, retried after restart; store consistent",
+        "crash trial {n}: {how} after {kill_after} acks ({total} acknowledged deliveries); {} callbacks sent, retried after restart; store consistent",
         sent.len()
     );
 }
@@ -461,4 +524,261 @@ fn acknowledged_callbacks_survive_sigkill_at_any_moment() {
         let kill_after = 5 + (n * 137) % 600;
         trial(n, kill_after);
     }
+}
+
+/// Power loss, not only SIGKILL: after the kill the WAL is cut back to what the daemon
+/// had fsynced (module docs), and every acknowledged callback must still be there.
+#[cfg(feature = "failpoints")]
+#[test]
+fn acknowledged_callbacks_survive_a_power_cut_at_any_moment() {
+    let trials = trials();
+    assert!(trials >= 1);
+    for n in 0..trials {
+        // Other kill moments than the SIGKILL trials', spread the same way.
+        let kill_after = 11 + (n * 173) % 700;
+        run_trial(100 + n, kill_after, Cut::Power);
+    }
+}
+
+/// Payments registered by plain SQL (as an application may) for the reconciler to poll.
+const REGISTERED: usize = 150;
+
+fn registered_ref(n: u64, i: usize) -> String {
+    format!("p{n}-{i:04}")
+}
+
+/// A trial where everything is busy at the kill: callbacks arrive on 6 connections, the
+/// reconciler is polling a slow fake provider for registered payments, and the forwarder
+/// is waiting on a slow merchant. After the restart (leases expired by moving their due
+/// times, as time passing would) the daemon must finish all of it:
+///
+/// - every acknowledged callback is stored and the store's invariants hold;
+/// - every event the merchant received before the kill is in the store with that body
+///   (nothing escaped before it was durable), and every stored event is received at least
+///   once, always with the same body for the same id;
+/// - every registered payment ends SUCCEEDED at the provider's amount, with one event.
+fn busy_trial(n: u64, kill_after: u64, cut: Cut) {
+    use crate::support::fake_merchant::{Answer, FakeMerchant};
+    use crate::support::fake_provider::{FakeProvider, FakeReply};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (fake, mut merchant) =
+        rt.block_on(async { (FakeProvider::start().await, FakeMerchant::start().await) });
+    merchant.answer(Answer::After(Duration::from_millis(40), 200));
+    for i in 0..REGISTERED {
+        let reference = registered_ref(n, i);
+        let amount = 2000 + i;
+        for _ in 0..4 {
+            fake.push(
+                &format!("/v1/collections/{reference}"),
+                FakeReply::new(
+                    200,
+                    format!(
+                        r#"{{"code":200,"status":"OK","data":{{"transactionReference":"{reference}","transactionStatus":"SUCCEEDED","amount":{amount},"currencyCode":"UGX-MTNMM","transactionExternalReference":"order-{reference}"}}}}"#
+                    ),
+                )
+                .delayed(Duration::from_millis(25)),
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = dir.path().join("payhook.db");
+    let cfg = dir.path().join("payhook.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n[store]\npath = \"{}\"\n\
+             [providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\napi_token = \"zp-token\"\n\
+             base_url = \"{}\"\npoll_rate_per_minute = 60000\n\
+             [forward]\nurl = \"{}\"\nsecrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\n",
+            db.display(),
+            fake.url(),
+            merchant.url()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("payhook.log");
+    let synced_log = dir.path().join("synced-wal");
+    let daemon = Daemon::start_with(&cfg, &log, (cut == Cut::Power).then_some(&*synced_log));
+    {
+        let c = Connection::open(&db).unwrap();
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        for i in 0..REGISTERED {
+            c.execute(
+                "INSERT INTO transactions (provider, provider_ref, kind, status, next_poll_at_ms)
+                 VALUES ('zengapay', ?1, 'collection', 'PENDING', 0)",
+                [registered_ref(n, i)],
+            )
+            .unwrap();
+        }
+    }
+
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut received = rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in 0..CONNECTIONS {
+            tasks.spawn(load_connection(
+                port,
+                n,
+                c,
+                acked.clone(),
+                count.clone(),
+                stop.clone(),
+            ));
+        }
+        // Kill once callbacks were acknowledged and both loops have work in flight.
+        let mut received = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count.load(Ordering::Relaxed) < kill_after
+            || received.len() < 5
+            || fake.requests().len() < 5
+        {
+            assert!(
+                Instant::now() < deadline,
+                "busy trial {n}: {} acks, {} deliveries, {} polls in 60 s",
+                count.load(Ordering::Relaxed),
+                received.len(),
+                fake.requests().len()
+            );
+            received.extend(merchant.take());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        daemon.kill();
+        stop.store(true, Ordering::Relaxed);
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        received.extend(merchant.take());
+        received
+    });
+    let before_kill: Vec<(String, String)> = received
+        .iter()
+        .map(|r| (r.id().to_string(), r.body_str().to_string()))
+        .collect();
+    let polls_before = fake.requests().len();
+    if cut == Cut::Power {
+        cut_power(n, &db, &synced_log);
+    }
+    let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
+    {
+        // Time passes: the leases of the deliveries and polls cut short run out.
+        let c = Connection::open(&db).unwrap();
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        c.execute(
+            "UPDATE events SET next_attempt_at_ms = 0 WHERE status = 'pending'",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE transactions SET next_poll_at_ms = 0
+              WHERE status = 'PENDING' AND next_poll_at_ms IS NOT NULL",
+            [],
+        )
+        .unwrap();
+    }
+    let daemon = Daemon::start(&cfg, &log);
+    let c = Connection::open(&db).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    let count_of = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let open = count_of(
+            "SELECT count(*) FROM transactions WHERE provider_ref LIKE 'p%' AND status != 'SUCCEEDED'",
+        );
+        let pending = count_of("SELECT count(*) FROM events WHERE status != 'delivered'");
+        if open == 0 && pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "busy trial {n}: after the restart, {open} registered payments open and {pending} events undelivered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.kill();
+    received.extend(merchant.take());
+    check_store(n, &c, &acked);
+
+    let mut stored: HashMap<String, String> = HashMap::new();
+    let mut q = c.prepare("SELECT id, payload FROM events").unwrap();
+    for row in q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        let (id, payload) = row.unwrap();
+        stored.insert(id, payload);
+    }
+    for (id, body) in &before_kill {
+        let payload = stored.get(id).unwrap_or_else(|| {
+            panic!("busy trial {n}: {id} reached the merchant before the kill but is not stored")
+        });
+        assert_eq!(
+            payload, body,
+            "busy trial {n}: {id} was sent with another body"
+        );
+    }
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for r in &received {
+        let id = r.id().to_string();
+        if let Some(earlier) = seen.insert(id.clone(), r.body_str().to_string()) {
+            assert_eq!(
+                earlier,
+                r.body_str(),
+                "busy trial {n}: {id} redelivered changed"
+            );
+        }
+        assert!(
+            stored.contains_key(&id),
+            "busy trial {n}: {id} delivered, not stored"
+        );
+    }
+    for id in stored.keys() {
+        assert!(
+            seen.contains_key(id),
+            "busy trial {n}: {id} never delivered"
+        );
+    }
+    // The registered payments: settled at the provider's amount, one event each.
+    for i in 0..REGISTERED {
+        let reference = registered_ref(n, i);
+        let (status, amount, events): (String, i64, i64) = c
+            .query_row(
+                "SELECT status, amount_minor,
+                        (SELECT count(*) FROM events e WHERE e.transaction_id = t.id)
+                   FROM transactions t WHERE provider = 'zengapay' AND provider_ref = ?1",
+                [&reference],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (status.as_str(), amount, events),
+            ("SUCCEEDED", 2000 + i as i64, 1),
+            "busy trial {n}: {reference}"
+        );
+    }
+    eprintln!(
+        "busy trial {n}: {} after {} acks, {} deliveries and {polls_before} polls; {} events delivered, {} deliveries in all",
+        if cut == Cut::Power { "power cut" } else { "killed" },
+        acked.bodies.values().sum::<u64>(),
+        before_kill.len(),
+        stored.len(),
+        received.len()
+    );
+}
+
+#[test]
+fn sigkill_while_the_forwarder_and_the_reconciler_are_busy_loses_and_leaks_nothing() {
+    busy_trial(200, 40, Cut::Kill);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_power_cut_while_the_forwarder_and_the_reconciler_are_busy_loses_and_leaks_nothing() {
+    busy_trial(300, 60, Cut::Power);
 }

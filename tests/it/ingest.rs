@@ -506,7 +506,8 @@ async fn acknowledged_callbacks_survive_a_restart() {
     assert_eq!(zp_post(&d, &body).await.status, 200);
     assert_eq!(d.count("SELECT count(*) FROM callbacks"), 10);
     assert_eq!(d.count("SELECT count(*) FROM events"), 10);
-    let _ = request(d.addr, "GET", "/healthz", &[], b"").await;
+    let health = request(d.addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(health.status, 200, "{}", health.body);
 }
 
 /// ZengaPay and BitPesa take `allowed_ips` too, on top of their signatures: a signed

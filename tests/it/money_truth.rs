@@ -573,3 +573,250 @@ async fn a_negative_amount_is_a_parse_error_not_a_payment() {
     }
     assert_eq!(d.count("SELECT count(*) FROM transactions"), 0);
 }
+
+/// The `fields-amount-integer` variant: a body saying `126600.00` signed over the amount
+/// as an integer (`…126600`) verifies as that variant, is stored as a field signature
+/// (unsigned), and stays a hint until the status query confirms it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_integer_amount_field_variant_verifies_and_waits_for_confirmation() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake)).await;
+    let body = zp_body(
+        "collection.success",
+        "SUCCEEDED",
+        "256755329361",
+        "126600.00",
+        "order-1",
+    );
+    let sig = hmac_hex(format!("{REF}256755329361126600").as_bytes());
+    assert_eq!(post_zp(&d, &body, &sig).await, 200);
+    let (auth, signed): (String, i64) = d
+        .db()
+        .query_row("SELECT auth, signed FROM callbacks", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (auth.as_str(), signed),
+        ("hmac-sha256:fields-amount-integer", 0)
+    );
+    let t = txn(&d, REF);
+    assert_eq!(
+        (t.status.as_str(), t.held.as_deref(), t.amount_minor),
+        ("PENDING", Some("SUCCEEDED"), None)
+    );
+    assert!(events(&d).is_empty());
+    // The same signature does not fit another amount.
+    let other = zp_body(
+        "collection.success",
+        "SUCCEEDED",
+        "256755329361",
+        "126601.00",
+        "order-1",
+    );
+    assert_eq!(post_zp(&d, &other, &sig).await, 401);
+
+    fake.set_default(zp_status("SUCCEEDED", "126600", "order-1"));
+    poll_now(&d).await;
+    let t = txn(&d, REF);
+    assert_eq!(
+        (t.status.as_str(), t.amount_minor, t.merchant_ref.as_deref()),
+        ("SUCCEEDED", Some(126_600), Some("order-1"))
+    );
+    let sent = events(&d);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["type"], "transaction.succeeded");
+    assert_eq!(sent[0]["data"]["amount_minor"], 126_600);
+    assert_eq!(sent[0]["data"]["confirmed"], true);
+}
+
+/// A currency mismatch alone (the same minor units, 1266.00 KES registered, 126600 UGX
+/// reported by a signed callback) goes to review, naming both currencies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_success_in_another_currency_than_registered_goes_to_review() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake)).await;
+    let (status, body) = register(
+        &d,
+        &format!(
+            r#"{{"provider":"zengapay","provider_ref":"{REF}","kind":"collection","amount":"1266.00","currency":"KES"}}"#
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let success = zp_body(
+        "collection.success",
+        "SUCCEEDED",
+        "256755329361",
+        "126600",
+        "order-1",
+    );
+    assert_eq!(post_zp(&d, &success, &hmac_hex(&success)).await, 200);
+    let t = txn(&d, REF);
+    assert_eq!(t.status, "NEEDS_REVIEW", "{t:?}");
+    let reason = t.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("AMOUNT_MISMATCH") && reason.contains("KES") && reason.contains("UGX"),
+        "{reason}"
+    );
+    let sent = events(&d);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["type"], "transaction.needs_review");
+    assert_eq!(sent[0]["data"]["status"], "NEEDS_REVIEW");
+}
+
+/// A signed success that states no amount, on a payment registered with one: it settles
+/// (the provider vouched for the status), and the merchant is told no amount rather than
+/// the registered one presented as the provider's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_success_without_an_amount_settles_a_registered_payment_without_inventing_one() {
+    let fake = FakeProvider::start().await;
+    let d = TestDaemon::start(&zp_config(&fake)).await;
+    let (status, body) = register(
+        &d,
+        &format!(
+            r#"{{"provider":"zengapay","provider_ref":"{REF}","kind":"collection","amount":"126600","currency":"UGX","merchant_ref":"order-1"}}"#
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let success = serde_json::json!({"event": "collection.success", "data": {
+        "transactionStatus": "SUCCEEDED", "transactionReference": REF,
+        "transactionExternalReference": "order-1", "msisdn": "256755329361"}})
+    .to_string()
+    .into_bytes();
+    assert_eq!(post_zp(&d, &success, &hmac_hex(&success)).await, 200);
+    let t = txn(&d, REF);
+    assert_eq!(
+        (t.status.as_str(), t.amount_minor),
+        ("SUCCEEDED", None),
+        "{t:?}"
+    );
+    let sent = events(&d);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["type"], "transaction.succeeded");
+    assert_eq!(sent[0]["data"]["amount"], Value::Null, "{}", sent[0]);
+    assert_eq!(sent[0]["data"]["amount_minor"], Value::Null);
+    assert_eq!(sent[0]["data"]["merchant_ref"], "order-1");
+    assert_eq!(sent[0]["data"]["confirmed"], true);
+}
+
+/// SUCCEEDED → REVERSED end to end: a signed success is delivered to the merchant, an
+/// operator reverses it with the binary (`payhook resolve`), the merchant then receives
+/// `transaction.reversed` with the same amount and order, a later failure report is only
+/// a conflict, and nothing can take the payment back to SUCCEEDED.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reversal_reaches_the_merchant_after_the_success_and_is_final() {
+    use crate::support::fake_merchant::FakeMerchant;
+    use payhook::forward::{self, Step};
+    let fake = FakeProvider::start().await;
+    let mut merchant = FakeMerchant::start().await;
+    let d = TestDaemon::start(&zp_config(&fake)).await;
+    let forward_toml = format!(
+        "[forward]\nurl = \"{}\"\nsecrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\n",
+        merchant.url()
+    );
+    let ctx = {
+        let mut cfg = (*d.ctx.config).clone();
+        cfg.forward = payhook::config::Config::from_toml(&forward_toml, d.dir.path())
+            .unwrap()
+            .forward;
+        let mut ctx = d.ctx.clone();
+        ctx.config = std::sync::Arc::new(cfg);
+        ctx
+    };
+    let success = zp_body(
+        "collection.success",
+        "SUCCEEDED",
+        "256755329361",
+        "126600",
+        "order-1",
+    );
+    assert_eq!(post_zp(&d, &success, &hmac_hex(&success)).await, 200);
+    let now = payhook::clock::now_ms();
+    assert_eq!(forward::step(&ctx, now).await.unwrap(), Step::Worked(1));
+    let first = merchant.next().await.json();
+    assert_eq!(first["type"], "transaction.succeeded");
+
+    // The operator's reversal, with the binary on the live database.
+    let cli_config = d.dir.path().join("cli.toml");
+    std::fs::write(
+        &cli_config,
+        format!(
+            "[store]\npath = \"{}\"\n[providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\n",
+            d.db_path().display()
+        ),
+    )
+    .unwrap();
+    let resolve = |status: &'static str| {
+        let cfg = cli_config.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_payhook"))
+                .arg("--config")
+                .arg(&cfg)
+                .args([
+                    "resolve",
+                    REF,
+                    "--status",
+                    status,
+                    "--note",
+                    "refunded by MTN",
+                ])
+                .output()
+                .unwrap()
+        })
+    };
+    let out = resolve("REVERSED").await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(txn(&d, REF).status, "REVERSED");
+    assert_eq!(
+        forward::step(&ctx, now + 1_000).await.unwrap(),
+        Step::Worked(1)
+    );
+    let second = merchant.next().await.json();
+    assert_eq!(second["type"], "transaction.reversed");
+    for field in [
+        "provider_ref",
+        "amount",
+        "amount_minor",
+        "currency",
+        "merchant_ref",
+    ] {
+        assert_eq!(second["data"][field], first["data"][field], "{field}");
+    }
+    assert_eq!(second["data"]["amount_minor"], 126_600);
+    assert_eq!(second["data"]["currency"], "UGX");
+    assert_eq!(second["data"]["merchant_ref"], "order-1");
+    assert_eq!(second["data"]["previous_status"], "SUCCEEDED");
+    assert_ne!(second["id"], first["id"]);
+
+    // Final: a signed failure is a conflict, and SUCCEEDED cannot come back.
+    let failed = zp_body(
+        "collection.failed",
+        "FAILED",
+        "256755329361",
+        "126600",
+        "order-1",
+    );
+    assert_eq!(post_zp(&d, &failed, &hmac_hex(&failed)).await, 200);
+    assert_eq!(txn(&d, REF).status, "REVERSED");
+    let out = resolve("SUCCEEDED").await.unwrap();
+    assert!(!out.status.success(), "a reversal was undone");
+    assert_eq!(txn(&d, REF).status, "REVERSED");
+    let types: Vec<String> = events(&d)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "transaction.succeeded",
+            "transaction.reversed",
+            "transaction.conflict"
+        ]
+    );
+}

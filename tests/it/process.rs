@@ -126,6 +126,21 @@ fn serve_answers_drains_on_sigterm_and_never_logs_a_secret() {
         )
         .await;
         assert_eq!(r.status, 401);
+        // A good callback that also carries a credential header of its own: stored, with
+        // that header's value redacted.
+        let body = crate::support::sign::zp_body("ref-drain-1", "SUCCEEDED", "5000");
+        let sig = crate::support::sign::zp_sign("zp-SECRET-1", body.as_bytes());
+        let r = post(
+            addr,
+            "/callbacks/zengapay",
+            &[
+                ("X-ZENGAPAY-SIGNATURE", &sig),
+                ("Authorization-Key", "bp-KEY-2"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
     });
     let exit = stop(&mut child);
     assert!(exit.success(), "exit status {exit:?}");
@@ -138,14 +153,132 @@ fn serve_answers_drains_on_sigterm_and_never_logs_a_secret() {
     for secret in ["zp-SECRET-1", "bp-KEY-2", "bp-SECRET-3"] {
         assert!(!logs.contains(secret), "{secret} logged:\n{logs}");
     }
-    let stored: String = rusqlite::Connection::open(dir.path().join("p.db"))
-        .unwrap()
-        .query_row("SELECT group_concat(headers) FROM callbacks", [], |r| {
-            r.get::<_, Option<String>>(0)
-        })
-        .unwrap()
-        .unwrap_or_default();
-    assert!(!stored.contains("bp-KEY-2"));
+    let stored: Vec<String> = {
+        let c = rusqlite::Connection::open(dir.path().join("p.db")).unwrap();
+        let mut q = c.prepare("SELECT headers FROM callbacks").unwrap();
+        let rows = q.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert_eq!(stored.len(), 1, "the good callback is stored: {stored:?}");
+    assert!(stored[0].contains("x-zengapay-signature"), "{}", stored[0]);
+    assert!(stored[0].contains("[redacted]"), "{}", stored[0]);
+    for secret in ["zp-SECRET-1", "bp-KEY-2", "bp-SECRET-3"] {
+        assert!(
+            !stored[0].contains(secret),
+            "{secret} stored: {}",
+            stored[0]
+        );
+    }
+}
+
+/// SIGTERM while callbacks are half-received and a delivery is waiting on the merchant:
+/// the daemon finishes all of them before it exits. Each half-sent callback gets its 200
+/// once its body arrives (after the signal) and is stored; the delivery in flight is
+/// answered and recorded as delivered, once; the exit is clean.
+#[test]
+fn sigterm_finishes_requests_and_deliveries_in_flight() {
+    use crate::support::fake_merchant::{Answer, FakeMerchant};
+    use crate::support::sign::{zp_body, zp_sign};
+    use tokio::io::AsyncWriteExt;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut merchant = rt.block_on(FakeMerchant::start());
+    // Each delivery is held by the merchant for a while: in flight when SIGTERM comes.
+    merchant.answer(Answer::After(Duration::from_millis(1500), 200));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\n[store]\npath = \"p.db\"\n\
+             [providers.zengapay]\nsecret_hash = \"zp-SECRET-1\"\n\
+             [forward]\nurl = \"{}\"\nsecrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\n",
+            merchant.url()
+        ),
+    );
+    let log = std::fs::File::create(dir.path().join("payhook.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_ready(Path::new(BIN), &cfg, &mut child, Duration::from_secs(20));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let half_sent = rt.block_on(async {
+        // A settled payment whose delivery the merchant is now holding.
+        let body = zp_body("ref-inflight-0", "SUCCEEDED", "5000");
+        let sig = zp_sign("zp-SECRET-1", body.as_bytes());
+        let r = crate::support::http::post(
+            addr,
+            "/callbacks/zengapay",
+            &[("X-ZENGAPAY-SIGNATURE", &sig)],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let first = merchant.next().await;
+        assert_eq!(first.json()["data"]["provider_ref"], "ref-inflight-0");
+        // Three callbacks whose headers and first half of the body are in.
+        let mut half_sent = Vec::new();
+        for i in 1..=3 {
+            let body = zp_body(&format!("ref-inflight-{i}"), "SUCCEEDED", "5000");
+            let sig = zp_sign("zp-SECRET-1", body.as_bytes());
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /callbacks/zengapay HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+                 Content-Length: {}\r\nX-ZENGAPAY-SIGNATURE: {sig}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+            s.write_all(first).await.unwrap();
+            half_sent.push((s, rest.to_vec()));
+        }
+        // Let the daemon read what was sent before the signal comes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        half_sent
+    });
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (mut s, rest) in half_sent {
+            s.write_all(&rest).await.unwrap();
+            let r = crate::support::http::read_reply(&mut s).await;
+            assert_eq!(r.status, 200, "a callback in flight at SIGTERM: {}", r.body);
+        }
+    });
+    let exit = wait_with_deadline(&mut child, Duration::from_secs(25));
+    assert!(exit.success(), "exit status {exit:?}");
+    let logs = std::fs::read_to_string(dir.path().join("payhook.log")).unwrap();
+    assert!(logs.contains("payhook stopped"), "{logs}");
+    let c = rusqlite::Connection::open(dir.path().join("p.db")).unwrap();
+    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM callbacks WHERE provider_ref LIKE 'ref-inflight-%'"),
+        4,
+        "every callback answered 200 is stored"
+    );
+    assert_eq!(count("SELECT count(*) FROM events"), 4);
+    // The delivery in flight at SIGTERM finished and was recorded, once.
+    let (status, attempts): (String, i64) = c
+        .query_row(
+            "SELECT e.status, e.attempts FROM events e JOIN transactions t ON t.id = e.transaction_id
+              WHERE t.provider_ref = 'ref-inflight-0'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), attempts), ("delivered", 1));
+    // Nothing delivered without being recorded: every request the merchant saw is an
+    // attempt in the store.
+    let seen = 1 + rt.block_on(async { merchant.take().len() }) as i64;
+    assert_eq!(count("SELECT count(*) FROM attempts"), seen);
 }
 
 /// Settings that would refuse every real callback, and an open-files limit below the

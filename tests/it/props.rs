@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use payhook::config::Config;
 use payhook::http::client_ip::{resolve, FORWARDED_FOR, UNKNOWN};
-use payhook::providers::{Provider, ProviderId, RawCallback, Registry};
+use payhook::providers::{Coverage, Provider, ProviderId, RawCallback, Registry};
 use proptest::prelude::*;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -258,9 +258,13 @@ proptest! {
             let mut h = HeaderMap::new();
             h.insert("x-zengapay-signature", zp_sign(&secret, &good).parse().unwrap());
             // The field variants may legitimately still match when the flip hit a byte
-            // outside the signed fields; the raw-body variant must not.
+            // outside the signed fields; the raw-body variant must not, and whatever
+            // matched must come back as covering the fields only: unsigned, a hint.
             if let Ok(v) = zp.verify(&raw("/callbacks/zengapay", &h, &tampered)) {
                 prop_assert_ne!(v.auth.as_str(), "hmac-sha256:raw-body");
+                prop_assert!(v.auth.starts_with("hmac-sha256:fields-"), "{}", v.auth);
+                prop_assert!(!v.signed, "a tampered body verified as signed: {}", v.auth);
+                prop_assert_eq!(v.coverage, Coverage::Fields);
             }
             let mut h = HeaderMap::new();
             h.insert("authorization-key", HeaderValue::from_static("k"));
@@ -512,5 +516,61 @@ proptest! {
         if let Ok(event) = jenga.parse_callback(&v.unwrap()) {
             prop_assert!(!event.dedup_key.is_empty());
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A ZengaPay field signature (reference + MSISDN + amount) verifies whatever the rest
+    /// of the body says, and then only as a field signature, never as signed; changing
+    /// any one character of a signed field makes it fail.
+    #[test]
+    fn a_field_signature_covers_its_fields_only(
+        secret in secret(),
+        reference in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        msisdn in "256[0-9]{9}",
+        amount in "[1-9][0-9]{0,8}",
+        status in "[A-Z]{0,12}",
+        event in "[a-z.]{0,24}",
+        which in 0usize..3,
+        at in any::<prop::sample::Index>(),
+    ) {
+        let zp = zengapay(&secret);
+        let body = |reference: &str, msisdn: &str, amount: &str| {
+            Bytes::from(serde_json::json!({"event": event, "data": {
+                "transactionStatus": status, "transactionReference": reference,
+                "currencyCode": "UGX-MTNMM", "amount": amount, "msisdn": msisdn}})
+                .to_string())
+        };
+        let sig = zp_sign(&secret, format!("{reference}{msisdn}{amount}").as_bytes());
+        let mut h = HeaderMap::new();
+        h.insert("x-zengapay-signature", sig.parse().unwrap());
+        let v = zp.verify(&raw("/callbacks/zengapay", &h, &body(&reference, &msisdn, &amount)));
+        prop_assert!(v.is_ok(), "{v:?}");
+        let v = v.unwrap();
+        prop_assert_eq!(v.auth.as_str(), "hmac-sha256:fields-amount-as-sent");
+        prop_assert!(!v.signed);
+        prop_assert_eq!(v.coverage, Coverage::Fields);
+
+        // One character of one signed field changed (a digit stays a digit).
+        let change = |s: &str| {
+            let mut b = s.as_bytes().to_vec();
+            let i = at.index(b.len());
+            b[i] = match b[i] {
+                b'9' => b'8',
+                c if c.is_ascii_digit() => c + 1,
+                b'z' | b'Z' => b'a',
+                b'-' => b'x',
+                c => c + 1,
+            };
+            String::from_utf8(b).unwrap()
+        };
+        let tampered = match which {
+            0 => body(&change(&reference), &msisdn, &amount),
+            1 => body(&reference, &change(&msisdn), &amount),
+            _ => body(&reference, &msisdn, &change(&amount)),
+        };
+        prop_assert!(zp.verify(&raw("/callbacks/zengapay", &h, &tampered)).is_err());
     }
 }

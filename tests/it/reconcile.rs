@@ -792,11 +792,35 @@ async fn the_admin_endpoint_registers_payments_and_never_regresses_them() {
         ),
         1
     );
+    // The whole row and its history, to show that what follows changes nothing.
+    let snapshot = || -> String {
+        d.db()
+            .query_row(
+                "SELECT json_array(status, expected_amount_minor, expected_currency, merchant_ref,
+                        amount_minor, currency, reason, unconfirmed_status, next_poll_at_ms,
+                        (SELECT count(*) FROM transitions), (SELECT count(*) FROM events))
+                   FROM transactions WHERE provider_ref = 'zp-a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let registered = snapshot();
     // Again: known, unchanged.
     assert_eq!(post(body.into(), Some(auth.clone())).await.status, 200);
-    // Another amount for the same payment is refused.
+    assert_eq!(
+        snapshot(),
+        registered,
+        "a repeated registration changed the row"
+    );
+    // Another amount for the same payment is refused, and changes nothing.
     let other = body.replace("126600", "126000");
     assert_eq!(post(other, Some(auth.clone())).await.status, 409);
+    assert_eq!(
+        snapshot(),
+        registered,
+        "a refused registration changed the row"
+    );
     let bad = post(r#"{"provider":"zengapay"}"#.into(), Some(auth.clone())).await;
     assert_eq!(bad.status, 400, "{}", bad.body);
 

@@ -23,12 +23,25 @@
 //! by callbacks (stamped with the real clock) get deadlines no earlier than the ones
 //! registered at the start.
 //!
+//! Some registered payments are registered with another amount than the provider's (the
+//! merchant's mistake): they must end in review. Half-way through, the daemon restarts on
+//! the same database. Once everything has settled, forged but well-formed ZengaPay reports
+//! arrive: a captured field signature reused under other event names and with another
+//! order.
+//!
 //! Checks at the end: (a) every payment's stored status is its truth (open ones are
-//! NEEDS_REVIEW, never FAILED; late ones NEEDS_REVIEW and then their outcome); (b) every FAILED came from a definitive provider answer (a
-//! failure callback, or a poll that stated FAILED), no failed poll changed a status, and
-//! there was no conflict; (c) the merchant received exactly one distinct event id per
-//! settled transition, each signed, every one delivered; (d) every callback delivered n
-//! times is stored once with `deliveries = n`.
+//! NEEDS_REVIEW, never FAILED; late ones NEEDS_REVIEW and then their outcome; amount
+//! mismatches NEEDS_REVIEW with `AMOUNT_MISMATCH`); (b) every FAILED came from a definitive
+//! provider answer (a failure callback the test sent, or a poll the fake API itself counted
+//! as answering a failure), no failed poll changed a status, and no conflict came from
+//! anything but a forgery; (c) the merchant received exactly one distinct event id per
+//! settled transition, each signed, every one delivered, and what it received (types in
+//! order, status, amount, currency, order) is each payment's truth, with no value only a
+//! forgery stated; (d) every callback delivered n times is stored once with
+//! `deliveries = n`, and every forgery is stored as unsigned and changed nothing.
+//!
+//! A second test runs a seeded subset through the daemon's own loops (`reconcile::run`,
+//! `forward::run`) on the real clock, with the same checks on what the merchant received.
 //!
 //! The scenario is fixed by `PAYHOOK_SIM_SEED` (default [`SEED`]) and its size by
 //! `PAYHOOK_SIM_PAYMENTS` (default [`CI_PAYMENTS`]; full mode is thousands):
@@ -156,6 +169,9 @@ enum Truth {
 impl Payment {
     /// What the store must end with.
     fn expected(&self) -> &'static str {
+        if self.mismatch {
+            return "NEEDS_REVIEW";
+        }
         match self.truth {
             Truth::Succeeded | Truth::LateSucceeded => "SUCCEEDED",
             Truth::Failed | Truth::LateFailed => "FAILED",
@@ -166,6 +182,10 @@ impl Payment {
     /// The merchant's events for this payment, in order.
     fn expected_events(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.mismatch {
+            // The provider's amount contradicts the registered one: reviewed, once.
+            return vec!["transaction.needs_review".to_string()];
+        }
         if matches!(
             self.truth,
             Truth::Open | Truth::LateSucceeded | Truth::LateFailed
@@ -197,9 +217,27 @@ struct Payment {
     /// word ("still processing").
     lag: u32,
     registered: bool,
+    /// Registered with another amount than the provider's (one more unit): the success
+    /// must go to review, never settle, and the merchant never hear the registered amount.
+    mismatch: bool,
 }
 
 impl Payment {
+    /// The amount in minor units and its currency, as the provider states them.
+    fn money(&self) -> (i64, &'static str) {
+        match self.prov {
+            Prov::Zp => (self.amount.parse().unwrap(), "UGX"),
+            Prov::Bp => {
+                let (units, cents) = self.amount.split_once('.').unwrap();
+                (
+                    units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap(),
+                    "KES",
+                )
+            }
+            Prov::Da | Prov::Je => (self.amount.parse::<i64>().unwrap() * 100, "KES"),
+        }
+    }
+
     /// The provider's word at `offset` ms after the start, before any lag.
     fn word_at(&self, offset: i64) -> &'static str {
         if offset >= self.outcome_at {
@@ -425,6 +463,8 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             reference: match prov {
                 Prov::Da => format!("ws_CO_sim{i:05}"),
                 Prov::Je => format!("3284{i:08}"),
+                // ZengaPay's references are UUIDs (a field signature needs one).
+                Prov::Zp => format!("5151{i:04x}-0000-4000-8000-{i:012x}"),
                 _ => format!("sim-{}-{i:05}", prov.name()),
             },
             amount,
@@ -434,6 +474,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             outcome_word,
             lag: rng.below(3) as u32,
             registered: false,
+            mismatch: false,
         };
         // What the provider calls back about: ZengaPay and Daraja only outcomes (no event
         // exists for PENDING, §1.1, §3.1); TransferZero the states it has an event for.
@@ -493,7 +534,15 @@ fn scenario(seed: u64, n: usize) -> Scenario {
         }
         // Late payments are registered, so that their deadline is the start's.
         let registered = delivered == 0 || late || rng.chance(60);
-        s.payments.push(Payment { registered, ..p });
+        let mismatch = registered
+            && truth == Truth::Succeeded
+            && matches!(prov, Prov::Zp | Prov::Bp)
+            && rng.chance(25);
+        s.payments.push(Payment {
+            registered,
+            mismatch,
+            ..p
+        });
     }
     s.copies.sort_by_key(|c| c.at);
     s
@@ -513,6 +562,9 @@ struct FakeApi {
     /// Requests per payment, and successful answers after the outcome per payment.
     polls: Vec<AtomicU32>,
     late_answers: Vec<AtomicU32>,
+    /// Answers per payment that stated its failure outcome: what check (b) trusts, rather
+    /// than the daemon's own record of what it was told.
+    failure_answers: Vec<AtomicU32>,
     count: BTreeMap<&'static str, AtomicU64>,
 }
 
@@ -609,6 +661,9 @@ impl FakeApi {
         let mut word = p.word_at(offset);
         if offset >= p.outcome_at && self.late_answers[i].fetch_add(1, Ordering::SeqCst) < p.lag {
             word = p.last_word_before(p.outcome_at);
+        }
+        if word == p.outcome_word && matches!(p.truth, Truth::Failed | Truth::LateFailed) {
+            self.failure_answers[i].fetch_add(1, Ordering::SeqCst);
         }
         let body = match p.prov {
             Prov::Zp => format!(
@@ -718,6 +773,55 @@ async fn send(addr: SocketAddr, cb: &Callback, nonce: Option<&str>) {
     assert_eq!(reply.status, 200, "callback refused: {}", reply.body);
 }
 
+/// Forged but well-formed reports about every settled ZengaPay payment, made from what an
+/// eavesdropper holds: a callback's field signature (reference + MSISDN + amount), which
+/// fits any body with those three fields. Each is sent under another event name with the
+/// opposite outcome, and under the outcome's own event name with another order; both name
+/// a different order. Returns how many were sent. They must change no status, amount or
+/// order, and nothing they say may reach the merchant.
+async fn forge(addr: SocketAddr, payments: &[Payment]) -> usize {
+    let mut sent = 0;
+    // Not the payments in review for an amount mismatch: a forgery under their key
+    // would only restate the review (with its own reason), which check (a) cannot tell.
+    for p in payments
+        .iter()
+        .filter(|p| p.prov == Prov::Zp && !p.mismatch)
+    {
+        let (own, opposite) = match p.truth {
+            Truth::Succeeded | Truth::LateSucceeded => (
+                ("collection.success", "SUCCEEDED"),
+                ("collection.failed", "FAILED"),
+            ),
+            Truth::Failed | Truth::LateFailed => (
+                ("collection.failed", "FAILED"),
+                ("collection.success", "SUCCEEDED"),
+            ),
+            Truth::Open => continue,
+        };
+        let sig = zp_sign(
+            ZP_SECRET,
+            format!("{}256772000001{}", p.reference, p.amount).as_bytes(),
+        );
+        for (event, status) in [opposite, own, ("transfer.failed", "FAILED")] {
+            let body = serde_json::json!({"event": event, "data": {
+                "transactionStatus": status, "transactionReference": p.reference,
+                "transactionExternalReference": "order-FORGED", "currencyCode": "KES-MPESA",
+                "amount": p.amount, "msisdn": "256772000001"}})
+            .to_string();
+            let reply = post(
+                addr,
+                "/callbacks/zengapay",
+                &[("X-ZENGAPAY-SIGNATURE", &sig)],
+                body.as_bytes(),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "a field-signed body: {}", reply.body);
+            sent += 1;
+        }
+    }
+    sent
+}
+
 /// Registers a payment as the merchant's application does.
 async fn register(admin: SocketAddr, p: &Payment) {
     let body = match p.prov {
@@ -726,8 +830,16 @@ async fn register(admin: SocketAddr, p: &Payment) {
                 Prov::Zp => ("collection", "UGX"),
                 _ => ("transfer", "KES"),
             };
+            // One unit more than the provider's amount, when the scenario says so.
+            let amount = match (p.mismatch, p.amount.split_once('.')) {
+                (false, _) => p.amount.clone(),
+                (true, None) => (p.amount.parse::<i64>().unwrap() + 1).to_string(),
+                (true, Some((units, cents))) => {
+                    format!("{}.{cents}", units.parse::<i64>().unwrap() + 1)
+                }
+            };
             serde_json::json!({"provider": p.prov.name(), "provider_ref": p.reference,
-                "kind": kind, "amount": p.amount, "currency": currency,
+                "kind": kind, "amount": amount, "currency": currency,
                 "merchant_ref": format!("order-{}", p.reference)})
         }
         // The STK push answer gives the CheckoutRequestID; the amount is the merchant's.
@@ -746,6 +858,89 @@ async fn register(admin: SocketAddr, p: &Payment) {
     )
     .await;
     assert_eq!(r.status, 201, "registration refused: {}", r.body);
+}
+
+/// What the merchant received, read from the deliveries themselves (one body per event
+/// id), agrees with each payment's truth: the events' types in order, their status, and
+/// every amount, currency and merchant reference they carry is the provider's. Conflict
+/// events may come only from forgeries, and carry the payment's true status.
+fn assert_received_matches_truth(payments: &[Payment], by_id: &BTreeMap<String, Bytes>) {
+    let mut received_by_payment: HashMap<(String, String), Vec<serde_json::Value>> = HashMap::new();
+    for body in by_id.values() {
+        let e: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let key = (
+            e["data"]["provider"].as_str().unwrap().to_string(),
+            e["data"]["provider_ref"].as_str().unwrap().to_string(),
+        );
+        received_by_payment.entry(key).or_default().push(e);
+    }
+    for p in payments {
+        let mut got = received_by_payment
+            .remove(&(p.prov.name().to_string(), p.reference.clone()))
+            .unwrap_or_default();
+        got.sort_by_key(|e| e["data"]["transition_seq"].as_i64().unwrap());
+        // A forgery's dispute: told as a conflict, the payment's truth unchanged in it.
+        for e in got.iter().filter(|e| e["type"] == "transaction.conflict") {
+            assert_eq!(p.prov, Prov::Zp, "only forgeries conflict: {e}");
+            assert_eq!(e["data"]["status"].as_str(), Some(p.expected()), "{e}");
+        }
+        got.retain(|e| e["type"] != "transaction.conflict");
+        let types: Vec<&str> = got.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            p.expected_events(),
+            "{}: what the merchant received ({:?})",
+            p.reference,
+            p.truth
+        );
+        let (minor, currency) = p.money();
+        let order = format!("order-{}", p.reference);
+        let merchant_ref = match (p.prov, p.registered) {
+            // An STK callback names no order; only a registration does.
+            (Prov::Da, false) => None,
+            _ => Some(order.as_str()),
+        };
+        for e in &got {
+            let data = &e["data"];
+            let what = format!("{} {}: {data}", p.reference, e["type"]);
+            let status = e["type"].as_str().unwrap()["transaction.".len()..].to_uppercase();
+            assert_eq!(data["status"].as_str(), Some(status.as_str()), "{what}");
+            assert_eq!(data["confirmed"], true, "{what}");
+            assert!(
+                data["unconfirmed"].is_null(),
+                "nothing unconfirmed here: {what}"
+            );
+            // Daraja's STK query and Jenga's details query state no amount: a success
+            // only they settled (its callback lost) has none. Every other success names
+            // the provider's amount.
+            let query_without_amount = matches!(p.prov, Prov::Da | Prov::Je);
+            if status == "SUCCEEDED" && !(query_without_amount && data["amount_minor"].is_null()) {
+                assert_eq!(data["amount_minor"].as_i64(), Some(minor), "{what}");
+                assert_eq!(data["currency"].as_str(), Some(currency), "{what}");
+                assert_eq!(data["merchant_ref"].as_str(), merchant_ref, "{what}");
+            } else if status == "SUCCEEDED" {
+                assert!(data["currency"].is_null(), "{what}");
+            } else {
+                // Whatever a failure or a review carries must still be the provider's.
+                if !data["amount_minor"].is_null() {
+                    assert_eq!(data["amount_minor"].as_i64(), Some(minor), "{what}");
+                    assert_eq!(data["currency"].as_str(), Some(currency), "{what}");
+                }
+                if !data["merchant_ref"].is_null() {
+                    assert_eq!(
+                        data["merchant_ref"].as_str(),
+                        Some(order.as_str()),
+                        "{what}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        received_by_payment.is_empty(),
+        "events about payments nobody made: {:?}",
+        received_by_payment.keys().take(5).collect::<Vec<_>>()
+    );
 }
 
 /// The earliest of the next poll (of an open row, or of a NEEDS_REVIEW row holding an
@@ -785,6 +980,7 @@ async fn payments_converge_to_the_providers_truth() {
             .collect(),
         polls: sc.payments.iter().map(|_| AtomicU32::new(0)).collect(),
         late_answers: sc.payments.iter().map(|_| AtomicU32::new(0)).collect(),
+        failure_answers: sc.payments.iter().map(|_| AtomicU32::new(0)).collect(),
         count: FAULTS.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
         payments: sc.payments,
     });
@@ -823,9 +1019,9 @@ async fn payments_converge_to_the_providers_truth() {
     // Jenga's request-signing key lives beside the database, readable by its owner only.
     let dir = tempfile::tempdir().unwrap();
     crate::support::sign::jenga_key_in(dir.path());
-    let d = TestDaemon::start_in(dir, &cfg).await;
+    let mut d = TestDaemon::start_in(dir, &cfg).await;
     // The daemon runs no forwarder (no [forward] section); the test steps one.
-    let fwd: Ctx = {
+    let forwarding = |d: &TestDaemon| -> Ctx {
         let section = format!(
             "[forward]\nurl = \"{}\"\nsecrets = [\"{WHSEC}\"]\nretry_first_after = \"30s\"\n",
             merchant.url()
@@ -837,6 +1033,9 @@ async fn payments_converge_to_the_providers_truth() {
         ctx.config = Arc::new(c);
         ctx
     };
+    let mut fwd = forwarding(&d);
+    let mut restarted = false;
+    let mut forged = 0;
 
     let admin = d.admin_addr.unwrap();
     let mut set = JoinSet::new();
@@ -908,13 +1107,27 @@ async fn payments_converge_to_the_providers_truth() {
         }
         let next_copy = copies.peek().map(|c| t0 + c.at);
         let next = match (next_due(&watch), next_copy) {
-            (None, None) => break,
+            (None, None) if forged > 0 => break,
+            // Everything settled and delivered: now the forgeries, then drain again.
+            (None, None) => {
+                forged = forge(d.addr, payments).await;
+                now + TICK
+            }
             (a, b) => a.into_iter().chain(b).min().unwrap_or(now),
         };
         // At least a tick on, and never behind the real clock (rows created by
         // callbacks carry real timestamps).
         now = next.max(now + TICK).max(now_ms());
+        // Half-way through, the daemon restarts on the same database: whatever it was in
+        // the middle of (held hints, leases, retry schedules) must carry over.
+        if !restarted && now - t0 >= DEADLINE / 2 {
+            restarted = true;
+            let dir = d.stop().await;
+            d = TestDaemon::start_in(dir, &cfg).await;
+            fwd = forwarding(&d);
+        }
     }
+    assert!(restarted, "the simulation restarted the daemon mid-run");
 
     // (a) Every payment ended at its truth.
     let db = d.db();
@@ -937,6 +1150,22 @@ async fn payments_converge_to_the_providers_truth() {
         wrong.len(),
         &wrong[..wrong.len().min(10)]
     );
+    for p in payments.iter().filter(|p| p.mismatch) {
+        let reason: Option<String> = db
+            .query_row(
+                "SELECT reason FROM transactions WHERE provider = ?1 AND provider_ref = ?2",
+                [p.prov.name(), &p.reference],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("AMOUNT_MISMATCH")),
+            "{}: {reason:?}",
+            p.reference
+        );
+    }
     let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
         count("SELECT count(*) FROM transactions") as usize,
@@ -945,20 +1174,40 @@ async fn payments_converge_to_the_providers_truth() {
     );
 
     // (b) FAILED only from a definitive answer; failed polls changed nothing; no conflict.
+    // A callback's failure is read from the body the test sent; a poll's from the fake
+    // API's own count of the failures it answered, not from what the daemon recorded.
     let undue_failures = count(
         "SELECT count(*) FROM transitions r
            LEFT JOIN callbacks c ON c.id = r.callback_id
-           LEFT JOIN polls p ON p.id = r.poll_id
           WHERE r.to_status = 'FAILED' AND r.outcome = 'applied'
             AND NOT ((r.source = 'callback' AND (c.kind IN ('collection.failed', 'transaction.canceled', 'ipn.failed')
                       OR (c.kind = 'stk'
                           AND json_extract(CAST(c.body AS TEXT), '$.Body.stkCallback.ResultCode') <> 0)))
-                  OR (r.source = 'poll' AND p.outcome = 'status' AND p.reported_status = 'FAILED'))",
+                  OR r.source = 'poll')",
     );
     assert_eq!(
         undue_failures, 0,
         "a FAILED without a definitive provider answer"
     );
+    let polled_failures: Vec<(String, String)> = db
+        .prepare(
+            "SELECT t.provider, t.provider_ref FROM transitions r
+               JOIN transactions t ON t.id = r.transaction_id
+              WHERE r.to_status = 'FAILED' AND r.outcome = 'applied' AND r.source = 'poll'",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (prov, reference) in &polled_failures {
+        let i = api.by_ref[reference];
+        assert_eq!(payments[i].prov.name(), prov);
+        assert!(
+            api.failure_answers[i].load(Ordering::SeqCst) > 0,
+            "{reference} FAILED by a poll the fake never answered with a failure"
+        );
+    }
     assert_eq!(
         count(
             "SELECT count(*) FROM transitions r JOIN polls p ON p.id = r.poll_id
@@ -967,10 +1216,17 @@ async fn payments_converge_to_the_providers_truth() {
         0,
         "a failed poll changed a status"
     );
+    // The providers never contradicted themselves: a conflict may only come from a
+    // forgery sharing a genuine callback's idempotency key with another body (two bodies
+    // under one key are kept and disputed, whoever sent the second).
     assert_eq!(
-        count("SELECT count(*) FROM transitions WHERE outcome = 'conflict'"),
+        count(
+            "SELECT count(*) FROM transitions r LEFT JOIN callbacks c ON c.id = r.callback_id
+              WHERE r.outcome = 'conflict'
+                AND coalesce(CAST(c.body AS TEXT), '') NOT LIKE '%order-FORGED%'"
+        ),
         0,
-        "the providers never contradicted themselves, so nothing may conflict"
+        "a conflict without a forgery"
     );
 
     // (c) One distinct event per settled transition, each delivered and signed.
@@ -999,15 +1255,34 @@ async fn payments_converge_to_the_providers_truth() {
         "the merchant must receive exactly the outbox's events: ids not in the outbox {extra:?}, \
          events never received {missing:?}"
     );
+    // A report on a row already in review is recorded as an applied NEEDS_REVIEW →
+    // NEEDS_REVIEW transition that only updates the reason (`state::plan::review`); the
+    // merchant already has the review's event, so it gets none.
     let settled_transitions = count(
         "SELECT count(*) FROM transitions
-          WHERE (outcome = 'applied' AND to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW'))
+          WHERE (outcome = 'applied' AND to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW')
+                 AND from_status IS NOT to_status)
              OR outcome = 'conflict'",
     );
+    let without_event: Vec<String> = db
+        .prepare(
+            "SELECT t.provider_ref || ' ' || r.source || ' ' || coalesce(r.from_status, '-') || '->'
+                    || r.to_status || ' ' || r.outcome || ' ' || coalesce(t.reason, '')
+               FROM transitions r JOIN transactions t ON t.id = r.transaction_id
+              WHERE ((r.outcome = 'applied' AND r.to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW')
+                      AND r.from_status IS NOT r.to_status)
+                     OR r.outcome = 'conflict')
+                AND NOT EXISTS (SELECT 1 FROM events e WHERE e.transition_id = r.id)",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(
         stored.len() as i64,
         settled_transitions,
-        "one event per settled transition"
+        "one event per settled transition; without one: {without_event:?}"
     );
     assert_eq!(
         count("SELECT count(*) FROM events WHERE status <> 'delivered'"),
@@ -1029,6 +1304,9 @@ async fn payments_converge_to_the_providers_truth() {
         let (prov, reference, kind) = row.unwrap();
         per_payment.entry((prov, reference)).or_default().push(kind);
     }
+    for got in per_payment.values_mut() {
+        got.retain(|kind| kind != "transaction.conflict");
+    }
     for p in payments {
         let got = per_payment.get(&(p.prov.name().to_string(), p.reference.clone()));
         assert_eq!(
@@ -1039,6 +1317,9 @@ async fn payments_converge_to_the_providers_truth() {
             p.truth
         );
     }
+
+    // (c') What the merchant received agrees with each payment's truth.
+    assert_received_matches_truth(payments, &by_id);
 
     // (d) Every callback delivered n times is stored once, counted n times. A state
     // entered twice is the same callback again (same body, same dedup key).
@@ -1057,9 +1338,27 @@ async fn payments_converge_to_the_providers_truth() {
         assert_eq!(rows, vec![*sent], "stored once: {body}");
     }
     assert_eq!(
-        count("SELECT count(*) FROM callbacks") as usize,
+        count("SELECT count(*) FROM callbacks WHERE CAST(body AS TEXT) NOT LIKE '%order-FORGED%'")
+            as usize,
         sent_by_body.len()
     );
+    // The forgeries: stored as what they are (field signatures, unsigned), and nothing of
+    // theirs in the store's values or in anything the merchant received.
+    assert_eq!(
+        count("SELECT count(*) FROM callbacks WHERE CAST(body AS TEXT) LIKE '%order-FORGED%' AND signed = 0"),
+        forged as i64
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM transactions WHERE merchant_ref = 'order-FORGED' OR unconfirmed_details LIKE '%FORGED%'"),
+        0
+    );
+    for r in &received {
+        assert!(
+            !r.body_str().contains("FORGED"),
+            "a forgery reached the merchant: {}",
+            r.body_str()
+        );
+    }
 
     let polls = count("SELECT count(*) FROM polls");
     let per_provider: Vec<String> = db
@@ -1073,9 +1372,9 @@ async fn payments_converge_to_the_providers_truth() {
         .collect::<Result<_, _>>()
         .unwrap();
     println!(
-        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}, jenga {}; succeeded {}, failed {}, open→review {}, decided after review {}; registered {}) \
+        "simulation: seed={seed:#x} payments={} (zengapay {}, bitpesa {}, daraja {}, jenga {}; succeeded {}, failed {}, open→review {}, decided after review {}; registered {}, amount mismatches {}) \
          callbacks: emitted {} lost {} duplicated {} copies sent {} | polls {} (failed {}; fake: 429 {}, 503 {}, 404 {}, timeout {}, slow {}) \
-         per provider {} | successes held for confirmation {} | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
+         per provider {} | successes held for confirmation {} | forged reports {forged} | events {} deliveries {} | simulated {:.1} h in {ticks} ticks",
         payments.len(),
         payments.iter().filter(|p| p.prov == Prov::Zp).count(),
         payments.iter().filter(|p| p.prov == Prov::Bp).count(),
@@ -1089,6 +1388,7 @@ async fn payments_converge_to_the_providers_truth() {
             .filter(|p| matches!(p.truth, Truth::LateSucceeded | Truth::LateFailed))
             .count(),
         payments.iter().filter(|p| p.registered).count(),
+        payments.iter().filter(|p| p.mismatch).count(),
         sc.emitted,
         sc.lost,
         sc.duplicated,
@@ -1136,9 +1436,11 @@ async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
             outcome_word: "0",
             lag: 0,
             registered: true,
+            mismatch: false,
         }],
         polls: vec![AtomicU32::new(0)],
         late_answers: vec![AtomicU32::new(0)],
+        failure_answers: vec![AtomicU32::new(0)],
         count: FAULTS.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
     });
     let url = format!("http://{}", start_api(api.clone()).await);
@@ -1187,4 +1489,149 @@ async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
     );
     assert_eq!(status(&d), ("SUCCEEDED".to_string(), None));
     d.stop().await;
+}
+
+/// The same kind of scenario driven by the daemon's own loops (`reconcile::run` and
+/// `forward::run`, started by `serve`) on the real clock rather than stepped: every
+/// payment that is decided by now at the provider (a seeded subset of the scenario, its
+/// status API answering from the outcome, some "still processing" first), its callbacks
+/// sent at once with their losses and duplicates, and a merchant refusing one delivery in
+/// eight. Without any step by the test, every payment must end at its truth and the
+/// merchant receive exactly the outbox's events, each as the truth says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_own_loops_converge_on_a_seeded_scenario() {
+    let seed: u64 = env_or("PAYHOOK_SIM_SEED", SEED);
+    let sc = scenario(seed, 80);
+    let keep = |p: &Payment| matches!(p.truth, Truth::Succeeded | Truth::Failed);
+    let kept: Vec<Payment> = sc.payments.into_iter().filter(keep).collect();
+    let callbacks: Vec<Callback> = sc
+        .callbacks
+        .into_iter()
+        .filter(|cb| kept.iter().any(|p| cb.body.contains(&p.reference)))
+        .collect();
+    let t0 = now_ms() - 10 * DEADLINE;
+    let api = Arc::new(FakeApi {
+        seed,
+        faulty: false,
+        t0,
+        now: AtomicI64::new(now_ms()),
+        by_ref: kept
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.reference.clone(), i))
+            .collect(),
+        polls: kept.iter().map(|_| AtomicU32::new(0)).collect(),
+        late_answers: kept.iter().map(|_| AtomicU32::new(0)).collect(),
+        failure_answers: kept.iter().map(|_| AtomicU32::new(0)).collect(),
+        count: FAULTS.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
+        payments: kept,
+    });
+    let payments = &api.payments;
+    let api_url = format!("http://{}", start_api(api.clone()).await);
+    let mut merchant = FakeMerchant::start().await;
+    let answered = Arc::new(AtomicU64::new(0));
+    let counter = answered.clone();
+    merchant.answer_with(move |_: &Received| {
+        if counter.fetch_add(1, Ordering::Relaxed) % 8 == 7 {
+            Answer::Status(500)
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let poll = format!(
+        "base_url = \"{api_url}\"\npoll_first_after = \"100ms\"\npoll_max_interval = \"1s\"\n\
+         poll_deadline = \"10m\"\npoll_rate_per_minute = 60000\n"
+    );
+    let cfg = format!(
+        "public_base_url = \"https://hooks.example.com\"\n\
+         [providers.zengapay]\nsecret_hash = \"{ZP_SECRET}\"\napi_token = \"zp-token\"\n{poll}\
+         [providers.bitpesa]\napi_key = \"{BP_KEY}\"\napi_secret = \"{BP_SECRET}\"\n{poll}\
+         [providers.daraja]\ncallback_tokens = [\"{DARAJA_TOKEN}\"]\nallowed_ips = [\"127.0.0.1\"]\n\
+         consumer_key = \"ck\"\nconsumer_secret = \"cs\"\nshortcode = \"174379\"\n\
+         passkey = \"bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919\"\n{poll}\
+         [providers.jenga]\nipn_username = \"ipnuser\"\nipn_password = \"ipnpass\"\n\
+         merchant_code = \"0011547896523\"\napi_key = \"jenga-api-key\"\n\
+         consumer_secret = \"jenga-consumer-secret\"\nprivate_key_file = \"jenga.pem\"\n{poll}\
+         [admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"{ADMIN_TOKEN}\"\n\
+         [reconciler]\nrequest_timeout = \"{REQUEST_TIMEOUT}\"\n\
+         [forward]\nurl = \"{}\"\nsecrets = [\"{WHSEC}\"]\nretry_first_after = \"200ms\"\n\
+         retry_max_interval = \"1s\"\n",
+        merchant.url()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::sign::jenga_key_in(dir.path());
+    let d = TestDaemon::start_in(dir, &cfg).await;
+    let admin = d.admin_addr.unwrap();
+    for p in payments.iter().filter(|p| p.registered) {
+        register(admin, p).await;
+    }
+    let mut sent_by_body: BTreeMap<&str, i64> = BTreeMap::new();
+    for (i, cb) in callbacks.iter().enumerate() {
+        for c in 0..cb.sent {
+            // TransferZero signs each retry afresh here, with a nonce of its own.
+            send(d.addr, cb, Some(&format!("nonce-{i}-{c}"))).await;
+        }
+        *sent_by_body.entry(&cb.body).or_default() += cb.sent as i64;
+    }
+
+    // Wait (bounded) for the loops to finish everything.
+    let db = d.db();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let settled = |p: &Payment| -> bool {
+        db.query_row(
+            "SELECT status FROM transactions WHERE provider = ?1 AND provider_ref = ?2",
+            [p.prov.name(), &p.reference],
+            |r| r.get::<_, String>(0),
+        )
+        .is_ok_and(|s| s == p.expected())
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let open = payments.iter().filter(|p| !settled(p)).count();
+        let undelivered = count("SELECT count(*) FROM events WHERE status <> 'delivered'");
+        if open == 0 && undelivered == 0 && count("SELECT count(*) FROM events") > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon's loops left {open} payments off their truth and {undelivered} events undelivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.stop().await;
+
+    let received = merchant.take();
+    let webhook = standardwebhooks::Webhook::new(WHSEC).unwrap();
+    let mut by_id: BTreeMap<String, Bytes> = BTreeMap::new();
+    for r in &received {
+        webhook
+            .verify(&r.body, &r.headers)
+            .expect("every delivery is signed");
+        let first = by_id.entry(r.id().to_string()).or_insert(r.body.clone());
+        assert_eq!(*first, r.body, "a retry repeats the same event");
+    }
+    assert_received_matches_truth(payments, &by_id);
+    let stored = count("SELECT count(*) FROM events");
+    assert_eq!(
+        by_id.len() as i64,
+        stored,
+        "the merchant received the outbox"
+    );
+    for (body, sent) in &sent_by_body {
+        let rows: Vec<i64> = db
+            .prepare("SELECT deliveries FROM callbacks WHERE body = ?1")
+            .unwrap()
+            .query_map([body.as_bytes()], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![*sent], "stored once: {body}");
+    }
+    println!(
+        "simulation (own loops): seed={seed:#x} payments={} callbacks {} polls {} events {stored} deliveries {}",
+        payments.len(),
+        callbacks.len(),
+        count("SELECT count(*) FROM polls"),
+        received.len()
+    );
 }

@@ -25,6 +25,8 @@ pub enum Answer {
     Hang,
     /// Close the connection without answering.
     Close,
+    /// This status, after holding the request this long (a delivery in flight).
+    After(Duration, u16),
 }
 
 /// One request as the merchant saw it.
@@ -92,6 +94,10 @@ impl FakeMerchant {
                             let _ = tx.send(got);
                             let (status, retry_after) = match answer {
                                 Answer::Status(s) => (s, None),
+                                Answer::After(wait, s) => {
+                                    tokio::time::sleep(wait).await;
+                                    (s, None)
+                                }
                                 Answer::RetryAfter(s, v) => (s, Some(v)),
                                 Answer::Hang => {
                                     std::future::pending::<()>().await;

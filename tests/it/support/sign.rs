@@ -75,3 +75,19 @@ pub fn jenga_key_in(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     key
 }
+
+/// The event id payhook must give the `seq`-th transition of a transaction, written out
+/// from its documented form (`evt_` + the row id as 12 hex digits + the first 20 hex
+/// digits of sha256("provider\x1freference\x1fseq")) with `sha2` directly, so that a
+/// test does not compare the code under test with itself.
+pub fn event_id(transaction_id: i64, provider: &str, reference: &str, seq: i64) -> String {
+    let digest = hex::encode(Sha256::digest(
+        format!("{provider}\u{1f}{reference}\u{1f}{seq}").as_bytes(),
+    ));
+    format!("evt_{transaction_id:012x}{}", &digest[..20])
+}
+
+/// sha256 of `bytes` as lowercase hex, computed with `sha2` directly.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
