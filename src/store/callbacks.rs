@@ -102,59 +102,64 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             Some(e.to_string()),
         ),
     };
-    // A delivery seen before only counts. Looking first (rather than an upsert with
-    // RETURNING) keeps the common, new-callback path to one plain INSERT.
-    let seen: Option<(i64, String, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT id, body_sha256, report_sha256 FROM callbacks WHERE provider = ?1 AND dedup_key = ?2",
-        )?
-        .query_row(params![provider, dedup_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
     let fingerprint = report.map(report_fingerprint);
-    // Another body under a key already seen is kept under the key plus its own hash,
-    // linked to the first, and a retry of it is counted against that row. If it says
-    // something else (two different results for one payment, or one forged), the payment
-    // is disputed; if only its bytes differ, it is applied like any report.
-    let (dedup_key, first) = match seen {
-        Some((id, sha, _)) if sha == body_sha => {
-            return duplicate(conn, cb, id, new_nonce, &body_sha)
-        }
-        Some((first, _, meaning)) => {
-            let disputes = meaning.is_none() || meaning != fingerprint;
-            let own_key = format!("{dedup_key}#sha256:{body_sha}");
-            let again: Option<i64> = conn
-                .prepare_cached("SELECT id FROM callbacks WHERE provider = ?1 AND dedup_key = ?2")?
-                .query_row(params![provider, own_key], |r| r.get(0))
-                .optional()?;
-            if let Some(id) = again {
-                return duplicate(conn, cb, id, new_nonce, &body_sha);
-            }
-            (own_key, Some((first, disputes)))
-        }
-        None => (dedup_key, None),
+    // The new callback (the common case) is one INSERT; the key is looked up only when
+    // that INSERT meets a row already holding it.
+    let insert = |dedup_key: &str, first: Option<i64>| -> Result<bool, StoreError> {
+        let n = conn
+            .prepare_cached(
+                "INSERT INTO callbacks (provider, kind, dedup_key, auth, signed, body, body_sha256,
+                     headers, client_ip, provider_ref, parse_error, deliveries, first_seen_at_ms,
+                     last_seen_at_ms, duplicate_of, report_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13, ?14)
+                 ON CONFLICT (provider, dedup_key) DO NOTHING",
+            )?
+            .execute(params![
+                provider,
+                kind,
+                dedup_key,
+                v.auth,
+                v.signed,
+                &v.body[..],
+                body_sha,
+                cb.headers_json,
+                cb.client_ip,
+                report.map(|r| r.provider_ref.as_str()),
+                parse_error,
+                cb.received_at_ms,
+                first,
+                fingerprint,
+            ])?;
+        Ok(n == 1)
     };
-    conn.prepare_cached(
-        "INSERT INTO callbacks (provider, kind, dedup_key, auth, signed, body, body_sha256,
-             headers, client_ip, provider_ref, parse_error, deliveries, first_seen_at_ms, last_seen_at_ms,
-             duplicate_of, report_sha256)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13, ?14)",
-    )?
-    .execute(params![
-        provider,
-        kind,
-        dedup_key,
-        v.auth,
-        v.signed,
-        &v.body[..],
-        body_sha,
-        cb.headers_json,
-        cb.client_ip,
-        report.map(|r| r.provider_ref.as_str()),
-        parse_error,
-        cb.received_at_ms,
-        first.map(|(id, _)| id),
-        fingerprint,
-    ])?;
+    let first = if insert(&dedup_key, None)? {
+        None
+    } else {
+        // A delivery seen before only counts.
+        let (id, sha, meaning): (i64, String, Option<String>) = conn
+            .prepare_cached(
+                "SELECT id, body_sha256, report_sha256 FROM callbacks WHERE provider = ?1 AND dedup_key = ?2",
+            )?
+            .query_row(params![provider, dedup_key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        if sha == body_sha {
+            return duplicate(conn, cb, id, new_nonce, &body_sha);
+        }
+        // Another body under a key already seen is kept under the key plus its own hash,
+        // linked to the first, and a retry of it is counted against that row. If it says
+        // something else (two different results for one payment, or one forged), the
+        // payment is disputed; if only its bytes differ, it is applied like any report.
+        let disputes = meaning.is_none() || meaning != fingerprint;
+        let own_key = format!("{dedup_key}#sha256:{body_sha}");
+        if !insert(&own_key, Some(id))? {
+            let again: i64 = conn
+                .prepare_cached("SELECT id FROM callbacks WHERE provider = ?1 AND dedup_key = ?2")?
+                .query_row(params![provider, own_key], |r| r.get(0))?;
+            return duplicate(conn, cb, again, new_nonce, &body_sha);
+        }
+        Some((id, disputes))
+    };
     let callback_id = conn.last_insert_rowid();
     if let Some(nonce) = new_nonce {
         record_nonce(conn, cb, nonce, &body_sha, callback_id)?;

@@ -625,7 +625,12 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>) -> (Result<(), String>, Ve
         .map(|e| StoreError::from(e).to_string());
     for job in batch.drain(..) {
         if aborted.is_none() && job.savepoint {
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            // Cached: parsing these two statements again for every job costs the writer
+            // more than running them.
+            if let Err(e) = conn
+                .prepare_cached("SAVEPOINT job")
+                .and_then(|mut s| s.execute([]))
+            {
                 aborted = Some(StoreError::from(e).to_string());
             }
         }
@@ -643,7 +648,10 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>) -> (Result<(), String>, Ve
             continue;
         }
         let end = match (job.savepoint, ok) {
-            (true, true) => conn.execute_batch("RELEASE job"),
+            (true, true) => conn
+                .prepare_cached("RELEASE job")
+                .and_then(|mut s| s.execute([]))
+                .map(|_| ()),
             (true, false) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
             (false, true) => Ok(()),
             (false, false) if conn.total_changes() == before => Ok(()),
