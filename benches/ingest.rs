@@ -192,7 +192,7 @@ fn reference(w: Workload, c: usize, i: u64) -> String {
     }
 }
 
-/// A ZengaPay collection callback shaped like the documented one (providers.md §1),
+/// A ZengaPay collection callback shaped like the documented one in its webhook documentation,
 /// ≈ 600 bytes.
 fn zp_body(reference: &str, amount: u64) -> String {
     format!(
@@ -212,7 +212,7 @@ fn zp_body(reference: &str, amount: u64) -> String {
     )
 }
 
-/// A TransferZero `transaction.paid_out` webhook (providers.md §2), ≈ 600 bytes.
+/// A TransferZero `transaction.paid_out` webhook in its documented shape, ≈ 600 bytes.
 fn bp_body(reference: &str, amount: u64) -> String {
     format!(
         concat!(

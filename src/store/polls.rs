@@ -8,7 +8,7 @@
 //!
 //! A poll's row and the state change it causes are written by one writer job, so one SQL
 //! transaction: a transition with `source = 'poll'` always has its `polls` row, and a poll
-//! that failed changes nothing but its own row and the schedule (design.md invariant 5).
+//! that failed changes nothing but its own row and the schedule (invariant 5 in `src/lib.rs`).
 
 use super::transactions::{self, Applied, Schedule, Source, Trust};
 use super::StoreError;
@@ -100,7 +100,7 @@ struct DueRow {
 }
 
 /// Claims due rows of one provider: escalates open rows past their deadline (never
-/// FAILED, providers.md §6.6), leases up to `plan.limit` for polling, or parks them when
+/// FAILED), leases up to `plan.limit` for polling, or parks them when
 /// the provider cannot be polled. Runs on the writer.
 ///
 /// A held NEEDS_REVIEW row is leased like an open one, for its confirming status query,

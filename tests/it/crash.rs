@@ -1,4 +1,4 @@
-//! Issue 6, crash safety: the binary is loaded with signed callbacks from several
+//! Crash safety: the binary is loaded with signed callbacks from several
 //! keep-alive connections, killed with SIGKILL mid-load, restarted on the same database,
 //! and the store is checked against what was acknowledged:
 //!

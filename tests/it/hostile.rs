@@ -1,4 +1,4 @@
-//! Issue 6, hostile input against the running daemon: truncated, stalled and oversized
+//! Hostile input against the running daemon: truncated, stalled and oversized
 //! requests, invalid UTF-8, and thousands of idle connections. Each bad request must get a
 //! 4xx or a closed connection (never a 2xx, a 5xx or a hang), nothing unauthenticated is
 //! stored, and the daemon keeps answering a well-behaved client throughout.

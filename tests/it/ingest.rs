@@ -1,4 +1,4 @@
-//! Issue 2: verified, deduplicated, durable callbacks for ZengaPay and BitPesa.
+//! Verified, deduplicated, durable callbacks for ZengaPay and BitPesa.
 
 use crate::support::http::{get, post, request};
 use crate::support::sign::{bp_sign, zp_sign};

@@ -1,4 +1,4 @@
-//! Issue 6, hostile input as properties: every provider's `verify` and `parse_callback`
+//! Hostile input as properties: every provider's `verify` and `parse_callback`
 //! (ZengaPay, BitPesa, Daraja, Jenga, Tujenge), and the trusted-proxy address resolution,
 //! on arbitrary bytes and headers.
 //!
@@ -369,7 +369,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------
-// Daraja, Jenga, Tujenge (issue 3): a path token or HTTP Basic credentials.
+// Daraja, Jenga, Tujenge: a path token or HTTP Basic credentials.
 
 /// Path tokens as an operator configures them.
 /// A token the configuration accepts: the shape it requires, and never one of the words

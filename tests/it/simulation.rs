@@ -1,4 +1,4 @@
-//! Issue 6: the convergence simulation.
+//! The convergence simulation.
 //!
 //! A seeded scenario of many payments at ZengaPay, TransferZero (BitPesa), Daraja (STK
 //! push, whose unsigned success callbacks wait for a confirming STK query) and Jenga (IPNs
@@ -292,7 +292,7 @@ fn zp_word(status: &str) -> &'static str {
     }
 }
 
-/// TransferZero's webhook event for entering `state`, if it sends one (providers.md §2.1).
+/// TransferZero's webhook event for entering `state`, if it sends one.
 fn bp_event(state: &str) -> Option<&'static str> {
     match state {
         "initial" => Some("transaction.created"),
@@ -308,7 +308,7 @@ fn bp_object(p: &Payment, state: &str) -> serde_json::Value {
         "input_currency": "KES", "external_id": format!("order-{}", p.reference)})
 }
 
-/// A Jenga IPN for outcome `state_code` (2 success, 1 failure; §4.1).
+/// A Jenga IPN for outcome `state_code` (2 success, 1 failure).
 fn jenga_ipn(p: &Payment, state_code: &str) -> String {
     let status = if state_code == "2" {
         "SUCCESS"
@@ -325,7 +325,7 @@ fn jenga_ipn(p: &Payment, state_code: &str) -> String {
     .to_string()
 }
 
-/// Jenga's transaction details answer for `word` (§4.2).
+/// Jenga's transaction details answer for `word`.
 fn jenga_details(p: &Payment, word: &str) -> String {
     let (state_code, code) = match word {
         "400105" => (1, 400_105),
@@ -337,7 +337,7 @@ fn jenga_details(p: &Payment, word: &str) -> String {
     .to_string()
 }
 
-/// A Daraja STK callback with `code` as its ResultCode (providers.md §3.1).
+/// A Daraja STK callback with `code` as its ResultCode.
 fn stk_callback(p: &Payment, code: &str) -> String {
     let result: i64 = code.parse().unwrap();
     let mut cb = serde_json::json!({"MerchantRequestID": format!("m-{}", p.reference),
@@ -354,7 +354,7 @@ fn stk_callback(p: &Payment, code: &str) -> String {
 }
 
 /// The STK query's answer for `word`: "being processed" is a 500 with an error code
-/// (§3.2), a result is a 200 with its ResultCode.
+/// (Daraja's STK query), a result is a 200 with its ResultCode.
 fn stk_query_answer(p: &Payment, word: &str) -> (u16, String) {
     if word == "processing" {
         return (
@@ -429,7 +429,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
                 // The STK query only ever says "being processed" before the result.
                 Prov::Da => "processing",
                 // stateCode -1 "awaiting callback", or 1 with code 400105 ("unknown status,
-                // contact Finserve"), which is INDETERMINATE (§4.2).
+                // contact Finserve"), which is INDETERMINATE.
                 Prov::Je => ["-1", "400105"][rng.below(2) as usize],
             };
             chain.push((at, word));
@@ -446,7 +446,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             (Prov::Bp, Truth::Succeeded) => "paid",
             (Prov::Bp, _) => "canceled",
             (Prov::Da, Truth::Succeeded) => "0",
-            // Cancelled by the user, wrong PIN, timeout (providers.md §3.1).
+            // Cancelled by the user, wrong PIN, timeout (Daraja's STK result codes).
             (Prov::Da, _) => ["1032", "2001", "1037"][rng.below(3) as usize],
             (Prov::Je, Truth::Succeeded) => "2",
             (Prov::Je, _) => "1",
@@ -477,7 +477,7 @@ fn scenario(seed: u64, n: usize) -> Scenario {
             mismatch: false,
         };
         // What the provider calls back about: ZengaPay and Daraja only outcomes (no event
-        // exists for PENDING, §1.1, §3.1); TransferZero the states it has an event for.
+        // exists for PENDING); TransferZero the states it has an event for.
         let mut words: Vec<(i64, &'static str)> = Vec::new();
         match prov {
             Prov::Zp | Prov::Da | Prov::Je => {}
@@ -640,7 +640,7 @@ impl FakeApi {
             self.tally("503");
             return reply(503, "{}".into(), None);
         }
-        // "Not found" shortly after initiation is not a failure (§1.4).
+        // "Not found" shortly after initiation is not a failure.
         if fault < 25 && offset < 5 * MIN {
             self.tally("404");
             return reply(404, r#"{"code":404}"#.into(), None);
@@ -1415,7 +1415,7 @@ async fn payments_converge_to_the_providers_truth() {
 /// (`unconfirmed_status = 'SUCCEEDED'`, `next_poll_at_ms = now`, as `apply` does for any
 /// held success). The reconciler claims such rows too (`store::polls::claim`, index
 /// `transactions_held_due`) without escalating them again, so the confirming status query
-/// happens and settles NEEDS_REVIEW → SUCCEEDED, a provider answer design.md allows.
+/// happens and settles NEEDS_REVIEW → SUCCEEDED, a provider answer the state machine allows (`src/state/plan.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_success_after_review_is_confirmed_by_a_status_query() {
     let reference = "ws_CO_sim_held";

@@ -1,4 +1,4 @@
-//! Issue 3: Daraja (path token), Jenga (HTTP Basic) and Tujenge (path token) callbacks,
+//! Daraja (path token), Jenga (HTTP Basic) and Tujenge (path token) callbacks,
 //! the per-provider source-address allowlist behind a trusted proxy, and unsigned
 //! successes held for confirmation.
 
@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 const DARAJA_TOKEN: &str = "t0k3n-daraja-aaaaaaaa";
 const DARAJA_OLD_TOKEN: &str = "t0k3n-daraja-rotated1";
 const TUJENGE_TOKEN: &str = "t0k3n-tujenge-bbbbbbb";
-/// base64("ipnuser:ipnpass"), providers.md §4.1.
+/// base64("ipnuser:ipnpass"), Jenga's IPN credential example.
 const JENGA_AUTH: &str = "Basic aXBudXNlcjppcG5wYXNz";
-/// A published Daraja sender (providers.md §3.6).
+/// A published Daraja sender address.
 const SAFARICOM_IP: &str = "196.201.214.200";
 
 fn daraja_section(extra: &str) -> String {
@@ -101,7 +101,7 @@ async fn every_daraja_fixture_is_stored_and_parses_to_its_expected_state() {
         assert_eq!(reply.status, 200, "{file}{sub}: {}", reply.body);
         let ack: Value = serde_json::from_str(&reply.body).unwrap();
         if kind == "c2b_validation" {
-            // §3.3: validation accepts with the string "0".
+            // C2B validation accepts with the string "0".
             assert_eq!(
                 ack,
                 serde_json::json!({"ResultCode": "0", "ResultDesc": "Accepted"})

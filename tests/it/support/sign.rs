@@ -1,5 +1,5 @@
-//! Provider signatures written out independently of payhook's code (providers.md §1.2,
-//! §2.2), and realistic callback bodies, for tests that drive the daemon over sockets.
+//! Provider signatures written out independently of payhook's code (ZengaPay's HMAC-SHA256 and
+//! TransferZero's HMAC-SHA512 schemes), and realistic callback bodies, for tests that drive the daemon over sockets.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
