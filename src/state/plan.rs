@@ -966,6 +966,74 @@ mod tests {
         assert_eq!((p.record, p.emit), (Some(Record::Conflict), Emit::Conflict));
     }
 
+    #[test]
+    fn details_with_any_one_value_are_not_empty() {
+        assert!(Details::default().is_empty());
+        let one = [
+            Details {
+                amount: Some(ugx(1)),
+                ..Details::default()
+            },
+            Details {
+                merchant_ref: Some("o-1".into()),
+                ..Details::default()
+            },
+            Details {
+                msisdn: Some("256700000001".into()),
+                ..Details::default()
+            },
+            Details {
+                receipt: Some("R1".into()),
+                ..Details::default()
+            },
+        ];
+        for d in one {
+            assert!(!d.is_empty(), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn a_hint_nothing_can_confirm_keeps_its_values_apart_and_states_none_when_it_has_none() {
+        let d = details(100, "o-1");
+        let p = plan(None, &inc(Succeeded, &d, Token, false));
+        assert_eq!(
+            (
+                p.status,
+                p.status_confirmed,
+                &p.fill,
+                p.unconfirmed.as_ref()
+            ),
+            (Succeeded, Some(false), &Details::default(), Some(&d))
+        );
+        // Without values there is nothing unconfirmed to keep (no empty record).
+        let p = plan(None, &inc(Succeeded, &Details::default(), Token, false));
+        assert_eq!((p.status, p.unconfirmed), (Succeeded, None));
+    }
+
+    #[test]
+    fn an_operator_s_decision_is_not_compared_with_a_held_hint() {
+        // The hint claimed a failure; the operator, who checked with the provider, decides
+        // it succeeded. Only a provider's report confirms or contradicts a hint.
+        let mut held = stored(Pending, None);
+        held.held = Some(Held {
+            status: Failed,
+            details: details(100, "o-1"),
+        });
+        let p = plan(
+            Some(&held),
+            &inc(Succeeded, &Details::default(), Operator, false),
+        );
+        assert_eq!(
+            (p.status, p.record, p.emit, &p.hold),
+            (
+                Succeeded,
+                Some(Record::Applied),
+                Emit::Settled,
+                &HoldChange::Clear
+            )
+        );
+    }
+
     /// A model of the store: applies a plan to the stored row the way
     /// `store::transactions` does.
     fn execute(cur: Option<Stored>, p: &Plan) -> Stored {
