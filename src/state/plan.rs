@@ -265,14 +265,7 @@ pub fn plan(cur: Option<&Stored>, inc: &Incoming<'_>) -> Plan {
     if !inc.status.is_terminal() {
         // An open (or review) status moves no money: a hint may move the status, but no
         // value it states is recorded as known.
-        let mut p = vouched(
-            cur,
-            &Incoming {
-                details: &Details::default(),
-                ..*inc
-            },
-            true,
-        );
+        let mut p = vouched(cur, inc, true);
         p.fill = Details::default();
         return p;
     }
@@ -1031,6 +1024,71 @@ mod tests {
                 Emit::Settled,
                 &HoldChange::Clear
             )
+        );
+    }
+
+    #[test]
+    fn a_hint_repeating_a_settled_status_is_no_news() {
+        let d = details(100, "o-1");
+        for confirmed in [true, false] {
+            let mut settled = stored(Succeeded, None);
+            settled.status_confirmed = confirmed;
+            let p = plan(Some(&settled), &inc(Succeeded, &d, Token, true));
+            assert_eq!(
+                (p.status, p.record, p.emit),
+                (Succeeded, None, Emit::Nothing)
+            );
+        }
+    }
+
+    #[test]
+    fn a_review_for_a_disagreement_is_left_to_the_reviewer() {
+        let d = details(100, "o-1");
+        for reason in [
+            AMOUNT_MISMATCH,
+            MERCHANT_REF_MISMATCH,
+            UNCONFIRMED_MISMATCH,
+            CALLBACK_MISMATCH,
+        ] {
+            let why = format!("{reason}: registered 100 UGX, provider reported 200 UGX");
+            let c = stored(NeedsReview, Some(&why));
+            // A hint is history: not held, not applied.
+            let p = plan(Some(&c), &inc(Succeeded, &d, Token, true));
+            assert_eq!(
+                (p.status, p.record, &p.hold),
+                (NeedsReview, Some(Record::Unconfirmed), &HoldChange::Keep),
+                "{reason}"
+            );
+            // An authenticated success that names no other amount does not settle it.
+            for details in [Details::default(), d.clone()] {
+                let p = plan(Some(&c), &inc(Succeeded, &details, StatusQuery, false));
+                assert_eq!(
+                    (p.status, p.record, p.emit),
+                    (NeedsReview, None, Emit::Nothing),
+                    "{reason}"
+                );
+            }
+        }
+        // A review for a passed deadline is not a disagreement: a hint is held again.
+        let c = stored(NeedsReview, Some(DEADLINE_PASSED));
+        let p = plan(Some(&c), &inc(Succeeded, &d, Token, true));
+        assert!(matches!(p.hold, HoldChange::Set(_)), "{p:?}");
+    }
+
+    #[test]
+    fn a_provider_still_reporting_pending_leaves_a_held_hint_held() {
+        let mut held = stored(Pending, None);
+        held.held = Some(Held {
+            status: Succeeded,
+            details: details(100, "o-1"),
+        });
+        let p = plan(
+            Some(&held),
+            &inc(Pending, &Details::default(), StatusQuery, false),
+        );
+        assert_eq!(
+            (p.status, p.record, &p.hold, p.emit),
+            (Pending, None, &HoldChange::Keep, Emit::Nothing)
         );
     }
 
