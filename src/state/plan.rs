@@ -1092,6 +1092,91 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_failure_after_a_disputed_success_is_a_conflict_beside_the_review() {
+        let c = stored(
+            NeedsReview,
+            Some("AMOUNT_MISMATCH: registered 100 UGX, provider reported 200 UGX"),
+        );
+        let none = Details::default();
+        let p = plan(Some(&c), &inc(Failed, &none, StatusQuery, false));
+        assert_eq!(
+            (p.status, p.record, p.emit),
+            (NeedsReview, Some(Record::Conflict), Emit::Nothing)
+        );
+        // A provider still saying "pending" is stale, not a conflict.
+        let p = plan(Some(&c), &inc(Pending, &none, StatusQuery, false));
+        assert_eq!((p.status, p.record), (NeedsReview, Some(Record::Stale)));
+        // The reviewer's decision is applied.
+        let p = plan(Some(&c), &inc(Failed, &none, Operator, false));
+        assert_eq!(
+            (p.status, p.record, p.emit),
+            (Failed, Some(Record::Applied), Emit::Settled)
+        );
+    }
+
+    #[test]
+    fn a_provider_s_report_of_the_status_a_hint_set_confirms_it() {
+        let none = Details::default();
+        let mut unconfirmed = stored(Pending, None);
+        unconfirmed.status_confirmed = false;
+        let p = plan(Some(&unconfirmed), &inc(Pending, &none, StatusQuery, false));
+        assert_eq!((p.status, p.status_confirmed), (Pending, Some(true)));
+        // Already confirmed: nothing to write.
+        let p = plan(
+            Some(&stored(Pending, None)),
+            &inc(Pending, &none, StatusQuery, false),
+        );
+        assert_eq!(p.status_confirmed, None);
+        // An operator restating it does not make a provider's statement of it.
+        let p = plan(Some(&unconfirmed), &inc(Pending, &none, Operator, false));
+        assert_eq!(p.status_confirmed, None);
+        // Nothing held: a repeated settlement has no hold to clear.
+        let p = plan(
+            Some(&stored(Succeeded, None)),
+            &inc(Succeeded, &none, StatusQuery, false),
+        );
+        assert_eq!((p.record, &p.hold), (None, &HoldChange::Keep));
+    }
+
+    #[test]
+    fn an_open_status_keeps_its_polls_and_a_settled_one_stops_them() {
+        let none = Details::default();
+        let p = plan(
+            Some(&stored(Pending, None)),
+            &inc(Indeterminate, &none, StatusQuery, false),
+        );
+        assert_eq!((p.status, p.poll), (Indeterminate, PollChange::Keep));
+        let p = plan(
+            Some(&stored(Pending, None)),
+            &inc(Failed, &none, StatusQuery, false),
+        );
+        assert_eq!((p.status, p.poll), (Failed, PollChange::Stop));
+    }
+
+    #[test]
+    fn an_authenticated_report_s_values_are_known_not_unconfirmed() {
+        let d = details(100, "o-1");
+        let p = plan(None, &inc(Succeeded, &d, Signed, false));
+        assert_eq!(
+            (
+                p.status,
+                p.status_confirmed,
+                &p.fill,
+                p.unconfirmed.as_ref()
+            ),
+            (Succeeded, Some(true), &d, None)
+        );
+        let p = plan(
+            Some(&stored(Pending, None)),
+            &inc(Succeeded, &d, StatusQuery, false),
+        );
+        assert_eq!(
+            (p.status, &p.fill, p.unconfirmed.as_ref()),
+            (Succeeded, &d, None)
+        );
+    }
+
     /// A model of the store: applies a plan to the stored row the way
     /// `store::transactions` does.
     fn execute(cur: Option<Stored>, p: &Plan) -> Stored {
