@@ -1177,6 +1177,31 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_hint_in_another_currency_than_registered_is_not_confirmed_by_an_answer_without_amount() {
+        let mut c = stored(Pending, None);
+        c.expected = Some(ugx(100));
+        c.held = Some(Held {
+            status: Succeeded,
+            details: Details {
+                amount: Some(Money {
+                    minor: 100,
+                    currency: "KES".into(),
+                }),
+                ..Details::default()
+            },
+        });
+        let p = plan(
+            Some(&c),
+            &inc(Succeeded, &Details::default(), StatusQuery, false),
+        );
+        assert_eq!(p.status, NeedsReview);
+        assert!(p
+            .reason
+            .flatten()
+            .is_some_and(|r| r.starts_with(UNCONFIRMED_MISMATCH) && r.contains("currency")));
+    }
+
     /// A model of the store: applies a plan to the stored row the way
     /// `store::transactions` does.
     fn execute(cur: Option<Stored>, p: &Plan) -> Stored {
