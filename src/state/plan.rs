@@ -1202,6 +1202,61 @@ mod tests {
             .is_some_and(|r| r.starts_with(UNCONFIRMED_MISMATCH) && r.contains("currency")));
     }
 
+    #[test]
+    fn a_held_merchant_reference_is_compared_with_the_registered_one_when_the_answer_has_none() {
+        let none = Details::default();
+        for (hinted, settles) in [("o-1", true), ("o-2", false)] {
+            let mut c = stored(Pending, None);
+            c.known.merchant_ref = Some("o-1".into());
+            c.held = Some(Held {
+                status: Succeeded,
+                details: Details {
+                    merchant_ref: Some(hinted.into()),
+                    ..Details::default()
+                },
+            });
+            let p = plan(Some(&c), &inc(Succeeded, &none, StatusQuery, false));
+            if settles {
+                assert_eq!(p.status, Succeeded);
+            } else {
+                assert_eq!(p.status, NeedsReview);
+                assert!(p
+                    .reason
+                    .flatten()
+                    .is_some_and(|r| r.contains("merchant_ref")));
+            }
+        }
+    }
+
+    #[test]
+    fn an_authenticated_success_is_compared_with_what_is_known_by_currency_and_reference() {
+        let mut c = stored(Pending, None);
+        c.expected = Some(ugx(100));
+        c.known.merchant_ref = Some("o-1".into());
+        let same = details(100, "o-1");
+        let p = plan(Some(&c), &inc(Succeeded, &same, StatusQuery, false));
+        assert_eq!(p.status, Succeeded);
+        let kes = Details {
+            amount: Some(Money {
+                minor: 100,
+                currency: "KES".into(),
+            }),
+            ..same.clone()
+        };
+        let p = plan(Some(&c), &inc(Succeeded, &kes, StatusQuery, false));
+        assert_eq!(p.status, NeedsReview);
+        assert!(p
+            .reason
+            .flatten()
+            .is_some_and(|r| r.starts_with(AMOUNT_MISMATCH)));
+        let other = details(100, "o-2");
+        let p = plan(Some(&c), &inc(Succeeded, &other, StatusQuery, false));
+        assert!(p
+            .reason
+            .flatten()
+            .is_some_and(|r| r.starts_with(MERCHANT_REF_MISMATCH)));
+    }
+
     /// A model of the store: applies a plan to the stored row the way
     /// `store::transactions` does.
     fn execute(cur: Option<Stored>, p: &Plan) -> Stored {
