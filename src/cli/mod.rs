@@ -506,7 +506,7 @@ fn track(cli: &Cli, args: &TrackArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
-    use crate::store::events;
+    use crate::store::{outbox, queries};
     let cfg = operator_config(cli)?;
     let store = open_store(&cfg)?;
     let now = crate::clock::now_ms();
@@ -521,8 +521,8 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
             let since = since.map(|s| parse_since(&s, now)).transpose()?;
             let rows = store
                 .read_blocking(|c| match destination.as_deref() {
-                    Some(d) => events::list_for(c, d, status.as_deref(), since, limit),
-                    None => events::list(c, status.as_deref(), since, limit),
+                    Some(d) => queries::list_for(c, d, status.as_deref(), since, limit),
+                    None => queries::list(c, status.as_deref(), since, limit),
                 })
                 .context("while listing events")?;
             println!("ID\tTYPE\tSTATUS\tTRANSACTION\tATTEMPTS\tCREATED\tNEXT_ATTEMPT\tDELIVERED\tLAST_ERROR");
@@ -567,7 +567,7 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
         }
         EventsCommand::Show { id, destination } => {
             let mut story = store
-                .read_blocking(|c| events::story(c, &id))
+                .read_blocking(|c| queries::story(c, &id))
                 .with_context(|| format!("while reading event {id}"))?;
             if let Some(d) = destination {
                 story.deliveries.retain(|x| x.destination == d);
@@ -606,7 +606,7 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
             destination,
             note,
         } => {
-            let req = events::ReplayRequest {
+            let req = outbox::ReplayRequest {
                 destination,
                 by: operator(),
                 note,
@@ -615,14 +615,14 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
                 (Some(id), false, None) => {
                     let one = id.clone();
                     store
-                        .write_blocking(move |c| events::replay_as(c, &one, &req, now))
+                        .write_blocking(move |c| outbox::replay_as(c, &one, &req, now))
                         .with_context(|| format!("while replaying {id}"))?;
                     vec![id]
                 }
                 (None, true, Some(since)) => {
                     let since = parse_since(&since, now)?;
                     store
-                        .write_blocking(move |c| events::replay_dead_since_as(c, since, &req, now))
+                        .write_blocking(move |c| outbox::replay_dead_since_as(c, since, &req, now))
                         .context("while replaying dead events")?
                 }
                 _ => anyhow::bail!("give an event id, or --dead --since T"),
@@ -642,7 +642,7 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
             let shown = crate::config::redacted_url(&url);
             let key = shown.clone();
             let was = store
-                .write_blocking(move |c| events::enable_destination(c, &key, now))
+                .write_blocking(move |c| outbox::enable_destination(c, &key, now))
                 .context("while enabling the destination")?;
             if was {
                 println!("{shown}: enabled");

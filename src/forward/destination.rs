@@ -12,7 +12,7 @@ use crate::config::DestinationConfig;
 use crate::outbound::{ClientError, Reply};
 use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::store::destinations::{self, Subscription};
-use crate::store::events::{self, AttemptRecord, DueEvent, Verdict};
+use crate::store::outbox::{self, AttemptRecord, DueEvent, Verdict};
 use crate::store::StoreError;
 use crate::Ctx;
 use bytes::Bytes;
@@ -79,7 +79,7 @@ impl Destination {
         let url = self.cfg.url.redacted();
         self.ctx
             .store
-            .read(move |c| events::destination_disabled(c, &url))
+            .read(move |c| outbox::destination_disabled(c, &url))
             .await
     }
 
@@ -115,7 +115,7 @@ impl Destination {
         let name = self.cfg.name.clone();
         self.ctx
             .store
-            .read(move |c| events::next_due_at(c, &name))
+            .read(move |c| outbox::next_due_at(c, &name))
             .await
     }
 
@@ -128,7 +128,7 @@ impl Destination {
             .read(move |c| {
                 Ok((
                     destinations::behind(c, &name)?,
-                    !events::due(c, &name, now_ms, 1)?.is_empty(),
+                    !outbox::due(c, &name, now_ms, 1)?.is_empty(),
                 ))
             })
             .await?;
@@ -143,7 +143,7 @@ impl Destination {
                 if behind {
                     destinations::subscribe(c, &sub, now_ms)?;
                 }
-                events::claim(c, &name, now_ms, limit, lease)
+                outbox::claim(c, &name, now_ms, limit, lease)
             })
             .await
     }
@@ -243,9 +243,9 @@ impl Destination {
             .store
             .write(move |c| {
                 if delivery == Delivery::Gone {
-                    events::disable_destination(c, &url, record.at_ms, "410 Gone")?;
+                    outbox::disable_destination(c, &url, record.at_ms, "410 Gone")?;
                 }
-                events::record_attempt(c, &record, verdict)
+                outbox::record_attempt(c, &record, verdict)
             })
             .await?;
         self.report(&event, &attempt, delivery);

@@ -4,7 +4,7 @@
 //!
 //! [`step`] is one unit of work that tests drive with a `now` of their choosing: for each
 //! destination, hand it the events it has not seen ([`crate::store::destinations::subscribe`]),
-//! claim its due deliveries ([`crate::store::events::claim`]), POST them concurrently (at
+//! claim its due deliveries ([`crate::store::outbox::claim`]), POST them concurrently (at
 //! most its `max_in_flight`), record each attempt and its verdict in one writer job.
 //! [`run`] loops until shutdown, keeping up to `max_in_flight` deliveries going at once
 //! *per destination* ([`destination`]), so one slow or dead receiver holds only its own
@@ -13,7 +13,7 @@
 //! nothing is claimed, so no attempt is spent and its schedule does not run.
 //!
 //! What this module owns: the HTTP exchange and how its outcome is judged. It writes no
-//! SQL (`store::events` does) and never touches the ingest path: ingest only pokes a
+//! SQL (`store::outbox` does) and never touches the ingest path: ingest only pokes a
 //! `Notify`, so a slow or dead merchant cannot slow callbacks down.
 //!
 //! Verdicts: any 2xx delivers. 410 Gone disables the destination's URL (persisted; logged
