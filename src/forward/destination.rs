@@ -5,9 +5,8 @@
 //! that hangs fills only its own slots, and its own `failing` flag, so its trouble is
 //! logged for it alone. Delivery state lives in the store per (event, destination).
 
-use super::{
-    head, millis, sign, Delivery, ForwardError, LEASE_MARGIN, MAX_ANSWER_BYTES, USER_AGENT,
-};
+use super::{head, sign, Delivery, ForwardError, LEASE_MARGIN, MAX_ANSWER_BYTES, USER_AGENT};
+use crate::clock;
 use crate::config::DestinationConfig;
 use crate::outbound::{ClientError, Reply};
 use crate::retry::{parse_retry_after, RetryPolicy};
@@ -71,7 +70,7 @@ impl Destination {
     }
 
     fn lease_until(&self, now_ms: i64) -> i64 {
-        now_ms.saturating_add(millis(self.cfg.timeout + LEASE_MARGIN))
+        now_ms.saturating_add(clock::ms(self.cfg.timeout + LEASE_MARGIN))
     }
 
     /// `Some((since, reason))` while its URL is disabled by a 410.
@@ -206,7 +205,7 @@ impl Destination {
                 "cannot build the request: {e}"
             ))),
         };
-        let latency_ms = millis(started.elapsed());
+        let latency_ms = clock::ms(started.elapsed());
         let mut attempt = AttemptRecord {
             event_id: event.id.clone(),
             destination_name: self.cfg.name.clone(),
@@ -289,16 +288,19 @@ impl Destination {
         {
             Delivery::Dead
         } else {
-            Delivery::Retry(now_ms.saturating_add(millis(delay)))
+            Delivery::Retry(now_ms.saturating_add(clock::ms(delay)))
         }
     }
 
     fn report(&self, event: &DueEvent, attempt: &AttemptRecord, delivery: Delivery) {
         let m = &self.ctx.metrics;
         let name = self.cfg.name.as_str();
-        m.inc("payhook_deliveries_total", &[("outcome", delivery.label())]);
         m.inc(
-            "payhook_destination_deliveries_total",
+            crate::metrics::DELIVERIES_TOTAL,
+            &[("outcome", delivery.label())],
+        );
+        m.inc(
+            crate::metrics::DESTINATION_DELIVERIES_TOTAL,
             &[("destination", name), ("outcome", delivery.label())],
         );
         let status = attempt.http_status.unwrap_or(0);
@@ -329,15 +331,15 @@ impl Destination {
                 );
             }
             Delivery::Dead => {
-                m.inc("payhook_events_dead_total", &[]);
+                m.inc(crate::metrics::EVENTS_DEAD_TOTAL, &[]);
                 tracing::error!(
                     destination = name, event_id = %event.id, attempt = event.attempts + 1, http_status = status, error,
                     "delivery failed past the retry horizon; event dead-lettered for this destination (payhook events replay)"
                 );
             }
             Delivery::Gone => {
-                m.inc("payhook_destination_disabled_total", &[]);
-                m.set("payhook_destination_disabled", &[], 1);
+                m.inc(crate::metrics::DESTINATION_DISABLED_TOTAL, &[]);
+                m.set(crate::metrics::DESTINATION_DISABLED, &[], 1);
                 self.was_disabled.store(true, Ordering::Relaxed);
                 tracing::error!(
                     destination = name, event_id = %event.id,

@@ -16,6 +16,7 @@
 //!
 
 use super::writer::{is_io_failure, poison};
+use crate::worker::{Backoff, Step};
 use rusqlite::Connection;
 use std::fs::File;
 use std::path::Path;
@@ -75,47 +76,62 @@ pub(super) fn checkpoint_loop(
     // The descriptor is deliberately never closed: closing any descriptor of a file drops
     // every POSIX lock this process holds on it, SQLite's own included.
     let db = File::open(path).ok();
+    let mut backoff = Backoff::constant(CHECKPOINT_EVERY);
     let mut pause = CHECKPOINT_EVERY;
     let mut copied = (0, 0);
     // Runs until told to stop (or the store handle is dropped, closing the channel).
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(pause) {
-        if checkpoints_paused() {
-            continue;
-        }
-        // PASSIVE never blocks the writer; it copies what it can. Errors (busy, a
-        // read-only file) only mean this round copied nothing. `now` is (frames in the
-        // WAL, frames copied into the database) after the pass.
-        let now = match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        }) {
-            Ok(now) => now,
-            Err(e) => {
-                if is_io_failure(&e) {
-                    poison(poisoned, &format!("checkpoint: {e}"));
-                }
-                pause = CHECKPOINT_EVERY;
-                continue;
-            }
-        };
-        if now.1 > 0 && now != copied {
-            if let Some(Err(e)) = db.as_ref().map(File::sync_data) {
-                poison(poisoned, &format!("fsync of the database: {e}"));
-            }
-        }
-        copied = now;
-        pause = if now.0 >= BUSY_WAL_FRAMES {
-            CHECKPOINT_BUSY_EVERY
+        let step = if checkpoints_paused() {
+            Step::Idle(pause)
         } else {
-            CHECKPOINT_EVERY
+            pass(&conn, db.as_ref(), &mut copied, catch_up, poisoned)
         };
-        // Just after a pass, little is left to copy: the cheapest moment for the writer
-        // to finish it, so that its pause between two commits stays short.
-        if now.0 >= CATCH_UP_AT_FRAMES {
-            catch_up.store(true, Ordering::Release);
-        }
+        pause = backoff.after(&step).0.unwrap_or(Duration::ZERO);
     }
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     std::mem::forget(db);
+}
+
+/// One background pass: a PASSIVE checkpoint, the database file's fsync when it copied
+/// something new, and the request for the writer's catch-up when the WAL is long.
+/// `copied` is (frames in the WAL, frames copied into the database) after the last pass.
+fn pass(
+    conn: &Connection,
+    db: Option<&File>,
+    copied: &mut (i64, i64),
+    catch_up: &AtomicBool,
+    poisoned: &AtomicBool,
+) -> Step {
+    // PASSIVE never blocks the writer; it copies what it can. Errors (busy, a
+    // read-only file) only mean this round copied nothing. `now` is (frames in the
+    // WAL, frames copied into the database) after the pass.
+    let now = match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    }) {
+        Ok(now) => now,
+        Err(e) => {
+            if is_io_failure(&e) {
+                poison(poisoned, &format!("checkpoint: {e}"));
+            }
+            return Step::Failed(e.to_string());
+        }
+    };
+    if now.1 > 0 && now != *copied {
+        if let Some(Err(e)) = db.map(File::sync_data) {
+            poison(poisoned, &format!("fsync of the database: {e}"));
+        }
+    }
+    *copied = now;
+    // Just after a pass, little is left to copy: the cheapest moment for the writer
+    // to finish it, so that its pause between two commits stays short.
+    if now.0 >= CATCH_UP_AT_FRAMES {
+        catch_up.store(true, Ordering::Release);
+    }
+    Step::Idle(if now.0 >= BUSY_WAL_FRAMES {
+        CHECKPOINT_BUSY_EVERY
+    } else {
+        CHECKPOINT_EVERY
+    })
 }
 
 #[cfg(test)]

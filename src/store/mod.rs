@@ -175,7 +175,7 @@ impl Store {
             pipelined_sync(&conn, &opts.path)
         };
         let poisoned = Arc::new(AtomicBool::new(false));
-        // Set by the checkpointer when the writer should catch up (module docs).
+        // Set by the checkpointer when the writer should catch up (`checkpoint` module docs).
         let catch_up = Arc::new(AtomicBool::new(false));
         let wanted = catch_up.clone();
         let syncer = match wal {

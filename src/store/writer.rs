@@ -69,7 +69,7 @@ pub(super) fn open_writer(opts: &StoreOptions) -> Result<Connection, StoreError>
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Checkpoints never run inside a commit (see module docs).
+    // Checkpoints never run inside a commit (see the `checkpoint` module).
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     // Each job runs in a SAVEPOINT, whose sub-journal would otherwise be a temporary file
@@ -187,7 +187,7 @@ pub(super) fn writer_loop(
         {
             batches_since_catch_up = 0;
             // Between commits, nothing of ours is in flight: finish what the background
-            // checkpointer started so the next commit restarts the WAL (module docs).
+            // checkpointer started so the next commit restarts the WAL (`checkpoint` module docs).
             match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
                 // The background checkpointer is in the middle of a pass: try again after
                 // the next batch rather than wait for it to ask again.
