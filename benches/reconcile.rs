@@ -1,4 +1,4 @@
-//! Reconciler throughput benchmark (issue 6): does the reconciler poll a rate-limited
+//! Reconciler throughput benchmark: does the reconciler poll a rate-limited
 //! provider at its limit, not below it?
 //!
 //! ```text

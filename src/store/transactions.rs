@@ -130,7 +130,7 @@ fn details_of(r: &StatusReport) -> Details {
 }
 
 /// Applies what a source says about a transaction: [`plan::plan`] decides, this
-/// executes (design: the store only executes what pure functions decided).
+/// executes: the store only executes what pure functions decided.
 pub fn apply(
     conn: &Connection,
     provider: ProviderId,

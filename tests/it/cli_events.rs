@@ -1,4 +1,4 @@
-//! Issue 5: `payhook events list | show | replay | enable-destination`, run as the binary
+//! `payhook events list | show | replay | enable-destination`, run as the binary
 //! against a database the daemon wrote.
 
 use crate::support::fake_merchant::{Answer, FakeMerchant};

@@ -1,4 +1,4 @@
-//! Issue 5: each settlement is delivered to the merchant as one signed event, retried on a
+//! Each settlement is delivered to the merchant as one signed event, retried on a
 //! schedule, dead-lettered, replayable, and nothing is lost across a restart.
 //!
 //! Schedules are tested by driving `forward::step(ctx, now)` with a `now` the test moves:

@@ -1,4 +1,4 @@
-//! Issue 4: the reconciler settles open transactions through fake provider APIs on
+//! The reconciler settles open transactions through fake provider APIs on
 //! 127.0.0.1. Tests drive `reconcile::step` / `step_at` themselves (the background loop is
 //! disabled in their configuration), and move time by passing `now` or by setting
 //! `next_poll_at_ms`, so nothing sleeps to wait for background work.
@@ -176,7 +176,7 @@ async fn bitpesa_status_queries_are_signed_and_settle() {
     );
     assert_eq!(reconcile::step(&d.ctx).await.unwrap(), Step::Worked);
     let seen = fake.requests().remove(0);
-    // TransferZero's scheme written out independently (providers.md §2.2): a GET signs
+    // TransferZero's scheme written out independently: a GET signs
     // the hash of the empty body.
     let url = format!("{}/v1/transactions/tz-1", fake.url());
     let nonce = seen.headers["authorization-nonce"].to_str().unwrap();
@@ -969,7 +969,7 @@ async fn a_daraja_callback_success_is_held_until_the_stk_query_confirms_it() {
 async fn a_refused_daraja_token_is_a_failed_poll_and_changes_nothing() {
     let fake = FakeProvider::start().await;
     let d = TestDaemon::start(&daraja_config(&fake)).await;
-    // A C2B payment has no synchronous query (§3.5): parked until its deadline, with no
+    // A C2B payment has no synchronous query: parked until its deadline, with no
     // request at all (not even for a token).
     d.db()
         .execute(
