@@ -9,18 +9,28 @@
 --   * Money is never a float: amount_minor is an integer count of the currency's minor
 --     unit (UGX has none, so 126600 UGX is 126600; KES has cents, so 1.00 KES is 100),
 --     and currency is the ISO-4217 code beside it.
---   * provider is the route name, spelled as in config, logs and metrics:
---     zengapay | bitpesa | daraja | jenga | tujenge.
+--   * provider is the route name, spelled as in config, logs and metrics, and listed in
+--     the providers table: zengapay | bitpesa | daraja | jenga | tujenge.
 --   * status is one of PENDING, INDETERMINATE, SUCCEEDED, FAILED, REVERSED, NEEDS_REVIEW
 --     (the normalised status of every provider). SUCCEEDED, FAILED and REVERSED are terminal.
 --   * Only payhook's single writer changes rows, except that a merchant application may
 --     INSERT new transactions to have them tracked (see README "Tracking a payment").
 
+-- The providers payhook knows, by route name. Adding a provider adds its row here (one
+-- INSERT in a migration). transactions.provider is checked against this table by
+-- triggers, because a merchant's application may INSERT transactions itself; a CHECK
+-- listing the names would make every new provider a rebuild of the table, and a foreign
+-- key is enforced only on connections that enable it. callbacks.provider is written by
+-- payhook alone, from a provider it knows, so it is checked in Rust (no per-row cost on
+-- the ingest path); reading back a name payhook does not know is an error there.
+CREATE TABLE providers (
+    name TEXT PRIMARY KEY                       -- route name, as in config, logs and metrics
+) WITHOUT ROWID;                                -- rows (written by the migrations): zengapay, bitpesa, daraja, jenga, tujenge
+
 -- Every distinct callback a provider sent and payhook authenticated, kept verbatim.
 CREATE TABLE callbacks (
     id               INTEGER PRIMARY KEY,       -- referenced by transitions.callback_id
-    provider         TEXT    NOT NULL
-                     CHECK (provider IN ('zengapay','bitpesa','daraja','jenga','tujenge')),
+    provider         TEXT    NOT NULL,          -- a name in providers, checked by payhook (see providers)
     kind             TEXT    NOT NULL,          -- callback kind, e.g. collection.success, stk, c2b_confirmation
     dedup_key        TEXT    NOT NULL,          -- provider's idempotency key; unparsed: sha256:<hex> of the body, after <token id>:<sub-route>: on token routes
     auth             TEXT    NOT NULL,          -- which check passed, e.g. hmac-sha256:fields-amount-2dp, basic, token+ip
@@ -54,8 +64,7 @@ CREATE TABLE nonces (
 -- One row per payment at a provider: payhook's current truth about it.
 CREATE TABLE transactions (
     id                    INTEGER PRIMARY KEY,  -- referenced by transitions, polls, events
-    provider              TEXT    NOT NULL
-                          CHECK (provider IN ('zengapay','bitpesa','daraja','jenga','tujenge')),
+    provider              TEXT    NOT NULL,     -- a name in providers (triggers transactions_provider_*)
     provider_ref          TEXT    NOT NULL,     -- the provider's id: ZengaPay transactionReference, TransferZero transaction id, Daraja CheckoutRequestID/TransID/OriginatorConversationID, Jenga reference, Tujenge tok_<id of the matching callback token>
     kind                  TEXT    NOT NULL DEFAULT 'unknown' -- payment kind: collection, transfer (payout), stk, c2b, b2c, ipn
                           CHECK (kind IN ('collection','transfer','stk','c2b','b2c','ipn','unknown')),
@@ -92,6 +101,18 @@ CREATE INDEX transactions_merchant_ref ON transactions (merchant_ref)
 CREATE INDEX transactions_held_due ON transactions (next_poll_at_ms)
     WHERE status = 'NEEDS_REVIEW' AND unconfirmed_status IS NOT NULL
       AND next_poll_at_ms IS NOT NULL;
+
+-- A provider name must be in providers, whoever writes the row (see providers).
+CREATE TRIGGER transactions_provider_insert BEFORE INSERT ON transactions
+    WHEN NEW.provider NOT IN (SELECT name FROM providers)
+BEGIN
+    SELECT RAISE(ABORT, 'unknown provider: not in the providers table');
+END;
+CREATE TRIGGER transactions_provider_update BEFORE UPDATE OF provider ON transactions
+    WHEN NEW.provider NOT IN (SELECT name FROM providers)
+BEGIN
+    SELECT RAISE(ABORT, 'unknown provider: not in the providers table');
+END;
 
 -- Append-only history: every status reported about a transaction, applied or not.
 CREATE TABLE transitions (

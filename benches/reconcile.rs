@@ -196,10 +196,8 @@ fn main() {
     println!("  {rows} due transactions");
 
     let rt = runtime("payhook-rt", 2);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let reconciler = rt.spawn(payhook::reconcile::run(ctx.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (stop, stopping) = payhook::shutdown::channel();
+    let reconciler = rt.spawn(payhook::reconcile::run(ctx.clone(), stopping));
     // Wait for the first query, then measure a window after the warm-up.
     let started = Instant::now();
     let first = loop {
@@ -215,7 +213,7 @@ fn main() {
     let from = first + WARM_UP;
     let to = from + Duration::from_secs_f64(o.seconds);
     std::thread::sleep(to.saturating_duration_since(Instant::now()) + Duration::from_millis(200));
-    let _ = stop.send(());
+    stop.fire();
     rt.block_on(reconciler).unwrap();
     drop(ctx);
     rt.shutdown_timeout(Duration::from_secs(5));

@@ -1,14 +1,24 @@
 //! Wall-clock time as UTC milliseconds since the Unix epoch, the one time representation
 //! of the store, plus RFC 3339 formatting for humans and event payloads.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .map(ms)
         .unwrap_or(0)
+}
+
+/// `d` in whole milliseconds, the store's unit; a span too long for an `i64` saturates.
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The time from `now_ms` until `at_ms` (zero when `at_ms` has passed).
+pub fn until(at_ms: i64, now_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0))
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC, e.g. `2024-07-06T22:48:52.123Z`.

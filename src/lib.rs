@@ -26,7 +26,9 @@
 //!   destination signed with [`forward::sign`] (Standard Webhooks);
 //!   [`store::destinations`] holds each destination's subscription and pause, and
 //!   [`http::feed`] serves the same events as a pull feed.
-//! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon;
+//! - [`worker`]: the one way a background loop runs (its passes, backoff and stop), and
+//!   [`shutdown`]: the signals and the one handle every loop and listener stops on.
+//! - [`config`], [`telemetry`], [`metrics`], [`cli`]: running the daemon;
 //!   [`notify`]: systemd readiness, watchdog and stopping notifications.
 //! - [`sample`]: authenticated sample callbacks (`send-test`); [`demo`]: the whole
 //!   pipeline against in-process fakes (`payhook demo`).
@@ -74,6 +76,7 @@ pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -210,14 +213,9 @@ pub async fn serve_with_admin(
     // claimed or registered. The forwarder stops only after the callback listener has
     // drained, so that events written by the last acknowledged callbacks (and the last
     // polls) still get a delivery pass.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
-    let reconciler = tokio::spawn(reconcile::run(ctx.clone(), stopped()));
+    let (stop, stopping) = shutdown::channel();
+    let (stop_forwarder, forwarder_stopping) = shutdown::channel();
+    let reconciler = tokio::spawn(reconcile::run(ctx.clone(), stopping.clone()));
     let admin = match (admin, &ctx.config.admin) {
         (Some(l), _) => Some(l),
         (None, Some(a)) => match TcpListener::bind(a.listen).await {
@@ -236,28 +234,25 @@ pub async fn serve_with_admin(
         tokio::spawn(http::accept_loop(
             l,
             ctx.clone(),
-            stopped(),
+            stopping.clone(),
             http::admin::handle,
         ))
     });
     // Both listeners are bound and the store is open (migrated): systemd hears READY=1
     // once a write commits, then watchdog pings while writes keep committing.
-    let notifier = tokio::spawn(notify::run(ctx.store.clone(), stopped()));
-    let (stop_loops, loops_stopped) = tokio::sync::oneshot::channel::<()>();
+    let notifier = tokio::spawn(notify::run(ctx.store.clone(), stopping.clone()));
     let forwarder = if ctx.config.forward.is_some() {
-        Some(tokio::spawn(forward::run(ctx.clone(), async move {
-            let _ = loops_stopped.await;
-        })))
+        Some(tokio::spawn(forward::run(ctx.clone(), forwarder_stopping)))
     } else {
         tracing::info!("no [forward] section: events accumulate in the outbox undelivered");
         None
     };
-    http::serve(listener, ctx.clone(), async move {
+    let signal = async move {
         shutdown.await;
         notify::stopping();
-        let _ = stop_tx.send(true);
-    })
-    .await;
+        stop.fire();
+    };
+    tokio::join!(http::serve(listener, ctx.clone(), stopping), signal);
     let _ = notifier.await;
     if let Err(e) = reconciler.await {
         tracing::error!(error = %e, "reconciler task failed");
@@ -268,7 +263,7 @@ pub async fn serve_with_admin(
     } {
         tracing::error!(error = %e, "admin listener task failed");
     }
-    drop(stop_loops);
+    stop_forwarder.fire();
     if let Some(task) = forwarder {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "the forwarder task failed");

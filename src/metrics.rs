@@ -16,6 +16,73 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+// Metric names: every metric is written through one of these constants; `FAMILIES`
+// lists each with its type and help text.
+
+/// `payhook_callbacks_total`: Callbacks received, by provider and outcome.
+pub const CALLBACKS_TOTAL: &str = "payhook_callbacks_total";
+/// `payhook_auth_failures_total`: Callbacks refused with 401, by provider and reason.
+pub const AUTH_FAILURES_TOTAL: &str = "payhook_auth_failures_total";
+/// `payhook_ip_refusals_total`: Callbacks from an address outside allowed_ips, by provider and
+/// policy (enforce: refused with 403; log-only: accepted).
+pub const IP_REFUSALS_TOTAL: &str = "payhook_ip_refusals_total";
+/// `payhook_conflicts_total`: Reports that contradicted a terminal status.
+pub const CONFLICTS_TOTAL: &str = "payhook_conflicts_total";
+/// `payhook_connections_refused_total`: Connections closed at once because the connection limit
+/// was reached.
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "payhook_connections_refused_total";
+/// `payhook_polls_total`: Status queries made, by provider and outcome (status or failed).
+pub const POLLS_TOTAL: &str = "payhook_polls_total";
+/// `payhook_sweeps_total`: Statement sweeps, by provider and outcome (ok or failed).
+pub const SWEEPS_TOTAL: &str = "payhook_sweeps_total";
+/// `payhook_sweep_found_total`: Transactions found in a provider's statement that payhook did
+/// not know.
+pub const SWEEP_FOUND_TOTAL: &str = "payhook_sweep_found_total";
+/// `payhook_escalations_total`: Open transactions escalated to NEEDS_REVIEW at their deadline.
+pub const ESCALATIONS_TOTAL: &str = "payhook_escalations_total";
+/// `payhook_held_reviews_left_total`: Unsigned successes under review that payhook stopped
+/// trying to confirm: a person decides.
+pub const HELD_REVIEWS_LEFT_TOTAL: &str = "payhook_held_reviews_left_total";
+/// `payhook_deliveries_total`: Event delivery attempts to the merchant, by outcome (delivered,
+/// retry, dead, gone).
+pub const DELIVERIES_TOTAL: &str = "payhook_deliveries_total";
+/// `payhook_events_dead_total`: Deliveries (event, destination) dead-lettered after the retry
+/// horizon.
+pub const EVENTS_DEAD_TOTAL: &str = "payhook_events_dead_total";
+/// `payhook_destination_disabled`: 1 while a destination is disabled because it answered 410
+/// Gone.
+pub const DESTINATION_DISABLED: &str = "payhook_destination_disabled";
+/// `payhook_destination_deliveries_total`: Delivery attempts, by destination and outcome
+/// (delivered, retry, dead, gone).
+pub const DESTINATION_DELIVERIES_TOTAL: &str = "payhook_destination_deliveries_total";
+/// `payhook_destination_paused`: 1 while an operator has paused the destination (payhook events
+/// pause).
+pub const DESTINATION_PAUSED: &str = "payhook_destination_paused";
+/// `payhook_destination_pending`: Deliveries the destination still has to make.
+pub const DESTINATION_PENDING: &str = "payhook_destination_pending";
+/// `payhook_destination_oldest_pending_seconds`: Age of the oldest event the destination still
+/// has to receive.
+pub const DESTINATION_OLDEST_PENDING_SECONDS: &str = "payhook_destination_oldest_pending_seconds";
+/// `payhook_destination_disabled_total`: Times the destination answered 410 Gone and was
+/// disabled.
+pub const DESTINATION_DISABLED_TOTAL: &str = "payhook_destination_disabled_total";
+/// `payhook_events_pending`: Events in the outbox not yet delivered (read from the store at
+/// scrape time).
+pub const EVENTS_PENDING: &str = "payhook_events_pending";
+/// `payhook_events_oldest_pending_age_seconds`: Age of the oldest undelivered event, 0 when
+/// none (read from the store at scrape time).
+pub const EVENTS_OLDEST_PENDING_AGE_SECONDS: &str = "payhook_events_oldest_pending_age_seconds";
+/// `payhook_review_queue_items`: Items waiting for a person: NEEDS_REVIEW transactions,
+/// conflicts, unparsed callbacks (payhook review).
+pub const REVIEW_QUEUE_ITEMS: &str = "payhook_review_queue_items";
+/// `payhook_transactions_open`: Open transactions by provider and status (PENDING or
+/// INDETERMINATE), read from the store at scrape time.
+pub const TRANSACTIONS_OPEN: &str = "payhook_transactions_open";
+/// `payhook_build_info`: Always 1; the version label names the running build.
+pub const BUILD_INFO: &str = "payhook_build_info";
+/// `payhook_callback_ack_seconds`: Time from request to acknowledgement of stored callbacks.
+pub const CALLBACK_ACK_SECONDS: &str = "payhook_callback_ack_seconds";
+
 /// Upper bounds (seconds) of the acknowledgement-latency histogram buckets.
 const ACK_BUCKETS: [f64; 11] = [
     0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -25,122 +92,122 @@ const ACK_BUCKETS: [f64; 11] = [
 /// here would have no HELP or TYPE line, which the exposition test refuses.
 const FAMILIES: &[(&str, &str, &str)] = &[
     (
-        "payhook_callbacks_total",
+        CALLBACKS_TOTAL,
         "counter",
         "Callbacks received, by provider and outcome.",
     ),
     (
-        "payhook_auth_failures_total",
+        AUTH_FAILURES_TOTAL,
         "counter",
         "Callbacks refused with 401, by provider and reason.",
     ),
     (
-        "payhook_ip_refusals_total",
+        IP_REFUSALS_TOTAL,
         "counter",
         "Callbacks from an address outside allowed_ips, by provider and policy (enforce: refused with 403; log-only: accepted).",
     ),
     (
-        "payhook_conflicts_total",
+        CONFLICTS_TOTAL,
         "counter",
         "Reports that contradicted a terminal status.",
     ),
     (
-        "payhook_connections_refused_total",
+        CONNECTIONS_REFUSED_TOTAL,
         "counter",
         "Connections closed at once because the connection limit was reached.",
     ),
     (
-        "payhook_polls_total",
+        POLLS_TOTAL,
         "counter",
         "Status queries made, by provider and outcome (status or failed).",
     ),
     (
-        "payhook_sweeps_total",
+        SWEEPS_TOTAL,
         "counter",
         "Statement sweeps, by provider and outcome (ok or failed).",
     ),
     (
-        "payhook_sweep_found_total",
+        SWEEP_FOUND_TOTAL,
         "counter",
         "Transactions found in a provider's statement that payhook did not know.",
     ),
     (
-        "payhook_escalations_total",
+        ESCALATIONS_TOTAL,
         "counter",
         "Open transactions escalated to NEEDS_REVIEW at their deadline.",
     ),
     (
-        "payhook_held_reviews_left_total",
+        HELD_REVIEWS_LEFT_TOTAL,
         "counter",
         "Unsigned successes under review that payhook stopped trying to confirm: a person decides.",
     ),
     (
-        "payhook_deliveries_total",
+        DELIVERIES_TOTAL,
         "counter",
         "Event delivery attempts to the merchant, by outcome (delivered, retry, dead, gone).",
     ),
     (
-        "payhook_events_dead_total",
+        EVENTS_DEAD_TOTAL,
         "counter",
         "Deliveries (event, destination) dead-lettered after the retry horizon.",
     ),
     (
-        "payhook_destination_disabled",
+        DESTINATION_DISABLED,
         "gauge",
         "1 while a destination is disabled because it answered 410 Gone.",
     ),
     (
-        "payhook_destination_deliveries_total",
+        DESTINATION_DELIVERIES_TOTAL,
         "counter",
         "Delivery attempts, by destination and outcome (delivered, retry, dead, gone).",
     ),
     (
-        "payhook_destination_paused",
+        DESTINATION_PAUSED,
         "gauge",
         "1 while an operator has paused the destination (payhook events pause).",
     ),
     (
-        "payhook_destination_pending",
+        DESTINATION_PENDING,
         "gauge",
         "Deliveries the destination still has to make.",
     ),
     (
-        "payhook_destination_oldest_pending_seconds",
+        DESTINATION_OLDEST_PENDING_SECONDS,
         "gauge",
         "Age of the oldest event the destination still has to receive.",
     ),
     (
-        "payhook_destination_disabled_total",
+        DESTINATION_DISABLED_TOTAL,
         "counter",
         "Times the destination answered 410 Gone and was disabled.",
     ),
     (
-        "payhook_events_pending",
+        EVENTS_PENDING,
         "gauge",
         "Events in the outbox not yet delivered (read from the store at scrape time).",
     ),
     (
-        "payhook_events_oldest_pending_age_seconds",
+        EVENTS_OLDEST_PENDING_AGE_SECONDS,
         "gauge",
         "Age of the oldest undelivered event, 0 when none (read from the store at scrape time).",
     ),
     (
-        "payhook_review_queue_items",
+        REVIEW_QUEUE_ITEMS,
         "gauge",
         "Items waiting for a person: NEEDS_REVIEW transactions, conflicts, unparsed callbacks (payhook review).",
     ),
     (
-        "payhook_transactions_open",
+        TRANSACTIONS_OPEN,
         "gauge",
         "Open transactions by provider and status (PENDING or INDETERMINATE), read from the store at scrape time.",
     ),
     (
-        "payhook_build_info",
+        BUILD_INFO,
         "gauge",
         "Always 1; the version label names the running build.",
     ),
     (
-        "payhook_callback_ack_seconds",
+        CALLBACK_ACK_SECONDS,
         "histogram",
         "Time from request to acknowledgement of stored callbacks.",
     ),
@@ -214,50 +281,42 @@ impl Metrics {
         };
         for p in m.providers.clone() {
             for outcome in CALLBACK_OUTCOMES {
-                m.add(
-                    "payhook_callbacks_total",
-                    &[("provider", p), ("outcome", outcome)],
-                    0,
-                );
+                m.add(CALLBACKS_TOTAL, &[("provider", p), ("outcome", outcome)], 0);
             }
             for reason in AUTH_REASONS {
                 m.add(
-                    "payhook_auth_failures_total",
+                    AUTH_FAILURES_TOTAL,
                     &[("provider", p), ("reason", reason)],
                     0,
                 );
             }
             for policy in ["enforce", "log-only"] {
-                m.add(
-                    "payhook_ip_refusals_total",
-                    &[("provider", p), ("policy", policy)],
-                    0,
-                );
+                m.add(IP_REFUSALS_TOTAL, &[("provider", p), ("policy", policy)], 0);
             }
             for (name, outcomes) in [
-                ("payhook_polls_total", &["status", "failed"][..]),
-                ("payhook_sweeps_total", &["ok", "failed"][..]),
+                (POLLS_TOTAL, &["status", "failed"][..]),
+                (SWEEPS_TOTAL, &["ok", "failed"][..]),
             ] {
                 for outcome in outcomes {
                     m.add(name, &[("provider", p), ("outcome", outcome)], 0);
                 }
             }
             for name in [
-                "payhook_conflicts_total",
-                "payhook_escalations_total",
-                "payhook_held_reviews_left_total",
-                "payhook_sweep_found_total",
+                CONFLICTS_TOTAL,
+                ESCALATIONS_TOTAL,
+                HELD_REVIEWS_LEFT_TOTAL,
+                SWEEP_FOUND_TOTAL,
             ] {
                 m.add(name, &[("provider", p)], 0);
             }
         }
         for outcome in DELIVERY_OUTCOMES {
-            m.add("payhook_deliveries_total", &[("outcome", outcome)], 0);
+            m.add(DELIVERIES_TOTAL, &[("outcome", outcome)], 0);
         }
         for name in [
-            "payhook_events_dead_total",
-            "payhook_destination_disabled_total",
-            "payhook_connections_refused_total",
+            EVENTS_DEAD_TOTAL,
+            DESTINATION_DISABLED_TOTAL,
+            CONNECTIONS_REFUSED_TOTAL,
         ] {
             m.add(name, &[], 0);
         }
@@ -330,15 +389,15 @@ impl Metrics {
             }
         }
         if let Some(b) = backlog {
-            put("payhook_events_pending", b.pending_events.to_string());
+            put(EVENTS_PENDING, b.pending_events.to_string());
             let age_ms = b
                 .oldest_pending_at_ms
                 .map_or(0, |at| now_ms.saturating_sub(at).max(0));
             put(
-                "payhook_events_oldest_pending_age_seconds",
+                EVENTS_OLDEST_PENDING_AGE_SECONDS,
                 format!("{}.{:03}", age_ms / 1000, age_ms % 1000),
             );
-            put("payhook_review_queue_items", b.review_queue.to_string());
+            put(REVIEW_QUEUE_ITEMS, b.review_queue.to_string());
             let mut open: BTreeMap<(&str, &str), i64> = BTreeMap::new();
             for p in &self.providers {
                 for status in OPEN_STATUSES {
@@ -350,19 +409,13 @@ impl Metrics {
             }
             for ((p, status), n) in open {
                 put(
-                    &series(
-                        "payhook_transactions_open",
-                        &[("provider", p), ("status", status)],
-                    ),
+                    &series(TRANSACTIONS_OPEN, &[("provider", p), ("status", status)]),
                     n.to_string(),
                 );
             }
         }
         put(
-            &series(
-                "payhook_build_info",
-                &[("version", env!("CARGO_PKG_VERSION"))],
-            ),
+            &series(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))]),
             "1".to_string(),
         );
         let mut out = String::new();
@@ -378,7 +431,7 @@ impl Metrics {
                 let _ = writeln!(out, "{line}");
             }
         }
-        header(&mut out, "payhook_callback_ack_seconds");
+        header(&mut out, CALLBACK_ACK_SECONDS);
         for (i, bound) in ACK_BUCKETS.iter().enumerate() {
             let n = self.ack_buckets[i].load(Ordering::Relaxed);
             let _ = writeln!(

@@ -5,9 +5,9 @@
 //! Without `NOTIFY_SOCKET` (not under systemd, or in tests) nothing is sent. The protocol
 //! itself is the `sd-notify` crate's.
 
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 use sd_notify::NotifyState;
-use std::future::Future;
 use std::time::Duration;
 
 /// How long readiness waits between two failed write probes.
@@ -33,11 +33,10 @@ fn send(states: &[NotifyState<'_>]) {
 /// The ping is the readiness probe's write through the one writer thread, not a timer: a
 /// writer that is stuck or failing stops the pings, and systemd restarts payhook after
 /// `WatchdogSec=`.
-pub async fn run(store: Store, stop: impl Future<Output = ()>) {
+pub async fn run(store: Store, mut stop: Shutdown) {
     if !supervised() {
         return;
     }
-    tokio::pin!(stop);
     let mut warned = false;
     loop {
         match store.ping().await {
@@ -50,7 +49,7 @@ pub async fn run(store: Store, stop: impl Future<Output = ()>) {
         }
         tokio::select! {
             () = tokio::time::sleep(READY_RETRY) => {}
-            () = &mut stop => return,
+            () = stop.recv() => return,
         }
     }
     send(&[NotifyState::Ready, NotifyState::Status("ready")]);
@@ -63,7 +62,7 @@ pub async fn run(store: Store, stop: impl Future<Output = ()>) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
-            () = &mut stop => return,
+            () = stop.recv() => return,
         }
         match tokio::time::timeout(every, store.ping()).await {
             Ok(Ok(())) => send(&[NotifyState::Watchdog]),

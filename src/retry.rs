@@ -64,8 +64,8 @@ impl RetryPolicy {
     /// True when an attempt scheduled `delay` from `now_ms` would fall past the horizon
     /// counted from `first_attempt_at_ms`: stop retrying.
     pub fn exhausted(&self, first_attempt_at_ms: i64, now_ms: i64, delay: Duration) -> bool {
-        let next = now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-        let horizon = i64::try_from(self.horizon.as_millis()).unwrap_or(i64::MAX);
+        let next = now_ms.saturating_add(crate::clock::ms(delay));
+        let horizon = crate::clock::ms(self.horizon);
         next.saturating_sub(first_attempt_at_ms) > horizon
     }
 }

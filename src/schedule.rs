@@ -7,6 +7,7 @@
 //! Pure: the reconciler and ingest pass `now` in; the schedule itself is persisted per
 //! transaction (`next_poll_at_ms`, `poll_attempts`, `deadline_at_ms`).
 
+use crate::clock::ms;
 use crate::config::PollConfig;
 use crate::providers::ProviderId;
 use crate::retry::RetryPolicy;
@@ -69,10 +70,6 @@ pub fn defaults(provider: ProviderId) -> PollConfig {
         deadline,
         rate_per_minute,
     }
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The schedule of a transaction first seen at `now_ms`.

@@ -393,7 +393,7 @@ fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
         return Ok(ms);
     }
     match crate::config::parse_duration(text) {
-        Ok(ago) => Ok(now_ms.saturating_sub(i64::try_from(ago.as_millis()).unwrap_or(i64::MAX))),
+        Ok(ago) => Ok(now_ms.saturating_sub(crate::clock::ms(ago))),
         Err(_) => anyhow::bail!(
             "--since {text:?}: expected RFC 3339 (2026-11-23T06:00:00Z), a date (2026-11-23) \
              or a duration back from now (24h)"
@@ -505,69 +505,84 @@ fn track(cli: &Cli, args: &TrackArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `payhook events list`: one row per event on stdout; the count and the destinations'
+/// state on stderr.
+fn list_events(
+    store: &crate::store::Store,
+    status: Option<String>,
+    since: Option<String>,
+    limit: usize,
+    destination: Option<String>,
+    now: i64,
+) -> anyhow::Result<()> {
+    use crate::store::queries;
+    let time = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), crate::clock::rfc3339);
+    let since = since.map(|s| parse_since(&s, now)).transpose()?;
+    let rows = store
+        .read_blocking(|c| match destination.as_deref() {
+            Some(d) => queries::list_for(c, d, status.as_deref(), since, limit),
+            None => queries::list(c, status.as_deref(), since, limit),
+        })
+        .context("while listing events")?;
+    println!(
+        "ID\tTYPE\tSTATUS\tTRANSACTION\tATTEMPTS\tCREATED\tNEXT_ATTEMPT\tDELIVERED\tLAST_ERROR"
+    );
+    for r in &rows {
+        println!(
+            "{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}",
+            r.id,
+            r.event_type,
+            r.status,
+            r.provider,
+            r.provider_ref,
+            r.attempts,
+            crate::clock::rfc3339(r.created_at_ms),
+            time(r.next_attempt_at_ms),
+            time(r.delivered_at_ms),
+            r.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    eprintln!("{} event(s)", rows.len());
+    // The destinations' state goes to stderr, beside the count: stdout stays one
+    // row per event for scripts.
+    let states = store
+        .read_blocking(crate::store::destinations::states)
+        .context("while reading the destinations")?;
+    for d in states
+        .iter()
+        .filter(|d| destination.as_deref().is_none_or(|n| n == d.name))
+    {
+        let paused = match d.paused_at_ms {
+            Some(at) => format!(
+                ", PAUSED since {}{}",
+                crate::clock::rfc3339(at),
+                d.paused_note
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        };
+        eprintln!("destination {}: {} pending{paused}", d.name, d.pending);
+    }
+    Ok(())
+}
+
 fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
-    use crate::store::events;
+    use crate::store::{outbox, queries};
     let cfg = operator_config(cli)?;
     let store = open_store(&cfg)?;
     let now = crate::clock::now_ms();
-    let time = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), crate::clock::rfc3339);
     match command.clone() {
         EventsCommand::List {
             status,
             since,
             limit,
             destination,
-        } => {
-            let since = since.map(|s| parse_since(&s, now)).transpose()?;
-            let rows = store
-                .read_blocking(|c| match destination.as_deref() {
-                    Some(d) => events::list_for(c, d, status.as_deref(), since, limit),
-                    None => events::list(c, status.as_deref(), since, limit),
-                })
-                .context("while listing events")?;
-            println!("ID\tTYPE\tSTATUS\tTRANSACTION\tATTEMPTS\tCREATED\tNEXT_ATTEMPT\tDELIVERED\tLAST_ERROR");
-            for r in &rows {
-                println!(
-                    "{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}",
-                    r.id,
-                    r.event_type,
-                    r.status,
-                    r.provider,
-                    r.provider_ref,
-                    r.attempts,
-                    crate::clock::rfc3339(r.created_at_ms),
-                    time(r.next_attempt_at_ms),
-                    time(r.delivered_at_ms),
-                    r.last_error.as_deref().unwrap_or("-")
-                );
-            }
-            eprintln!("{} event(s)", rows.len());
-            // The destinations' state goes to stderr, beside the count: stdout stays one
-            // row per event for scripts.
-            let states = store
-                .read_blocking(crate::store::destinations::states)
-                .context("while reading the destinations")?;
-            for d in states
-                .iter()
-                .filter(|d| destination.as_deref().is_none_or(|n| n == d.name))
-            {
-                let paused = match d.paused_at_ms {
-                    Some(at) => format!(
-                        ", PAUSED since {}{}",
-                        crate::clock::rfc3339(at),
-                        d.paused_note
-                            .as_deref()
-                            .map(|n| format!(" ({n})"))
-                            .unwrap_or_default()
-                    ),
-                    None => String::new(),
-                };
-                eprintln!("destination {}: {} pending{paused}", d.name, d.pending);
-            }
-        }
+        } => list_events(&store, status, since, limit, destination, now)?,
         EventsCommand::Show { id, destination } => {
             let mut story = store
-                .read_blocking(|c| events::story(c, &id))
+                .read_blocking(|c| queries::story(c, &id))
                 .with_context(|| format!("while reading event {id}"))?;
             if let Some(d) = destination {
                 story.deliveries.retain(|x| x.destination == d);
@@ -606,7 +621,7 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
             destination,
             note,
         } => {
-            let req = events::ReplayRequest {
+            let req = outbox::ReplayRequest {
                 destination,
                 by: operator(),
                 note,
@@ -615,14 +630,14 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
                 (Some(id), false, None) => {
                     let one = id.clone();
                     store
-                        .write_blocking(move |c| events::replay_as(c, &one, &req, now))
+                        .write_blocking(move |c| outbox::replay_as(c, &one, &req, now))
                         .with_context(|| format!("while replaying {id}"))?;
                     vec![id]
                 }
                 (None, true, Some(since)) => {
                     let since = parse_since(&since, now)?;
                     store
-                        .write_blocking(move |c| events::replay_dead_since_as(c, since, &req, now))
+                        .write_blocking(move |c| outbox::replay_dead_since_as(c, since, &req, now))
                         .context("while replaying dead events")?
                 }
                 _ => anyhow::bail!("give an event id, or --dead --since T"),
@@ -642,7 +657,7 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
             let shown = crate::config::redacted_url(&url);
             let key = shown.clone();
             let was = store
-                .write_blocking(move |c| events::enable_destination(c, &key, now))
+                .write_blocking(move |c| outbox::enable_destination(c, &key, now))
                 .context("while enabling the destination")?;
             if was {
                 println!("{shown}: enabled");

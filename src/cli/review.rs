@@ -144,7 +144,7 @@ pub fn resolve(cli: &Cli, args: &ResolveArgs) -> anyhow::Result<ExitCode> {
     let id = txn.id;
     let (applied, closed) = store
         .write_blocking(move |c| {
-            let applied = crate::store::transactions::resolve(c, id, status, &note, now)?;
+            let applied = crate::store::review::resolve(c, id, status, &note, now)?;
             let closed = crate::store::review::dismiss_conflicts(c, id, &note, now)?;
             Ok((applied, closed))
         })
@@ -166,7 +166,7 @@ pub fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let txn = find_transaction(&store, &args.reference, args.provider.as_deref())?;
     let id = txn.id;
     let story = store
-        .read_blocking(move |c| crate::store::events::transaction_story(c, id))
+        .read_blocking(move |c| crate::store::queries::transaction_story(c, id))
         .with_context(|| format!("while reading {} {}", txn.provider, txn.provider_ref))?;
     println!("{}", serde_json::to_string_pretty(&story)?);
     Ok(ExitCode::SUCCESS)

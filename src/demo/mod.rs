@@ -101,6 +101,46 @@ async fn demo(dir: &Path) -> anyhow::Result<String> {
         let _ = stopped.await;
     }));
 
+    let sent = send_samples(&cfg, addr).await?;
+
+    // The payment the application registered and no callback reports.
+    let registration = crate::store::transactions::Registration {
+        provider: ProviderId::ZengaPay,
+        provider_ref: POLLED_REF.into(),
+        kind: crate::providers::TxnKind::Collection,
+        expected: Some(crate::money::Money::parse("25000", "UGX")?),
+        merchant_ref: Some("order-demo-polled".into()),
+    };
+    let now = crate::clock::now_ms();
+    let schedule = crate::schedule::first_poll(&cfg.poll(ProviderId::ZengaPay), now);
+    ctx.store
+        .write(move |c| crate::store::transactions::register(c, &registration, schedule, now))
+        .await
+        .context("while registering the polled payment")?;
+    ctx.wake_reconciler.notify_one();
+
+    let settled = wait_until_settled(&ctx).await;
+    let _ = stop.send(());
+    daemon.await.context("the demo daemon failed")?;
+    anyhow::ensure!(
+        settled,
+        "the demo did not settle within {SETTLE_TIMEOUT:?}; the store is in {}",
+        dir.display()
+    );
+    let received = received.lock().map(|r| r.clone()).unwrap_or_default();
+    let polls = asked.lock().map(|n| *n).unwrap_or(0);
+    let store = ctx.store.clone();
+    let facts = store
+        .read(crate::store::queries::demo_facts)
+        .await
+        .context("while reading the demo store")?;
+    drop(ctx);
+    Ok(narrate(dir, &sent, &facts, &received, polls))
+}
+
+/// Posts each provider's sample callback to the daemon at `addr`, then a provider retry
+/// and a forgery, and returns what each was answered.
+async fn send_samples(cfg: &Config, addr: std::net::SocketAddr) -> anyhow::Result<Vec<Sent>> {
     let base = format!("http://{addr}");
     let client = crate::outbound::HttpClient::new();
     let timeout = Duration::from_secs(10);
@@ -146,7 +186,7 @@ async fn demo(dir: &Path) -> anyhow::Result<String> {
             status,
             nonce: format!("demo-nonce-{i}"),
         };
-        let sample = crate::sample::build(&cfg, provider, &spec)?;
+        let sample = crate::sample::build(cfg, provider, &spec)?;
         if provider == ProviderId::ZengaPay {
             first_zengapay = Some(sample.clone());
         }
@@ -172,40 +212,7 @@ async fn demo(dir: &Path) -> anyhow::Result<String> {
             .await?,
         );
     }
-
-    // The payment the application registered and no callback reports.
-    let registration = crate::store::transactions::Registration {
-        provider: ProviderId::ZengaPay,
-        provider_ref: POLLED_REF.into(),
-        kind: crate::providers::TxnKind::Collection,
-        expected: Some(crate::money::Money::parse("25000", "UGX")?),
-        merchant_ref: Some("order-demo-polled".into()),
-    };
-    let now = crate::clock::now_ms();
-    let schedule = crate::schedule::first_poll(&cfg.poll(ProviderId::ZengaPay), now);
-    ctx.store
-        .write(move |c| crate::store::transactions::register(c, &registration, schedule, now))
-        .await
-        .context("while registering the polled payment")?;
-    ctx.wake_reconciler.notify_one();
-
-    let settled = wait_until_settled(&ctx).await;
-    let _ = stop.send(());
-    daemon.await.context("the demo daemon failed")?;
-    anyhow::ensure!(
-        settled,
-        "the demo did not settle within {SETTLE_TIMEOUT:?}; the store is in {}",
-        dir.display()
-    );
-    let received = received.lock().map(|r| r.clone()).unwrap_or_default();
-    let polls = asked.lock().map(|n| *n).unwrap_or(0);
-    let store = ctx.store.clone();
-    let facts = store
-        .read(crate::store::queries::demo_facts)
-        .await
-        .context("while reading the demo store")?;
-    drop(ctx);
-    Ok(narrate(dir, &sent, &facts, &received, polls))
+    Ok(sent)
 }
 
 /// Waits until the polled payment is settled and every event was delivered.

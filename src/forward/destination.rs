@@ -5,14 +5,13 @@
 //! that hangs fills only its own slots, and its own `failing` flag, so its trouble is
 //! logged for it alone. Delivery state lives in the store per (event, destination).
 
-use super::{
-    head, millis, sign, Delivery, ForwardError, LEASE_MARGIN, MAX_ANSWER_BYTES, USER_AGENT,
-};
+use super::{head, sign, Delivery, ForwardError, LEASE_MARGIN, MAX_ANSWER_BYTES, USER_AGENT};
+use crate::clock;
 use crate::config::DestinationConfig;
 use crate::outbound::{ClientError, Reply};
 use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::store::destinations::{self, Subscription};
-use crate::store::events::{self, AttemptRecord, DueEvent, Verdict};
+use crate::store::outbox::{self, AttemptRecord, DueEvent, Verdict};
 use crate::store::StoreError;
 use crate::Ctx;
 use bytes::Bytes;
@@ -71,7 +70,7 @@ impl Destination {
     }
 
     fn lease_until(&self, now_ms: i64) -> i64 {
-        now_ms.saturating_add(millis(self.cfg.timeout + LEASE_MARGIN))
+        now_ms.saturating_add(clock::ms(self.cfg.timeout + LEASE_MARGIN))
     }
 
     /// `Some((since, reason))` while its URL is disabled by a 410.
@@ -79,7 +78,7 @@ impl Destination {
         let url = self.cfg.url.redacted();
         self.ctx
             .store
-            .read(move |c| events::destination_disabled(c, &url))
+            .read(move |c| outbox::destination_disabled(c, &url))
             .await
     }
 
@@ -115,7 +114,7 @@ impl Destination {
         let name = self.cfg.name.clone();
         self.ctx
             .store
-            .read(move |c| events::next_due_at(c, &name))
+            .read(move |c| outbox::next_due_at(c, &name))
             .await
     }
 
@@ -128,7 +127,7 @@ impl Destination {
             .read(move |c| {
                 Ok((
                     destinations::behind(c, &name)?,
-                    !events::due(c, &name, now_ms, 1)?.is_empty(),
+                    !outbox::due(c, &name, now_ms, 1)?.is_empty(),
                 ))
             })
             .await?;
@@ -143,7 +142,7 @@ impl Destination {
                 if behind {
                     destinations::subscribe(c, &sub, now_ms)?;
                 }
-                events::claim(c, &name, now_ms, limit, lease)
+                outbox::claim(c, &name, now_ms, limit, lease)
             })
             .await
     }
@@ -206,7 +205,7 @@ impl Destination {
                 "cannot build the request: {e}"
             ))),
         };
-        let latency_ms = millis(started.elapsed());
+        let latency_ms = clock::ms(started.elapsed());
         let mut attempt = AttemptRecord {
             event_id: event.id.clone(),
             destination_name: self.cfg.name.clone(),
@@ -243,9 +242,9 @@ impl Destination {
             .store
             .write(move |c| {
                 if delivery == Delivery::Gone {
-                    events::disable_destination(c, &url, record.at_ms, "410 Gone")?;
+                    outbox::disable_destination(c, &url, record.at_ms, "410 Gone")?;
                 }
-                events::record_attempt(c, &record, verdict)
+                outbox::record_attempt(c, &record, verdict)
             })
             .await?;
         self.report(&event, &attempt, delivery);
@@ -289,16 +288,19 @@ impl Destination {
         {
             Delivery::Dead
         } else {
-            Delivery::Retry(now_ms.saturating_add(millis(delay)))
+            Delivery::Retry(now_ms.saturating_add(clock::ms(delay)))
         }
     }
 
     fn report(&self, event: &DueEvent, attempt: &AttemptRecord, delivery: Delivery) {
         let m = &self.ctx.metrics;
         let name = self.cfg.name.as_str();
-        m.inc("payhook_deliveries_total", &[("outcome", delivery.label())]);
         m.inc(
-            "payhook_destination_deliveries_total",
+            crate::metrics::DELIVERIES_TOTAL,
+            &[("outcome", delivery.label())],
+        );
+        m.inc(
+            crate::metrics::DESTINATION_DELIVERIES_TOTAL,
             &[("destination", name), ("outcome", delivery.label())],
         );
         let status = attempt.http_status.unwrap_or(0);
@@ -329,15 +331,15 @@ impl Destination {
                 );
             }
             Delivery::Dead => {
-                m.inc("payhook_events_dead_total", &[]);
+                m.inc(crate::metrics::EVENTS_DEAD_TOTAL, &[]);
                 tracing::error!(
                     destination = name, event_id = %event.id, attempt = event.attempts + 1, http_status = status, error,
                     "delivery failed past the retry horizon; event dead-lettered for this destination (payhook events replay)"
                 );
             }
             Delivery::Gone => {
-                m.inc("payhook_destination_disabled_total", &[]);
-                m.set("payhook_destination_disabled", &[], 1);
+                m.inc(crate::metrics::DESTINATION_DISABLED_TOTAL, &[]);
+                m.set(crate::metrics::DESTINATION_DISABLED, &[], 1);
                 self.was_disabled.store(true, Ordering::Relaxed);
                 tracing::error!(
                     destination = name, event_id = %event.id,

@@ -4,7 +4,7 @@
 //!
 //! [`step`] is one unit of work that tests drive with a `now` of their choosing: for each
 //! destination, hand it the events it has not seen ([`crate::store::destinations::subscribe`]),
-//! claim its due deliveries ([`crate::store::events::claim`]), POST them concurrently (at
+//! claim its due deliveries ([`crate::store::outbox::claim`]), POST them concurrently (at
 //! most its `max_in_flight`), record each attempt and its verdict in one writer job.
 //! [`run`] loops until shutdown, keeping up to `max_in_flight` deliveries going at once
 //! *per destination* ([`destination`]), so one slow or dead receiver holds only its own
@@ -13,7 +13,7 @@
 //! nothing is claimed, so no attempt is spent and its schedule does not run.
 //!
 //! What this module owns: the HTTP exchange and how its outcome is judged. It writes no
-//! SQL (`store::events` does) and never touches the ingest path: ingest only pokes a
+//! SQL (`store::outbox` does) and never touches the ingest path: ingest only pokes a
 //! `Notify`, so a slow or dead merchant cannot slow callbacks down.
 //!
 //! Verdicts: any 2xx delivers. 410 Gone disables the destination's URL (persisted; logged
@@ -25,11 +25,12 @@
 pub mod destination;
 pub mod sign;
 
+use crate::shutdown::Shutdown;
 use crate::store::destinations;
 use crate::store::StoreError;
+use crate::worker::{self, Backoff, Worker};
 use crate::Ctx;
 use destination::Destination;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -74,7 +75,8 @@ pub enum ForwardError {
     Store(#[from] StoreError),
 }
 
-/// What one [`step`] did.
+/// What one [`step`] did, for callers that drive it by hand (tests, the simulation); the
+/// daemon's [`run`] reports each pass to its [`Worker`] as a [`crate::worker::Step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// This many deliveries were attempted and recorded.
@@ -180,10 +182,10 @@ pub async fn step(ctx: &Ctx, now_ms: i64) -> Result<Step, ForwardError> {
     Ok(Step::Idle { next_due_at_ms })
 }
 
-/// Delivers events until `shutdown` completes, then lets in-flight deliveries finish
+/// Delivers events until `shutdown` starts, then lets in-flight deliveries finish
 /// (each bounded by its destination's `timeout`) and returns. Never returns early on an
 /// error: store failures are logged once and retried with a growing pause.
-pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()>) {
+pub async fn run(ctx: Ctx, shutdown: Shutdown) {
     let all = match destinations(&ctx) {
         Ok(f) => f,
         Err(e) => {
@@ -202,12 +204,12 @@ pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()>) {
         );
     }
     // Present from the start, so an alert on it has a series to watch.
-    ctx.metrics.set("payhook_destination_disabled", &[], 0);
+    ctx.metrics
+        .set(crate::metrics::DESTINATION_DISABLED, &[], 0);
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut failing: Option<Duration> = None;
+    let mut runner = Worker::new("forwarder", Backoff::new(ON_ERROR, ON_ERROR_MAX), shutdown);
     let mut registered = false;
     let mut gauges_at: Option<Instant> = None;
-    tokio::pin!(shutdown);
     loop {
         let result = async {
             if !registered {
@@ -224,27 +226,19 @@ pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()>) {
             pass(&ctx, &all, &mut tasks).await
         }
         .await;
-        let pause = match result {
-            Ok(pause) => {
-                if failing.take().is_some() {
-                    tracing::info!("forwarder: store available again");
-                }
-                pause
-            }
-            Err(e) => {
-                let next = failing.map_or(ON_ERROR, |d| (d * 2).min(ON_ERROR_MAX));
-                if failing.is_none() {
-                    tracing::warn!(error = %e, "forwarder: store failed; retrying with backoff");
-                }
-                failing = Some(next);
-                next
+        let step = match result {
+            Ok(pause) => worker::Step::Idle(pause),
+            Err(e) => worker::Step::Failed(format!("store failed: {e}")),
+        };
+        // A finished delivery frees a slot; a wake-up means ingest wrote an event.
+        let wake = async {
+            tokio::select! {
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                () = ctx.wake_forwarder.notified() => {}
             }
         };
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            () = ctx.wake_forwarder.notified() => {}
-            () = tokio::time::sleep(pause) => {}
+        if !runner.wait(step, wake).await {
+            break;
         }
     }
     tracing::info!(
@@ -281,16 +275,19 @@ async fn gauges(ctx: &Ctx, all: &[Arc<Destination>]) -> Result<(), StoreError> {
         // rules see the series before the first delivery.
         for outcome in ["delivered", "retry", "dead", "gone"] {
             ctx.metrics.add(
-                "payhook_destination_deliveries_total",
+                crate::metrics::DESTINATION_DELIVERIES_TOTAL,
                 &[("destination", name), ("outcome", outcome)],
                 0,
             );
         }
         let paused = state.is_some_and(|s| s.paused_at_ms.is_some());
-        ctx.metrics
-            .set("payhook_destination_paused", &labels, i64::from(paused));
         ctx.metrics.set(
-            "payhook_destination_pending",
+            crate::metrics::DESTINATION_PAUSED,
+            &labels,
+            i64::from(paused),
+        );
+        ctx.metrics.set(
+            crate::metrics::DESTINATION_PENDING,
             &labels,
             state.map_or(0, |s| s.pending),
         );
@@ -298,7 +295,7 @@ async fn gauges(ctx: &Ctx, all: &[Arc<Destination>]) -> Result<(), StoreError> {
             .and_then(|s| s.oldest_pending_created_at_ms)
             .map_or(0, |at| now.saturating_sub(at).max(0) / 1000);
         ctx.metrics.set(
-            "payhook_destination_oldest_pending_seconds",
+            crate::metrics::DESTINATION_OLDEST_PENDING_SECONDS,
             &labels,
             oldest,
         );
@@ -329,17 +326,15 @@ async fn pass(
         // Every due delivery was claimed (leased into the future), so the next due time
         // is strictly later unless the clock jumped; never spin.
         if let Some(at) = d.next_due_at().await? {
-            let until = Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0));
-            wait = wait.min(until);
+            wait = wait.min(crate::clock::until(at, now));
         }
     }
-    ctx.metrics
-        .set("payhook_destination_disabled", &[], i64::from(disabled > 0));
+    ctx.metrics.set(
+        crate::metrics::DESTINATION_DISABLED,
+        &[],
+        i64::from(disabled > 0),
+    );
     Ok(wait.clamp(Duration::from_millis(10), IDLE_MAX))
-}
-
-pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The first [`RESPONSE_HEAD_BYTES`] of an answer, as text (cut on a character boundary).

@@ -66,7 +66,7 @@ pub async fn handle(
     let started = Instant::now();
     let count = |outcome: &str| {
         ctx.metrics.inc(
-            "payhook_callbacks_total",
+            crate::metrics::CALLBACKS_TOTAL,
             &[("provider", provider.as_str()), ("outcome", outcome)],
         )
     };
@@ -89,7 +89,7 @@ pub async fn handle(
         Verdict::Refused => {
             count("forbidden");
             ctx.metrics.inc(
-                "payhook_ip_refusals_total",
+                crate::metrics::IP_REFUSALS_TOTAL,
                 &[("provider", provider.as_str()), ("policy", "enforce")],
             );
             tracing::info!(provider = %provider, client_ip = %client, "callback refused: source address not in allowed_ips");
@@ -97,7 +97,7 @@ pub async fn handle(
         }
         Verdict::Tolerated => {
             ctx.metrics.inc(
-                "payhook_ip_refusals_total",
+                crate::metrics::IP_REFUSALS_TOTAL,
                 &[("provider", provider.as_str()), ("policy", "log-only")],
             );
             tracing::warn!(provider = %provider, client_ip = %client, "source address not in allowed_ips; accepted because ip_policy = \"log-only\"");
@@ -114,7 +114,7 @@ pub async fn handle(
     let refuse = |e: crate::providers::VerifyError| {
         count("unauthorized");
         ctx.metrics.inc(
-            "payhook_auth_failures_total",
+            crate::metrics::AUTH_FAILURES_TOTAL,
             &[("provider", provider.as_str()), ("reason", e.label())],
         );
         tracing::info!(provider = %provider, client_ip = %client, reason = e.label(), "callback refused: bad credential");
@@ -211,7 +211,7 @@ pub async fn handle(
     {
         if a.outcome == crate::store::transactions::Outcome::Conflict {
             ctx.metrics.inc(
-                "payhook_conflicts_total",
+                crate::metrics::CONFLICTS_TOTAL,
                 &[("provider", provider.as_str())],
             );
         }

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod ops;
 pub mod route;
 
+use crate::shutdown::Shutdown;
 use crate::Ctx;
 use error::{Body, HttpError};
 use http::{Request, Response};
@@ -70,19 +71,15 @@ pub fn open_files_warning(limits: &str) -> Option<String> {
     }
 }
 
-/// Serves callbacks on `listener` until `shutdown` completes, then drains.
-pub async fn serve(listener: TcpListener, ctx: Ctx, shutdown: impl Future<Output = ()>) {
+/// Serves callbacks on `listener` until `shutdown` starts, then drains.
+pub async fn serve(listener: TcpListener, ctx: Ctx, shutdown: Shutdown) {
     accept_loop(listener, ctx, shutdown, handle).await
 }
 
 /// The accept loop shared by the listeners: bounded connections, header timeout, graceful
 /// drain; `handler` answers each request.
-pub async fn accept_loop<H, F>(
-    listener: TcpListener,
-    ctx: Ctx,
-    shutdown: impl Future<Output = ()>,
-    handler: H,
-) where
+pub async fn accept_loop<H, F>(listener: TcpListener, ctx: Ctx, mut shutdown: Shutdown, handler: H)
+where
     H: Fn(Ctx, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
@@ -97,7 +94,6 @@ pub async fn accept_loop<H, F>(
         .half_close(true)
         .keep_alive(true);
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -109,10 +105,11 @@ pub async fn accept_loop<H, F>(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = shutdown.recv() => break,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
-            ctx.metrics.inc("payhook_connections_refused_total", &[]);
+            ctx.metrics
+                .inc(crate::metrics::CONNECTIONS_REFUSED_TOTAL, &[]);
             drop(stream);
             continue;
         };

@@ -20,22 +20,23 @@
 //! This module owns the network side (the HTTP client, limiters, access tokens); providers
 //! stay pure and `store::polls` owns the SQL.
 
-use crate::clock;
+use crate::clock::{self, ms};
 use crate::config::{Config, PollConfig, Secret};
 use crate::outbound::HttpClient;
 use crate::providers::{PendingTxn, PollError, PollInputs, Provider, ProviderId};
 use crate::schedule;
+use crate::shutdown::Shutdown;
 use crate::store::polls::{self, ClaimPlan, PollRecord};
 use crate::store::transactions::{Applied, Outcome};
 use crate::store::StoreError;
+use crate::worker::{self, Backoff, Worker};
 use crate::Ctx;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 /// Largest status answer read; the documented ones are under 2 KiB.
@@ -96,7 +97,8 @@ pub struct Swept {
     pub skipped: usize,
 }
 
-/// What one step did.
+/// What one step did, for callers that drive [`step_at`] by hand (tests, the
+/// simulation); the daemon's loops report it to their [`Worker`] as a [`worker::Step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// Claimed rows (polled, escalated or parked): there may be more.
@@ -198,10 +200,6 @@ impl Reconciler {
     }
 }
 
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// Rows claimed per step: about ten seconds of the provider's quota, so a slow provider's
 /// step stays short and shutdown or a config change is never far away.
 fn batch_size(plan: &PollConfig) -> usize {
@@ -269,7 +267,7 @@ pub async fn step_provider(
     let claimed = ctx.store.write(move |c| polls::claim(c, &claim)).await?;
     for a in &claimed.escalated {
         ctx.metrics.inc(
-            "payhook_escalations_total",
+            crate::metrics::ESCALATIONS_TOTAL,
             &[("provider", provider.as_str())],
         );
         tracing::warn!(provider = %provider, transaction_id = a.transaction_id, "still open past its deadline; escalated to NEEDS_REVIEW");
@@ -395,7 +393,7 @@ pub async fn sweep(
     }
     if out.recorded > 0 {
         ctx.metrics.add(
-            "payhook_sweep_found_total",
+            crate::metrics::SWEEP_FOUND_TOTAL,
             &[("provider", provider.as_str())],
             out.recorded as u64,
         );
@@ -476,24 +474,7 @@ async fn poll_one(
     // is looked at again after `poll_max_interval` at most, so that credentials added
     // later still get it polled before its deadline.
     if p.status_request(&txn, inputs(at())).is_none() {
-        if !txn.status.is_open() {
-            // A held success under review: it has no deadline to wait for, and nothing
-            // can confirm it, so the reviewer decides.
-            let id = txn.id;
-            ctx.store
-                .write(move |c| polls::leave_for_review(c, id))
-                .await?;
-            count_left_for_review(ctx, provider);
-            tracing::warn!(provider = %provider, txn_ref = %txn.provider_ref, "held success under review has no status query to confirm it; left for the reviewer");
-            return Ok(());
-        }
-        let later = at().saturating_add(ms(plan.max_interval));
-        let until = txn.deadline_at_ms.map_or(later, |d| d.min(later));
-        let id = txn.id;
-        ctx.store
-            .write(move |c| polls::postpone(c, id, until))
-            .await?;
-        return Ok(());
+        return wait_without_query(ctx, plan, &txn, at()).await;
     }
     let request = match token_error {
         // No token, no query: recorded as a failed poll (credentials errors are poll
@@ -559,9 +540,31 @@ async fn poll_one(
         .store
         .write(move |c| polls::record_poll(c, &rec))
         .await?;
+    log_poll(
+        ctx,
+        provider,
+        &txn_ref,
+        http_status,
+        next,
+        failed.as_ref(),
+        &recorded,
+    );
+    Ok(())
+}
+
+/// Counts a poll and logs what it did.
+fn log_poll(
+    ctx: &Ctx,
+    provider: ProviderId,
+    txn_ref: &str,
+    http_status: Option<u16>,
+    next: i64,
+    failed: Option<&String>,
+    recorded: &polls::Recorded,
+) {
     let outcome = if failed.is_some() { "failed" } else { "status" };
     ctx.metrics.inc(
-        "payhook_polls_total",
+        crate::metrics::POLLS_TOTAL,
         &[("provider", provider.as_str()), ("outcome", outcome)],
     );
     match (&failed, &recorded.applied) {
@@ -582,13 +585,42 @@ async fn poll_one(
         }
         (None, None) => {}
     }
+}
+
+/// What [`poll_one`] does with a row it has no status query for: an open row is looked at
+/// again after `poll_max_interval` at most (or at its deadline, if sooner); a held success
+/// under review is left for the reviewer.
+async fn wait_without_query(
+    ctx: &Ctx,
+    plan: &PollConfig,
+    txn: &PendingTxn,
+    now_ms: i64,
+) -> Result<(), ReconcileError> {
+    let provider = txn.provider;
+    if !txn.status.is_open() {
+        // A held success under review: it has no deadline to wait for, and nothing
+        // can confirm it, so the reviewer decides.
+        let id = txn.id;
+        ctx.store
+            .write(move |c| polls::leave_for_review(c, id))
+            .await?;
+        count_left_for_review(ctx, provider);
+        tracing::warn!(provider = %provider, txn_ref = %txn.provider_ref, "held success under review has no status query to confirm it; left for the reviewer");
+        return Ok(());
+    }
+    let later = now_ms.saturating_add(ms(plan.max_interval));
+    let until = txn.deadline_at_ms.map_or(later, |d| d.min(later));
+    let id = txn.id;
+    ctx.store
+        .write(move |c| polls::postpone(c, id, until))
+        .await?;
     Ok(())
 }
 
 /// Counts a held success under review that is no longer polled: a person decides.
 fn count_left_for_review(ctx: &Ctx, provider: ProviderId) {
     ctx.metrics.inc(
-        "payhook_held_reviews_left_total",
+        crate::metrics::HELD_REVIEWS_LEFT_TOTAL,
         &[("provider", provider.as_str())],
     );
 }
@@ -597,7 +629,7 @@ fn count_left_for_review(ctx: &Ctx, provider: ProviderId) {
 fn announce(ctx: &Ctx, provider: ProviderId, a: &Applied) {
     if a.outcome == Outcome::Conflict {
         ctx.metrics.inc(
-            "payhook_conflicts_total",
+            crate::metrics::CONFLICTS_TOTAL,
             &[("provider", provider.as_str())],
         );
     }
@@ -606,23 +638,22 @@ fn announce(ctx: &Ctx, provider: ProviderId, a: &Applied) {
     }
 }
 
-/// Runs one polling loop per provider until `shutdown` completes. Turned off by
+/// Runs one polling loop per provider until `shutdown` starts. Turned off by
 /// `[reconciler] enabled = false`.
-pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()> + Send) {
+pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
     if !ctx.config.reconciler.enabled {
         tracing::info!("reconciler disabled by configuration");
-        shutdown.await;
+        shutdown.recv().await;
         return;
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut loops = JoinSet::new();
     for p in ProviderId::ALL {
-        loops.spawn(provider_loop(ctx.clone(), p, stop_rx.clone()));
+        loops.spawn(provider_loop(ctx.clone(), p, shutdown.clone()));
     }
     // Fan `wake_reconciler` out to every provider's loop.
     let fan_out = {
         let ctx = ctx.clone();
-        let mut stop = stop_rx.clone();
+        let mut stop = shutdown.clone();
         async move {
             loop {
                 tokio::select! {
@@ -631,7 +662,7 @@ pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()> + Send) {
                             ctx.reconciler.wake(p).notify_one();
                         }
                     }
-                    _ = stop.changed() => break,
+                    () = stop.recv() => break,
                 }
             }
         }
@@ -639,85 +670,80 @@ pub async fn run(ctx: Ctx, shutdown: impl Future<Output = ()> + Send) {
     loops.spawn(fan_out);
     for p in ProviderId::ALL {
         if let Some((interval, _)) = sweep_plan(&ctx.config, p) {
-            loops.spawn(sweep_loop(ctx.clone(), p, interval, stop_rx.clone()));
+            loops.spawn(sweep_loop(ctx.clone(), p, interval, shutdown.clone()));
         }
     }
-    shutdown.await;
-    let _ = stop_tx.send(true);
+    shutdown.recv().await;
     while loops.join_next().await.is_some() {}
     tracing::info!("reconciler stopped");
 }
 
 /// Sweeps `provider`'s statement every `interval`, starting at once (a restart catches
-/// up through the lookback).
-async fn sweep_loop(
-    ctx: Ctx,
-    provider: ProviderId,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// up through the lookback). A failed sweep is tried again at the next interval.
+async fn sweep_loop(ctx: Ctx, provider: ProviderId, interval: Duration, shutdown: Shutdown) {
+    let mut runner = Worker::new(
+        format!("statement sweep {provider}"),
+        Backoff::constant(interval),
+        shutdown,
+    );
     loop {
-        let result = tokio::select! {
-            r = sweep(&ctx, provider, clock::now_ms()) => r,
-            _ = stop.changed() => return,
+        let Some(result) = runner
+            .interruptible(sweep(&ctx, provider, clock::now_ms()))
+            .await
+        else {
+            return;
         };
-        let outcome = match &result {
+        let (outcome, step) = match result {
             Ok(Some(s)) => {
                 tracing::info!(provider = %provider, pages = s.pages, listed = s.listed, recorded = s.recorded, skipped = s.skipped, "statement swept");
-                "ok"
+                ("ok", worker::Step::Idle(interval))
             }
             Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(provider = %provider, error = %e, "statement sweep failed; trying again at the next interval");
-                "failed"
-            }
+            Err(e) => ("failed", worker::Step::Failed(e.to_string())),
         };
         ctx.metrics.inc(
-            "payhook_sweeps_total",
+            crate::metrics::SWEEPS_TOTAL,
             &[("provider", provider.as_str()), ("outcome", outcome)],
         );
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
+        if !runner.wait(step, std::future::pending()).await {
+            return;
         }
     }
 }
 
 /// One provider's loop: step while there is work, otherwise wait for the next due row, a
-/// wake-up, or [`IDLE_MAX`].
-async fn provider_loop(ctx: Ctx, provider: ProviderId, mut stop: watch::Receiver<bool>) {
+/// wake-up, or [`IDLE_MAX`]; after a failure, [`ON_ERROR`].
+async fn provider_loop(ctx: Ctx, provider: ProviderId, shutdown: Shutdown) {
+    let mut runner = Worker::new(
+        format!("reconciler {provider}"),
+        Backoff::constant(ON_ERROR),
+        shutdown,
+    );
     loop {
-        if *stop.borrow() {
-            return;
-        }
         // A step interrupted by shutdown is safe: its rows are leased and their polls are
         // read-only at the provider; what was recorded is committed.
-        let result = tokio::select! {
-            r = step_provider(&ctx, provider, clock::now_ms()) => r,
-            _ = stop.changed() => return,
+        let Some(result) = runner
+            .interruptible(step_provider(&ctx, provider, clock::now_ms()))
+            .await
+        else {
+            return;
         };
-        let pause = match result {
-            Ok(Step::Worked) => continue,
+        let step = match result {
+            Ok(Step::Worked) => worker::Step::Busy,
             Ok(Step::Idle) => match ctx.store.read(move |c| polls::next_due(c, provider)).await {
-                Ok(Some(at)) => Duration::from_millis(
-                    u64::try_from(at.saturating_sub(clock::now_ms())).unwrap_or(0),
-                )
-                .clamp(Duration::from_millis(50), IDLE_MAX),
-                Ok(None) => IDLE_MAX,
-                Err(e) => {
-                    tracing::warn!(provider = %provider, error = %e, "reconciler cannot read the store");
-                    ON_ERROR
-                }
+                Ok(Some(at)) => worker::Step::Idle(
+                    clock::until(at, clock::now_ms()).clamp(Duration::from_millis(50), IDLE_MAX),
+                ),
+                Ok(None) => worker::Step::Idle(IDLE_MAX),
+                Err(e) => worker::Step::Failed(format!("cannot read the store: {e}")),
             },
-            Err(e) => {
-                tracing::warn!(provider = %provider, error = %e, "reconciler step failed; retrying");
-                ON_ERROR
-            }
+            Err(e) => worker::Step::Failed(e.to_string()),
         };
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = ctx.reconciler.wake(provider).notified() => {}
-            _ = stop.changed() => return,
+        if !runner
+            .wait(step, ctx.reconciler.wake(provider).notified())
+            .await
+        {
+            return;
         }
     }
 }

@@ -5,7 +5,7 @@ use super::payments::{self, Binding};
 use super::transactions::{self, Applied, Schedule, Source, Trust};
 use super::StoreError;
 use crate::providers::{
-    report_fingerprint, sha256_hex, CallbackEvent, ParseError, VerifiedCallback,
+    report_fingerprint, sha256_hex, CallbackEvent, ParseError, StatusReport, VerifiedCallback,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -71,37 +71,7 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             None => new_nonce = Some(nonce.as_str()),
         }
     }
-    let (kind, dedup_key, report, parse_error) = match &cb.parsed {
-        // On a minted URL the payment is part of the key: the provider retries to the same
-        // URL, and the same body posted to another payment's URL is not a retry but an
-        // attempt to bind its reference twice.
-        Ok(ev) => (
-            ev.kind.as_str(),
-            match &v.payment {
-                Some(payment) => format!("{}@pay-{payment}", ev.dedup_key),
-                None => ev.dedup_key.clone(),
-            },
-            ev.report.as_ref(),
-            None,
-        ),
-        // Only the body identifies a retry, plus where it came in: Daraja posts its C2B
-        // validation and its confirmation with the same body to two routes, and the
-        // second (money moved) must not pass for a retry of the first. The token's
-        // identifier (never the token) keeps Tujenge's only correlation.
-        Err(e) => (
-            "unparsed",
-            match (v.sub_route.as_deref(), v.path_token.as_deref()) {
-                (None, None) => format!("sha256:{body_sha}"),
-                (route, token) => format!(
-                    "{}:{}:sha256:{body_sha}",
-                    token.unwrap_or("-"),
-                    route.unwrap_or("-")
-                ),
-            },
-            None,
-            Some(e.to_string()),
-        ),
-    };
+    let (kind, dedup_key, report, parse_error) = identity(cb, &body_sha);
     let fingerprint = report.map(report_fingerprint);
     // The new callback (the common case) is one INSERT; the key is looked up only when
     // that INSERT meets a row already holding it.
@@ -173,6 +143,70 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             applied: None,
         });
     };
+    let applied = Some(apply_report(conn, cb, callback_id, report, first)?);
+    if let Some(a) = &applied {
+        conn.prepare_cached("UPDATE callbacks SET transaction_id = ?2 WHERE id = ?1")?
+            .execute(params![callback_id, a.transaction_id])?;
+    }
+    Ok(IngestOutcome::Stored {
+        callback_id,
+        applied,
+    })
+}
+
+/// What identifies a callback: its kind, its idempotency key, what it reports (if it was
+/// understood) and why not (if it was not).
+fn identity<'a>(
+    cb: &'a NewCallback,
+    body_sha: &str,
+) -> (&'a str, String, Option<&'a StatusReport>, Option<String>) {
+    match &cb.parsed {
+        // On a minted URL the payment is part of the key: the provider retries to the same
+        // URL, and the same body posted to another payment's URL is not a retry but an
+        // attempt to bind its reference twice.
+        Ok(ev) => (
+            ev.kind.as_str(),
+            match &cb.verified.payment {
+                Some(payment) => format!("{}@pay-{payment}", ev.dedup_key),
+                None => ev.dedup_key.clone(),
+            },
+            ev.report.as_ref(),
+            None,
+        ),
+        // Only the body identifies a retry, plus where it came in: Daraja posts its C2B
+        // validation and its confirmation with the same body to two routes, and the
+        // second (money moved) must not pass for a retry of the first. The token's
+        // identifier (never the token) keeps Tujenge's only correlation.
+        Err(e) => (
+            "unparsed",
+            match (
+                cb.verified.sub_route.as_deref(),
+                cb.verified.path_token.as_deref(),
+            ) {
+                (None, None) => format!("sha256:{body_sha}"),
+                (route, token) => format!(
+                    "{}:{}:sha256:{body_sha}",
+                    token.unwrap_or("-"),
+                    route.unwrap_or("-")
+                ),
+            },
+            None,
+            Some(e.to_string()),
+        ),
+    }
+}
+
+/// Applies what a stored callback reports to its payment, or disputes the payment when
+/// the callback contradicts it (`first`: the callback whose key it shares, and whether
+/// they say different things).
+fn apply_report(
+    conn: &Connection,
+    cb: &NewCallback,
+    callback_id: i64,
+    report: &StatusReport,
+    first: Option<(i64, bool)>,
+) -> Result<Applied, StoreError> {
+    let v = &cb.verified;
     let source = Source::Callback(callback_id);
     // Why this report disputes its payment instead of being applied, if it does.
     let mut dispute = first.filter(|(_, differs)| *differs).map(|(first, _)| {
@@ -254,15 +288,7 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             other => other?,
         },
     };
-    let applied = Some(applied);
-    if let Some(a) = &applied {
-        conn.prepare_cached("UPDATE callbacks SET transaction_id = ?2 WHERE id = ?1")?
-            .execute(params![callback_id, a.transaction_id])?;
-    }
-    Ok(IngestOutcome::Stored {
-        callback_id,
-        applied,
-    })
+    Ok(applied)
 }
 
 /// Counts another delivery of callback `id`.

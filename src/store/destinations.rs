@@ -5,7 +5,7 @@
 //! the forwarder creates its `deliveries` rows for every later event that passes its
 //! filter ([`subscribe`]), so an event written by any path (ingest, a poll, the CLI in
 //! another process) reaches every destination without that path knowing about them.
-//! Delivery state itself (due, attempts, verdicts, replay) is in [`super::events`].
+//! Delivery state itself (due, attempts, verdicts, replay) is in [`super::outbox`].
 
 use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -193,7 +193,7 @@ pub fn states(conn: &Connection) -> Result<Vec<DestinationState>, StoreError> {
 mod tests {
     use super::*;
     use crate::state::Status;
-    use crate::store::events::tests::{db, settle};
+    use crate::store::outbox::tests::{db, settle};
 
     fn sub(name: &str, backfill: bool) -> Subscription {
         Subscription {

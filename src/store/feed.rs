@@ -61,7 +61,7 @@ pub fn page(
 mod tests {
     use super::*;
     use crate::state::Status;
-    use crate::store::events::tests::{db, settle};
+    use crate::store::outbox::tests::{db, settle};
 
     #[test]
     fn pages_follow_commit_order_and_filters() {

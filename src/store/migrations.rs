@@ -6,7 +6,7 @@
 //! applying this list to an empty database.
 
 use super::StoreError;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 /// The migrations, in order. Entry `i` brings `user_version` from `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_redacted_destinations.sql"),
     include_str!("migrations/0007_destinations.sql"),
     include_str!("migrations/0008_minted_payments.sql"),
+    include_str!("migrations/0009_provider_names.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -32,6 +33,22 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     if current == LATEST_VERSION {
         return Ok(LATEST_VERSION);
     }
+    // A migration may rebuild a table (create it anew, copy its rows, drop the old one,
+    // rename the new one), which enforced foreign keys would refuse halfway. SQLite lets
+    // them be turned off only outside a transaction, so they are off for the migration and
+    // checked as a whole before it commits.
+    let enforced: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let migrated = apply_pending(conn);
+    let restored = conn.pragma_update(None, "foreign_keys", enforced);
+    let version = migrated?;
+    restored?;
+    Ok(version)
+}
+
+/// Applies the pending migrations in one exclusive transaction, committed only if every
+/// foreign key still holds.
+fn apply_pending(conn: &mut Connection) -> Result<i64, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > LATEST_VERSION {
@@ -42,6 +59,16 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     }
     for sql in &MIGRATIONS[current as usize..] {
         tx.execute_batch(sql)?;
+    }
+    let broken: Option<(String, Option<i64>, String)> = tx
+        .query_row("PRAGMA foreign_key_check", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    if let Some((table, rowid, parent)) = broken {
+        return Err(StoreError::Refused(format!(
+            "migration left {table} row {rowid:?} pointing at a missing {parent} row; nothing was changed"
+        )));
     }
     tx.pragma_update(None, "user_version", LATEST_VERSION)?;
     tx.commit()?;
@@ -204,5 +231,123 @@ mod tests {
         conn.pragma_update(None, "user_version", LATEST_VERSION + 1)
             .unwrap();
         assert!(matches!(migrate(&mut conn), Err(StoreError::TooNew { .. })));
+    }
+
+    /// Moving provider names out of the CHECK constraints rebuilds callbacks and
+    /// transactions: every row keeps its id and columns, every reference to them still
+    /// resolves, foreign keys are enforced again afterwards, and an unknown provider is
+    /// still refused, also on a connection that does not enforce foreign keys.
+    #[test]
+    fn provider_names_move_to_a_table_and_rows_and_references_survive() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..8] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 8).unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        conn.execute_batch(
+            "INSERT INTO transactions (id, provider, provider_ref, kind, status, amount_minor, currency)
+                  VALUES (7, 'zengapay', 'ZP-7', 'collection', 'SUCCEEDED', 25000, 'UGX'),
+                         (9, 'daraja', 'ws_CO_9', 'stk', 'PENDING', NULL, NULL);
+             INSERT INTO callbacks (id, provider, kind, dedup_key, auth, signed, body, body_sha256,
+                                    headers, transaction_id, first_seen_at_ms, last_seen_at_ms)
+                  VALUES (3, 'zengapay', 'collection', 'k1', 'hmac', 1, x'7b7d', 'h1', '{}', 7, 1, 1);
+             INSERT INTO callbacks (id, provider, kind, dedup_key, auth, signed, body, body_sha256,
+                                    headers, transaction_id, first_seen_at_ms, last_seen_at_ms,
+                                    duplicate_of)
+                  VALUES (4, 'zengapay', 'collection', 'k1#sha256:h2', 'hmac', 1, x'7b7d', 'h2',
+                          '{}', 7, 2, 2, 3);
+             INSERT INTO nonces (provider, nonce, body_sha256, callback_id, seen_at_ms)
+                  VALUES ('bitpesa', 'n1', 'h1', 3, 1);
+             INSERT INTO transitions (id, transaction_id, seq, outcome, from_status, to_status,
+                                      source, callback_id, at_ms)
+                  VALUES (5, 7, 1, 'applied', NULL, 'SUCCEEDED', 'callback', 3, 1);
+             INSERT INTO polls (id, transaction_id, attempt, at_ms, outcome)
+                  VALUES (6, 9, 1, 2, 'failed');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let enforced: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(enforced, "foreign keys are enforced again");
+        let joined: (String, String, i64, i64, i64) = conn
+            .query_row(
+                "SELECT t.provider_ref, c.dedup_key, c.duplicate_of, r.id, n.callback_id
+                   FROM transitions r
+                   JOIN transactions t ON t.id = r.transaction_id
+                   JOIN callbacks c ON c.id = 4 AND c.transaction_id = t.id
+                   JOIN nonces n ON n.callback_id = r.callback_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(joined, ("ZP-7".into(), "k1#sha256:h2".into(), 3, 5, 3));
+        let amount: (i64, String) = conn
+            .query_row(
+                "SELECT amount_minor, currency FROM transactions WHERE id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(amount, (25000, "UGX".into()));
+        let polled: i64 = conn
+            .query_row("SELECT transaction_id FROM polls WHERE id = 6", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(polled, 9);
+        let broken: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(broken, 0);
+        // Still enforced: a missing parent, and an unknown provider even with foreign keys
+        // off (a merchant's connection).
+        assert!(conn
+            .execute(
+                "INSERT INTO transitions (transaction_id, seq, outcome, to_status, source, at_ms)
+                      VALUES (99, 1, 'applied', 'PENDING', 'operator', 1)",
+                []
+            )
+            .is_err());
+        conn.pragma_update(None, "foreign_keys", false).unwrap();
+        assert!(conn
+            .execute(
+                "INSERT INTO transactions (provider, provider_ref) VALUES ('zengapy', 'x')",
+                []
+            )
+            .is_err());
+        assert!(conn
+            .execute("UPDATE transactions SET provider = 'nope' WHERE id = 7", [])
+            .is_err());
+        conn.execute(
+            "INSERT INTO transactions (provider, provider_ref) VALUES ('jenga', 'x')",
+            [],
+        )
+        .unwrap();
+    }
+
+    /// Every provider payhook has is in the providers table, and nothing else: a new
+    /// provider needs its row (one INSERT in a migration), or its transactions are refused.
+    #[test]
+    fn the_providers_table_lists_every_provider() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let mut st = conn
+            .prepare("SELECT name FROM providers ORDER BY name")
+            .unwrap();
+        let stored: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut known: Vec<String> = crate::providers::ProviderId::ALL
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect();
+        known.sort();
+        assert_eq!(stored, known);
     }
 }

@@ -1,10 +1,14 @@
-//! The review queue's writes: closing a conflict or an unparsed callback a human has
-//! looked at. The history is never edited; a dismissal is a row of its own
-//! (`review_dismissals`), and the `review_queue` view leaves dismissed items out.
-//! NEEDS_REVIEW transactions leave the queue only through a decision
-//! ([`super::transactions::resolve`]).
+//! The review queue's writes: an operator's decision about a NEEDS_REVIEW transaction
+//! ([`resolve`]), and closing a conflict or an unparsed callback a human has looked at.
+//! The history is never edited; a dismissal is a row of its own (`review_dismissals`),
+//! and the `review_queue` view leaves dismissed items out. NEEDS_REVIEW transactions
+//! leave the queue only through a decision.
 
+use super::transactions::{apply, Applied, Schedule, Source, Trust};
 use super::StoreError;
+use crate::providers::{ProviderId, StatusReport};
+use crate::state::plan::{self, Channel};
+use crate::state::Status;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// A review item's id as the `review_queue` view spells it: `txn-N`, `conflict-N`,
@@ -97,6 +101,56 @@ pub fn dismiss_conflicts(
              ON CONFLICT DO NOTHING",
         )?
         .execute(params![txn, note, now_ms])?)
+}
+
+/// Reason recorded with an operator's decision; the note is in `transitions.note`.
+pub const OPERATOR_REASON: &str = "OPERATOR_DECISION";
+
+/// Records a human decision about transaction `id` (`payhook resolve`) through [`apply`]
+/// with `Source::Operator(note)`. Only a transition the state machine allows is written:
+/// a decision that contradicts a terminal status is refused, not recorded as a conflict,
+/// since the operator is here to be told.
+pub fn resolve(
+    conn: &Connection,
+    id: i64,
+    status: Status,
+    note: &str,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    if note.trim().is_empty() {
+        return Err(StoreError::Refused("a note is required".into()));
+    }
+    let (provider, provider_ref, kind, current): (String, String, String, String) = conn
+        .prepare_cached(
+            "SELECT provider, provider_ref, kind, status FROM transactions WHERE id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("transaction {id}")))?;
+    let refused = |e: String| StoreError::Refused(e);
+    let provider: ProviderId = provider
+        .parse()
+        .map_err(|e: crate::providers::UnknownProvider| refused(e.to_string()))?;
+    let current: Status = current
+        .parse()
+        .map_err(|e: crate::state::UnknownStatus| refused(e.to_string()))?;
+    plan::resolution(current, status)
+        .map_err(|why| refused(format!("{provider} {provider_ref}: {why}")))?;
+    let mut report = StatusReport::new(
+        provider_ref,
+        kind.parse().unwrap_or(crate::providers::TxnKind::Unknown),
+        status,
+    );
+    report.reason = Some(OPERATOR_REASON.to_string());
+    apply(
+        conn,
+        provider,
+        &report,
+        Trust::vouched(Channel::Operator),
+        Source::Operator(note),
+        Schedule::default(),
+        now_ms,
+    )
 }
 
 #[cfg(test)]

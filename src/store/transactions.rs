@@ -130,7 +130,7 @@ fn details_of(r: &StatusReport) -> Details {
 }
 
 /// Applies what a source says about a transaction: [`plan::plan`] decides, this
-/// executes (design: the store only executes what pure functions decided).
+/// executes: the store only executes what pure functions decided.
 pub fn apply(
     conn: &Connection,
     provider: ProviderId,
@@ -848,56 +848,6 @@ pub fn dispute(
         Some(cur),
         &p,
         source,
-        Schedule::default(),
-        now_ms,
-    )
-}
-
-/// Reason recorded with an operator's decision; the note is in `transitions.note`.
-pub const OPERATOR_REASON: &str = "OPERATOR_DECISION";
-
-/// Records a human decision about transaction `id` (`payhook resolve`) through [`apply`]
-/// with `Source::Operator(note)`. Only a transition the state machine allows is written:
-/// a decision that contradicts a terminal status is refused, not recorded as a conflict,
-/// since the operator is here to be told.
-pub fn resolve(
-    conn: &Connection,
-    id: i64,
-    status: Status,
-    note: &str,
-    now_ms: i64,
-) -> Result<Applied, StoreError> {
-    if note.trim().is_empty() {
-        return Err(StoreError::Refused("a note is required".into()));
-    }
-    let (provider, provider_ref, kind, current): (String, String, String, String) = conn
-        .prepare_cached(
-            "SELECT provider, provider_ref, kind, status FROM transactions WHERE id = ?1",
-        )?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("transaction {id}")))?;
-    let refused = |e: String| StoreError::Refused(e);
-    let provider: ProviderId = provider
-        .parse()
-        .map_err(|e: crate::providers::UnknownProvider| refused(e.to_string()))?;
-    let current: Status = current
-        .parse()
-        .map_err(|e: crate::state::UnknownStatus| refused(e.to_string()))?;
-    plan::resolution(current, status)
-        .map_err(|why| refused(format!("{provider} {provider_ref}: {why}")))?;
-    let mut report = StatusReport::new(
-        provider_ref,
-        kind.parse().unwrap_or(crate::providers::TxnKind::Unknown),
-        status,
-    );
-    report.reason = Some(OPERATOR_REASON.to_string());
-    apply(
-        conn,
-        provider,
-        &report,
-        Trust::vouched(Channel::Operator),
-        Source::Operator(note),
         Schedule::default(),
         now_ms,
     )

@@ -7,7 +7,7 @@ use crate::support::sign::event_id;
 use crate::support::TestDaemon;
 use payhook::config::Config;
 use payhook::forward::{self, Step};
-use payhook::store::events;
+use payhook::store::outbox;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -192,7 +192,7 @@ async fn an_operator_lists_shows_and_replays_events_with_the_binary() {
     let url = m.url();
     d.ctx
         .store
-        .write(move |c| events::disable_destination(c, &url, 1, "410 Gone"))
+        .write(move |c| outbox::disable_destination(c, &url, 1, "410 Gone"))
         .await
         .unwrap();
     assert_eq!(

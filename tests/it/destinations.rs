@@ -144,7 +144,7 @@ async fn one_settlement_reaches_every_destination_signed_with_its_own_secret_and
         .store
         .read({
             let id = id.clone();
-            move |c| payhook::store::events::story(c, &id)
+            move |c| payhook::store::queries::story(c, &id)
         })
         .await
         .unwrap();

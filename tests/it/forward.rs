@@ -12,7 +12,7 @@ use crate::support::sign::event_id;
 use crate::support::TestDaemon;
 use payhook::config::Config;
 use payhook::forward::{self, Step};
-use payhook::store::events;
+use payhook::store::outbox;
 use payhook::Ctx;
 use standardwebhooks::Webhook;
 use std::sync::Arc;
@@ -326,7 +326,7 @@ async fn gone_disables_the_destination_across_a_restart_until_an_operator_enable
     assert!(d
         .ctx
         .store
-        .write(move |c| events::enable_destination(c, &url, later))
+        .write(move |c| outbox::enable_destination(c, &url, later))
         .await
         .unwrap());
     m.answer(Answer::Status(503));
@@ -425,7 +425,7 @@ async fn replay_delivers_a_delivered_or_dead_event_again_with_the_same_id() {
     let (rid, later) = (id.clone(), now + 1000);
     d.ctx
         .store
-        .write(move |c| events::replay(c, &rid, later))
+        .write(move |c| outbox::replay(c, &rid, later))
         .await
         .unwrap();
     assert_eq!(forward::step(&ctx, later).await.unwrap(), Step::Worked(1));
@@ -438,7 +438,7 @@ async fn replay_delivers_a_delivered_or_dead_event_again_with_the_same_id() {
     let (rid, later) = (id.clone(), now + 2000);
     d.ctx
         .store
-        .write(move |c| events::replay(c, &rid, later))
+        .write(move |c| outbox::replay(c, &rid, later))
         .await
         .unwrap();
     let mut t = later;
@@ -452,7 +452,7 @@ async fn replay_delivers_a_delivered_or_dead_event_again_with_the_same_id() {
     let (later, rid) = (t + HOUR_MS, id.clone());
     d.ctx
         .store
-        .write(move |c| events::replay(c, &rid, later))
+        .write(move |c| outbox::replay(c, &rid, later))
         .await
         .unwrap();
     assert_eq!(forward::step(&ctx, later).await.unwrap(), Step::Worked(1));

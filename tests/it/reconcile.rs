@@ -457,7 +457,7 @@ async fn an_amount_mismatch_is_held_for_review_not_settled() {
     d.ctx
         .store
         .write(move |c| {
-            payhook::store::transactions::resolve(
+            payhook::store::review::resolve(
                 c,
                 id,
                 payhook::state::Status::Succeeded,
