@@ -16,8 +16,9 @@
 --   * Only payhook's single writer changes rows, except that a merchant application may
 --     INSERT new transactions to have them tracked (see README "Tracking a payment").
 
--- The providers payhook knows, by route name. Adding a provider adds its row here (one
--- INSERT in a migration). transactions.provider is checked against this table by
+-- The providers payhook knows, by route name. payhook writes the rows itself when it
+-- opens the store, from the providers it is built with, so adding a provider takes no
+-- migration (store::migrations::name_providers). transactions.provider is checked against this table by
 -- triggers, because a merchant's application may INSERT transactions itself; a CHECK
 -- listing the names would make every new provider a rebuild of the table, and a foreign
 -- key is enforced only on connections that enable it. callbacks.provider is written by
@@ -25,7 +26,7 @@
 -- the ingest path); reading back a name payhook does not know is an error there.
 CREATE TABLE providers (
     name TEXT PRIMARY KEY                       -- route name, as in config, logs and metrics
-) WITHOUT ROWID;                                -- rows (written by the migrations): zengapay, bitpesa, daraja, jenga, tujenge
+) WITHOUT ROWID;                                -- rows: one per provider payhook knows
 
 -- Every distinct callback a provider sent and payhook authenticated, kept verbatim.
 CREATE TABLE callbacks (

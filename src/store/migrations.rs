@@ -31,6 +31,7 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     // then answers every write with "unavailable" instead of refusing to start).
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current == LATEST_VERSION {
+        name_providers(conn)?;
         return Ok(LATEST_VERSION);
     }
     // A migration may rebuild a table (create it anew, copy its rows, drop the old one,
@@ -43,7 +44,29 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     let restored = conn.pragma_update(None, "foreign_keys", enforced);
     let version = migrated?;
     restored?;
+    name_providers(conn)?;
     Ok(version)
+}
+
+/// Lists every provider this binary knows in the `providers` table, so that adding a
+/// provider takes no migration: its row is written the first time a payhook that knows
+/// it opens the store. A read-only connection (an operator's command) writes nothing;
+/// it only reads.
+fn name_providers(conn: &Connection) -> Result<(), StoreError> {
+    if conn.is_readonly(rusqlite::DatabaseName::Main)? {
+        return Ok(());
+    }
+    for p in crate::providers::ProviderId::ALL {
+        let listed = conn
+            .prepare_cached("SELECT 1 FROM providers WHERE name = ?1")?
+            .query_row([p.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !listed {
+            conn.execute("INSERT INTO providers (name) VALUES (?1)", [p.as_str()])?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies the pending migrations in one exclusive transaction, committed only if every
@@ -329,16 +352,16 @@ mod tests {
         .unwrap();
     }
 
-    /// Every provider payhook has is in the providers table, and nothing else: a new
-    /// provider needs its row (one INSERT in a migration), or its transactions are refused.
+    /// Every provider payhook has is in the providers table, and nothing else; a provider
+    /// missing from it (one added after the store was created) is listed when the store
+    /// is opened, with no migration.
     #[test]
     fn the_providers_table_lists_every_provider() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
-        let mut st = conn
+        let stored: Vec<String> = conn
             .prepare("SELECT name FROM providers ORDER BY name")
-            .unwrap();
-        let stored: Vec<String> = st
+            .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .map(Result::unwrap)
@@ -349,5 +372,12 @@ mod tests {
             .collect();
         known.sort();
         assert_eq!(stored, known);
+        conn.execute("DELETE FROM providers WHERE name = 'tujenge'", [])
+            .unwrap();
+        migrate(&mut conn).unwrap();
+        let listed: i64 = conn
+            .query_row("SELECT COUNT(*) FROM providers", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(listed as usize, known.len());
     }
 }
