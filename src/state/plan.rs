@@ -1257,6 +1257,59 @@ mod tests {
             .is_some_and(|r| r.starts_with(MERCHANT_REF_MISMATCH)));
     }
 
+    #[test]
+    fn a_confirmed_hint_leaves_unconfirmed_only_what_nothing_authenticated_stated() {
+        let hint = Details {
+            msisdn: Some("256700000001".into()),
+            receipt: Some("R-HINT".into()),
+            ..Details::default()
+        };
+        let answer = Details {
+            msisdn: Some("256700000002".into()),
+            receipt: Some("R-ANSWER".into()),
+            ..Details::default()
+        };
+        let mut c = stored(Pending, None);
+        c.held = Some(Held {
+            status: Succeeded,
+            details: hint.clone(),
+        });
+        // The answer states both: nothing of the hint is left over.
+        let p = plan(Some(&c), &inc(Succeeded, &answer, StatusQuery, false));
+        assert_eq!(
+            (p.status, p.unconfirmed),
+            (Succeeded, Some(Details::default()))
+        );
+        // Already known: nothing left over either.
+        c.known = answer.clone();
+        let p = plan(
+            Some(&c),
+            &inc(Succeeded, &Details::default(), StatusQuery, false),
+        );
+        assert_eq!(
+            (p.status, p.unconfirmed),
+            (Succeeded, Some(Details::default()))
+        );
+        // Stated by no one else: the hint's values stay, unconfirmed.
+        c.known = Details::default();
+        let p = plan(
+            Some(&c),
+            &inc(Succeeded, &Details::default(), StatusQuery, false),
+        );
+        assert_eq!(p.unconfirmed, Some(hint));
+    }
+
+    #[test]
+    fn an_operator_may_only_make_a_transition_the_state_machine_allows() {
+        assert!(resolution(Pending, Succeeded).is_ok());
+        assert!(resolution(NeedsReview, Failed).is_ok());
+        assert!(resolution(Succeeded, Reversed).is_ok());
+        assert!(resolution(Succeeded, Succeeded).is_ok());
+        let refused = resolution(Succeeded, Failed).unwrap_err();
+        assert!(refused.contains("is SUCCEEDED"), "{refused}");
+        assert!(resolution(Failed, Pending).is_err());
+    }
+
     /// A model of the store: applies a plan to the stored row the way
     /// `store::transactions` does.
     fn execute(cur: Option<Stored>, p: &Plan) -> Stored {
