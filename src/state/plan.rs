@@ -1310,6 +1310,32 @@ mod tests {
         assert!(resolution(Failed, Pending).is_err());
     }
 
+    #[test]
+    fn a_dispute_names_its_reason_unless_a_review_already_names_a_disagreement() {
+        let why = || format!("{CALLBACK_MISMATCH}: two bodies");
+        // A review for a disagreement keeps the first reason; the dispute is history.
+        let c = stored(NeedsReview, Some("AMOUNT_MISMATCH: registered 1"));
+        let p = disputed(&c, why(), Signed);
+        assert_eq!(
+            (p.status, p.record, &p.reason, p.emit),
+            (NeedsReview, Some(Record::Applied), &None, Emit::Nothing)
+        );
+        // A deadline review, or an open payment with a reason of its own, takes it.
+        for c in [
+            stored(NeedsReview, Some(DEADLINE_PASSED)),
+            stored(Indeterminate, Some("TIMEOUT")),
+        ] {
+            let p = disputed(&c, why(), Signed);
+            assert_eq!(
+                (p.status, &p.reason),
+                (NeedsReview, &Some(Some(why()))),
+                "{c:?}"
+            );
+        }
+        let p = disputed(&stored(Indeterminate, Some("TIMEOUT")), why(), Signed);
+        assert_eq!(p.emit, Emit::Settled);
+    }
+
     /// A model of the store: applies a plan to the stored row the way
     /// `store::transactions` does.
     fn execute(cur: Option<Stored>, p: &Plan) -> Stored {
