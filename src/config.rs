@@ -9,7 +9,7 @@
 //! [`Config::from_toml`] takes the file's text as an argument, so tests never touch the
 //! process environment or the working directory.
 
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
@@ -1580,7 +1580,7 @@ fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig, ConfigErr
             EVENT_TYPES.contains(&v)
         })?;
         let providers = filter(&format!("{prefix}.providers"), d.providers, |v| {
-            v.parse::<crate::providers::ProviderId>().is_ok()
+            v.parse::<crate::domain::ProviderId>().is_ok()
         })?;
         destinations.push(DestinationConfig {
             name,

@@ -11,7 +11,9 @@
 //!   the merchant's application registers payments (`POST /v1/transactions`).
 //! - [`minted`]: per-payment callback URLs, which tie a Daraja or Tujenge callback to
 //!   the payment they were minted for.
-//! - [`providers`]: one file per provider behind the [`providers::Provider`] trait.
+//! - [`domain`]: the shared vocabulary (provider names, payment kinds, status reports,
+//!   verified and parsed callbacks) that every other module speaks.
+//! - [`providers`]: one module per provider behind the [`providers::Provider`] trait.
 //!   Providers do no I/O.
 //! - [`store`]: SQLite. Only this module writes SQL. One writer thread group-commits;
 //!   [`store::transactions::apply`] is the one write path for state changes.
@@ -58,6 +60,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod forward;
 pub mod http;
 pub mod metrics;

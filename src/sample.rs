@@ -5,7 +5,7 @@
 //! posts one per provider to its own daemon. The bodies follow the shapes in `fixtures/`.
 
 use crate::config::Config;
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use base64::Engine;
 use serde_json::json;
 

@@ -8,7 +8,7 @@
 //! transaction (`next_poll_at_ms`, `poll_attempts`, `deadline_at_ms`).
 
 use crate::config::PollConfig;
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use crate::retry::RetryPolicy;
 use crate::store::transactions::Schedule;
 use std::time::Duration;

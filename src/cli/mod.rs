@@ -421,7 +421,7 @@ pub fn open_store(cfg: &OperatorConfig) -> anyhow::Result<crate::store::Store> {
 
 /// Reads a `track` command line into a registration.
 pub fn registration(args: &TrackArgs) -> anyhow::Result<crate::store::transactions::Registration> {
-    use crate::providers::{ProviderId, TxnKind};
+    use crate::domain::{ProviderId, TxnKind};
     let provider: ProviderId = args.provider.parse()?;
     let kind = match &args.kind {
         Some(k) => k.parse::<TxnKind>().map_err(anyhow::Error::msg)?,
@@ -455,8 +455,8 @@ pub fn registration(args: &TrackArgs) -> anyhow::Result<crate::store::transactio
 }
 
 /// The payment kinds `provider` reports, as its callbacks and status answers name them.
-fn provider_kinds(provider: crate::providers::ProviderId) -> &'static [crate::providers::TxnKind] {
-    use crate::providers::{ProviderId, TxnKind};
+fn provider_kinds(provider: crate::domain::ProviderId) -> &'static [crate::domain::TxnKind] {
+    use crate::domain::{ProviderId, TxnKind};
     match provider {
         ProviderId::ZengaPay => &[TxnKind::Collection, TxnKind::Transfer],
         ProviderId::BitPesa => &[TxnKind::Transfer],

@@ -17,7 +17,7 @@
 mod fakes;
 
 use crate::config::Config;
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use crate::sample::{SampleSpec, SampleStatus};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -177,7 +177,7 @@ async fn demo(dir: &Path) -> anyhow::Result<String> {
     let registration = crate::store::transactions::Registration {
         provider: ProviderId::ZengaPay,
         provider_ref: POLLED_REF.into(),
-        kind: crate::providers::TxnKind::Collection,
+        kind: crate::domain::TxnKind::Collection,
         expected: Some(crate::money::Money::parse("25000", "UGX")?),
         merchant_ref: Some("order-demo-polled".into()),
     };

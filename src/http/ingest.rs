@@ -8,7 +8,8 @@ use super::allowlist::{self, Verdict};
 use super::client_ip;
 use super::error::{json, Body, HttpError};
 use crate::clock::now_ms;
-use crate::providers::{Coverage, ProviderId, RawCallback};
+use crate::domain::{Coverage, ProviderId};
+use crate::providers::RawCallback;
 use crate::state::plan::Channel;
 use crate::store::callbacks::{self, IngestOutcome, NewCallback};
 use crate::store::transactions::Trust;
@@ -161,7 +162,7 @@ pub async fn handle(
                 && ctx.config.providers.allowlist_authenticates(provider),
             ctx.config.providers.confirm_unsigned(provider),
         ),
-        confirms: crate::providers::Kinds::of(|k| p.confirms(k)),
+        confirms: crate::domain::Kinds::of(|k| p.confirms(k)),
     };
     let new = NewCallback {
         verified,

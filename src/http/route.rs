@@ -1,7 +1,7 @@
 //! Routing: `(method, path)` → [`Endpoint`]. One route per provider, so the reverse proxy
 //! can expose exactly the callback routes and nothing else.
 
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use http::Method;
 
 /// Where a request goes.

@@ -22,8 +22,9 @@
 
 use crate::clock;
 use crate::config::{Config, PollConfig, Secret};
+use crate::domain::{PendingTxn, ProviderId};
 use crate::outbound::HttpClient;
-use crate::providers::{PendingTxn, PollError, PollInputs, Provider, ProviderId};
+use crate::providers::{PollError, PollInputs, Provider};
 use crate::schedule;
 use crate::store::polls::{self, ClaimPlan, PollRecord};
 use crate::store::transactions::{Applied, Outcome};

@@ -4,9 +4,7 @@
 use super::payments::{self, Binding};
 use super::transactions::{self, Applied, Schedule, Source, Trust};
 use super::StoreError;
-use crate::providers::{
-    report_fingerprint, sha256_hex, CallbackEvent, ParseError, VerifiedCallback,
-};
+use crate::domain::{report_fingerprint, sha256_hex, CallbackEvent, ParseError, VerifiedCallback};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// An authenticated callback ready to store.

@@ -909,7 +909,7 @@ pub fn attempts(conn: &Connection, id: &str) -> Result<Vec<AttemptRow>, StoreErr
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::providers::{ProviderId, StatusReport, TxnKind};
+    use crate::domain::{ProviderId, StatusReport, TxnKind};
     use crate::state::Status;
     use crate::store::transactions::{apply, Schedule, Source};
 

@@ -1,7 +1,7 @@
 //! Read-side queries shared by the CLI, the ops endpoints and tests.
 
 use super::StoreError;
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
