@@ -1,15 +1,16 @@
 //! Configuration: built-in defaults, then a TOML file, validated before anything binds.
 //!
-//! Every secret may be given inline (`secret_hash = "..."`) or as a file
-//! (`secret_hash_file = "/run/credentials/payhook.service/zengapay"`, for systemd
-//! `LoadCredential=`), never both. Secret files must not be readable by others, and a
-//! trailing newline is trimmed. Secrets live in [`Secret`], whose `Debug` and `Serialize`
-//! print `[redacted]`, so they cannot reach a log line or `check-config` output.
+//! Every secret may be given inline or as a `<key>_file`, read as [`crate::secret`] says,
+//! and lives in a [`Secret`], which never prints.
 //!
 //! [`Config::from_toml`] takes the file's text as an argument, so tests never touch the
 //! process environment or the working directory.
 
 use crate::domain::ProviderId;
+use crate::secret::{
+    optional_secret, read_private_file, read_secret_lines, required_secret, SecretError,
+};
+pub use crate::secret::{redacted_url, Secret};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
@@ -60,38 +61,19 @@ pub enum ConfigError {
     },
 }
 
+impl From<SecretError> for ConfigError {
+    fn from(e: SecretError) -> Self {
+        ConfigError::Invalid {
+            key: e.key,
+            why: e.why,
+        }
+    }
+}
+
 fn invalid(key: &str, why: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
         why: why.into(),
-    }
-}
-
-/// A secret string. `Debug` and `Serialize` print `[redacted]`; there is no `Display`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-    /// The secret itself, for computing a MAC or comparing a credential.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("[redacted]")
     }
 }
 
@@ -110,21 +92,6 @@ impl DestinationUrl {
     /// The URL with any query replaced by `[redacted]`, for output meant to be shown.
     pub fn redacted(&self) -> String {
         redacted_url(&self.0)
-    }
-}
-
-/// `url` with its query (and fragment) replaced by `[redacted]`, for output meant to be
-/// shown: a receiver's token often rides in the query.
-///
-/// ```
-/// use payhook::config::redacted_url;
-/// assert_eq!(redacted_url("https://m.example/h?token=s3cret"), "https://m.example/h?[redacted]");
-/// assert_eq!(redacted_url("https://m.example/h"), "https://m.example/h");
-/// ```
-pub fn redacted_url(url: &str) -> String {
-    match url.split_once(['?', '#']) {
-        Some((head, _)) => format!("{head}?[redacted]"),
-        None => url.to_string(),
     }
 }
 
@@ -1814,13 +1781,7 @@ fn callback_url_keys(
             return Err(invalid(key, format!("give {key} or {key}_file, not both")))
         }
         (Some(list), None) => list,
-        (None, Some(path)) => read_secret_file(key, &base.join(path))?
-            .expose()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(Secret::new)
-            .collect(),
+        (None, Some(path)) => read_secret_lines(key, &base.join(path))?,
         (None, None) => return Ok(Vec::new()),
     };
     for (i, k) in keys.iter().enumerate() {
@@ -1851,13 +1812,7 @@ fn callback_tokens(
             return Err(invalid(&key, format!("give {key} or {key}_file, not both")))
         }
         (Some(list), None) => list,
-        (None, Some(path)) => read_secret_file(&key, &base.join(path))?
-            .expose()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(Secret::new)
-            .collect(),
+        (None, Some(path)) => read_secret_lines(&key, &base.join(path))?,
         // Per-payment URLs (callback_url_keys) authenticate without a static token.
         (None, None) if minted => return Ok(Vec::new()),
         (None, None) => {
@@ -1901,66 +1856,6 @@ fn callback_tokens(
         }
     }
     Ok(tokens)
-}
-
-/// Resolves a secret given inline or as `<key>_file`, exactly one of them.
-pub(crate) fn required_secret(
-    key: &str,
-    inline: Option<Secret>,
-    file: Option<PathBuf>,
-    base: &Path,
-) -> Result<Secret, ConfigError> {
-    optional_secret(key, inline, file, base)?
-        .ok_or_else(|| invalid(key, format!("required (or {key}_file)")))
-}
-
-/// Like [`required_secret`] but absent is allowed.
-pub(crate) fn optional_secret(
-    key: &str,
-    inline: Option<Secret>,
-    file: Option<PathBuf>,
-    base: &Path,
-) -> Result<Option<Secret>, ConfigError> {
-    let secret = match (inline, file) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(key, format!("give {key} or {key}_file, not both")))
-        }
-        (Some(s), None) => s,
-        (None, Some(path)) => read_secret_file(key, &base.join(path))?,
-        (None, None) => return Ok(None),
-    };
-    if secret.expose().is_empty() {
-        return Err(invalid(key, "must not be empty"));
-    }
-    Ok(Some(secret))
-}
-
-fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
-    let text = read_private_file(&format!("{key}_file"), path)?;
-    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
-}
-
-/// Reads a file holding secrets, refusing one that other users can read.
-fn read_private_file(file_key: &str, path: &Path) -> Result<String, ConfigError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| invalid(file_key, format!("cannot read {}: {e}", path.display())))?;
-        // Refuse a secret others can read: it is probably not the file the operator
-        // meant to protect (garage's rule). systemd credentials are 0400.
-        if meta.permissions().mode() & 0o007 != 0 {
-            return Err(invalid(
-                file_key,
-                format!(
-                    "{} is accessible to other users; chmod o-rwx it",
-                    path.display()
-                ),
-            ));
-        }
-    }
-    std::fs::read_to_string(path)
-        .map_err(|e| invalid(file_key, format!("cannot read {}: {e}", path.display())))
 }
 
 fn ser_display_vec<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {

@@ -73,6 +73,7 @@ pub mod reconcile;
 pub mod retry;
 pub mod sample;
 pub mod schedule;
+pub mod secret;
 pub mod shutdown;
 pub mod state;
 pub mod store;

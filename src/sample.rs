@@ -241,7 +241,7 @@ pub fn zengapay_signature(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn first_token(tokens: &[crate::config::Secret]) -> Option<&str> {
+fn first_token(tokens: &[crate::secret::Secret]) -> Option<&str> {
     tokens.first().map(|t| t.expose())
 }
 

@@ -639,7 +639,7 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
             };
             // Destinations are stored redacted (a token in the query stays out of the
             // database), so the redacted form is also the key.
-            let shown = crate::config::redacted_url(&url);
+            let shown = crate::secret::redacted_url(&url);
             let key = shown.clone();
             let was = store
                 .write_blocking(move |c| events::enable_destination(c, &key, now))

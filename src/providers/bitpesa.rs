@@ -15,8 +15,9 @@ use super::{
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::{BitPesaConfig, Secret};
+use crate::config::BitPesaConfig;
 use crate::money::{decimal_text, Money};
+use crate::secret::Secret;
 use crate::state::Status;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
@@ -110,7 +111,7 @@ impl Provider for BitPesa {
             // name, a path prefix): name the URL payhook checked, its query redacted.
             tracing::info!(
                 provider = "bitpesa",
-                expected_url = %crate::config::redacted_url(&signed_url),
+                expected_url = %crate::secret::redacted_url(&signed_url),
                 "BitPesa signature mismatch: payhook expected the signature over expected_url; \
                  if TransferZero signs another URL, set providers.bitpesa.webhook_url (or public_base_url) to it"
             );

@@ -36,8 +36,9 @@ use super::{
     PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
     VerifiedCallback, VerifyError,
 };
-use crate::config::{DarajaApi, DarajaConfig, Secret};
+use crate::config::{DarajaApi, DarajaConfig};
 use crate::money::Money;
+use crate::secret::Secret;
 use crate::state::Status;
 use base64::Engine;
 use bytes::Bytes;

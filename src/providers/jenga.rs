@@ -24,8 +24,9 @@ use super::{
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::{JengaConfig, Secret};
+use crate::config::JengaConfig;
 use crate::money::{decimal_text, Money};
+use crate::secret::Secret;
 use crate::state::Status;
 use base64::Engine;
 use bytes::Bytes;

@@ -14,11 +14,11 @@ pub mod jenga;
 pub mod tujenge;
 pub mod zengapay;
 
-use crate::config::Secret;
 pub use crate::domain::{
     report_fingerprint, sha256_hex, CallbackEvent, Coverage, Kinds, ParseError, PendingTxn,
     ProviderId, StatusReport, TxnKind, UnknownProvider, VerifiedCallback,
 };
+use crate::secret::Secret;
 use bytes::Bytes;
 use hmac::Mac;
 use http::{HeaderMap, StatusCode};

@@ -23,7 +23,8 @@ use super::{
     sha256_hex, CallbackEvent, ParseError, Provider, ProviderId, RawCallback, StatusReport,
     TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::{Secret, TujengeConfig};
+use crate::config::TujengeConfig;
+use crate::secret::Secret;
 use crate::state::Status;
 
 /// The Tujenge provider.

@@ -20,8 +20,9 @@ use super::{
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, SweepPage, TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::{Secret, ZengaPayConfig};
+use crate::config::ZengaPayConfig;
 use crate::money::{decimal_text, Money};
+use crate::secret::Secret;
 use crate::state::Status;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};

@@ -21,11 +21,12 @@
 //! stay pure and `store::polls` owns the SQL.
 
 use crate::clock;
-use crate::config::{Config, PollConfig, Secret};
+use crate::config::{Config, PollConfig};
 use crate::domain::{PendingTxn, ProviderId};
 use crate::outbound::HttpClient;
 use crate::providers::{PollError, PollInputs, Provider};
 use crate::schedule;
+use crate::secret::Secret;
 use crate::store::polls::{self, ClaimPlan, PollRecord};
 use crate::store::transactions::{Applied, Outcome};
 use crate::store::StoreError;

@@ -600,7 +600,7 @@ pub struct PollRow {
 }
 
 fn redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::config::redacted_url(url))
+    s.serialize_str(&crate::secret::redacted_url(url))
 }
 
 /// A delivery attempt, as `events show` prints it.

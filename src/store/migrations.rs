@@ -194,7 +194,7 @@ mod tests {
             let sql =
                 format!("SELECT substr('{once}', 1, instr('{once}', '?') - 1) || '?[redacted]'");
             let twice: String = conn.query_row(&sql, [], |r| r.get(0)).unwrap();
-            assert_eq!(twice, crate::config::redacted_url(url), "{url}");
+            assert_eq!(twice, crate::secret::redacted_url(url), "{url}");
         }
     }
 
