@@ -74,6 +74,7 @@ pub mod retry;
 pub mod sample;
 pub mod schedule;
 pub mod secret;
+pub mod section;
 pub mod shutdown;
 pub mod state;
 pub mod store;

@@ -13,8 +13,8 @@
 //! before the old one goes), nothing is looked up before the tag checks out, and a URL
 //! minted for one provider never verifies on another's route.
 
-use crate::config::DARAJA_BANNED_URL_WORDS;
 use crate::domain::ProviderId;
+use crate::providers::daraja::DARAJA_BANNED_URL_WORDS;
 use crate::secret::Secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -83,152 +83,183 @@ pub fn build(
     if !valid_amount {
         return Err(SampleError::BadAmount(amount.clone()));
     }
-    // A JSON number exactly as written: providers send amounts as numbers.
-    let number =
-        || -> serde_json::Value { serde_json::from_str(amount).unwrap_or_else(|_| json!(amount)) };
-    let r = &spec.reference;
-    let status_word = |s: SampleStatus| match s {
+    let ctx = Sample {
+        cfg,
+        provider,
+        spec,
+        amount,
+    };
+    match provider {
+        ProviderId::ZengaPay => zengapay(&ctx),
+        ProviderId::BitPesa => bitpesa(&ctx),
+        ProviderId::Daraja => daraja(&ctx),
+        ProviderId::Jenga => jenga(&ctx),
+        ProviderId::Tujenge => tujenge(&ctx),
+    }
+}
+
+/// What every provider's sample is built from.
+#[derive(Clone, Copy)]
+struct Sample<'a> {
+    cfg: &'a Config,
+    provider: ProviderId,
+    spec: &'a SampleSpec,
+    amount: &'a str,
+}
+
+impl Sample<'_> {
+    /// The provider's table, of type `T`.
+    fn table<T: crate::providers::ProviderConfig>(&self) -> Result<&T, SampleError> {
+        self.cfg
+            .providers
+            .get::<T>()
+            .ok_or(SampleError::NotConfigured(self.provider))
+    }
+
+    /// A JSON number exactly as written: providers send amounts as numbers.
+    fn number(&self) -> serde_json::Value {
+        serde_json::from_str(self.amount).unwrap_or_else(|_| json!(self.amount))
+    }
+}
+
+/// The status as `send-test` spells it.
+fn status_word(s: SampleStatus) -> &'static str {
+    match s {
         SampleStatus::Succeeded => "succeeded",
         SampleStatus::Failed => "failed",
         SampleStatus::Pending => "pending",
-    };
-    let providers = &cfg.providers;
-    match provider {
-        ProviderId::ZengaPay => {
-            let z = providers
-                .zengapay
-                .as_ref()
-                .ok_or(SampleError::NotConfigured(provider))?;
-            let (event, status) = match spec.status {
-                SampleStatus::Succeeded => ("collection.success", "SUCCEEDED"),
-                SampleStatus::Failed => ("collection.failed", "FAILED"),
-                SampleStatus::Pending => ("collection.pending", "PENDING"),
-            };
-            let body = json!({"event": event, "data": {
-                "transactionStatus": status, "transactionReference": r,
-                "transactionExternalReference": format!("order-{r}"),
-                "MNOTransactionReferenceId": "42026012031", "currencyCode": "UGX-MTNMM",
-                "amount": amount, "msisdn": "256772000001", "channel": "API",
-                "transactionType": "INBOUND_MSISDN_CREDIT",
-                "transactionInitiationDate": "2026-11-23 13:16:43",
-                "transactionCompletionDate": "2026-11-23 13:16:55"}})
-            .to_string()
-            .into_bytes();
-            let sig = zengapay_signature(z.secret_hash.expose(), &body);
-            Ok(SampleCallback {
-                path: "/callbacks/zengapay".into(),
-                headers: vec![("X-ZENGAPAY-SIGNATURE".into(), sig)],
-                body,
-                provider_ref: r.clone(),
-                signed_as: "HMAC-SHA256 of the raw body, hex, in X-ZENGAPAY-SIGNATURE".into(),
-            })
-        }
-        ProviderId::BitPesa => {
-            let b = providers
-                .bitpesa
-                .as_ref()
-                .ok_or(SampleError::NotConfigured(provider))?;
-            let path = "/callbacks/bitpesa";
-            let url = match (&b.webhook_url, &cfg.public_base_url) {
-                (Some(u), _) => u.clone(),
-                (None, Some(base)) => format!("{base}{path}"),
-                (None, None) => return Err(SampleError::NoPublicUrl),
-            };
-            let (event, state) = match spec.status {
-                SampleStatus::Succeeded => ("transaction.paid_out", "paid"),
-                SampleStatus::Failed => ("transaction.canceled", "canceled"),
-                SampleStatus::Pending => ("transaction.processing", "processing"),
-            };
-            let body = json!({"webhook": "fd599451-4f3c-4045-91e1-d68ed12ffb75",
-                "event": event, "object": {"id": r, "state": state,
-                "external_id": format!("order-{r}"), "input_amount": number(),
-                "input_currency": "KES"}})
-            .to_string()
-            .into_bytes();
-            let sig =
-                crate::providers::bitpesa::sign(&b.api_secret, &spec.nonce, "POST", &url, &body);
-            Ok(SampleCallback {
-                path: path.into(),
-                headers: vec![
-                    ("Authorization-Key".into(), b.api_key.expose().to_string()),
-                    ("Authorization-Nonce".into(), spec.nonce.clone()),
-                    ("Authorization-Signature".into(), sig),
-                ],
-                body,
-                provider_ref: r.clone(),
-                signed_as: format!("HMAC-SHA512 of nonce&POST&{url}&sha512hex(body), hex"),
-            })
-        }
-        ProviderId::Daraja => {
-            let d = providers
-                .daraja
-                .as_ref()
-                .ok_or(SampleError::NotConfigured(provider))?;
-            let body = stk_body(r, number(), spec.status, provider)?;
-            let token =
-                first_token(&d.callback_tokens).ok_or(SampleError::NotConfigured(provider))?;
-            Ok(SampleCallback {
-                path: format!("/callbacks/daraja/{token}/stk"),
-                headers: Vec::new(),
-                body,
-                provider_ref: r.clone(),
-                signed_as: "the secret callback token in the path (Daraja signs nothing)".into(),
-            })
-        }
-        ProviderId::Jenga => {
-            let j = providers
-                .jenga
-                .as_ref()
-                .ok_or(SampleError::NotConfigured(provider))?;
-            let status = match spec.status {
-                SampleStatus::Succeeded => "SUCCESS",
-                SampleStatus::Failed => "FAILED",
-                SampleStatus::Pending => {
-                    return Err(SampleError::NoSuchStatus(
-                        provider,
-                        status_word(spec.status),
-                    ))
-                }
-            };
-            let body = json!({"callbackType": "IPN",
-                "customer": {"name": "John Doe", "mobileNumber": "254712345678", "reference": format!("order-{r}")},
-                "transaction": {"date": "2026-11-23 14:15:20", "reference": r, "paymentMode": "MPESA",
-                    "amount": number(), "currency": "KES", "billNumber": "INVZCF", "servedBy": "EQ",
-                    "additionalInfo": "payhook send-test", "orderAmount": number(), "serviceCharge": 0,
-                    "orderCurrency": "KES", "status": status, "remarks": "00:Approved"},
-                "bank": {"reference": r, "transactionType": "C", "account": null}})
-            .to_string()
-            .into_bytes();
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                j.ipn_username.expose(),
-                j.ipn_password.expose()
-            ));
-            Ok(SampleCallback {
-                path: "/callbacks/jenga".into(),
-                headers: vec![("Authorization".into(), format!("Basic {basic}"))],
-                body,
-                provider_ref: r.clone(),
-                signed_as: "HTTP Basic with the IPN username and password".into(),
-            })
-        }
-        ProviderId::Tujenge => {
-            let t = providers
-                .tujenge
-                .as_ref()
-                .ok_or(SampleError::NotConfigured(provider))?;
-            let body = stk_body(r, number(), spec.status, provider)?;
-            let token =
-                first_token(&t.callback_tokens).ok_or(SampleError::NotConfigured(provider))?;
-            Ok(SampleCallback {
-                path: format!("/callbacks/tujenge/{token}"),
-                headers: Vec::new(),
-                body,
-                provider_ref: format!("tok_{}", crate::providers::daraja::token_id(token)),
-                signed_as: "the secret callback token in the path (Tujenge signs nothing)".into(),
-            })
-        }
     }
+}
+
+/// A ZengaPay sample.
+fn zengapay(ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let z = ctx.table::<crate::providers::zengapay::ZengaPayConfig>()?;
+    let (event, status) = match spec.status {
+        SampleStatus::Succeeded => ("collection.success", "SUCCEEDED"),
+        SampleStatus::Failed => ("collection.failed", "FAILED"),
+        SampleStatus::Pending => ("collection.pending", "PENDING"),
+    };
+    let body = json!({"event": event, "data": {
+        "transactionStatus": status, "transactionReference": r,
+        "transactionExternalReference": format!("order-{r}"),
+        "MNOTransactionReferenceId": "42026012031", "currencyCode": "UGX-MTNMM",
+        "amount": ctx.amount, "msisdn": "256772000001", "channel": "API",
+        "transactionType": "INBOUND_MSISDN_CREDIT",
+        "transactionInitiationDate": "2026-11-23 13:16:43",
+        "transactionCompletionDate": "2026-11-23 13:16:55"}})
+    .to_string()
+    .into_bytes();
+    let sig = zengapay_signature(z.secret_hash.expose(), &body);
+    Ok(SampleCallback {
+        path: "/callbacks/zengapay".into(),
+        headers: vec![("X-ZENGAPAY-SIGNATURE".into(), sig)],
+        body,
+        provider_ref: r.clone(),
+        signed_as: "HMAC-SHA256 of the raw body, hex, in X-ZENGAPAY-SIGNATURE".into(),
+    })
+}
+
+/// A BitPesa sample.
+fn bitpesa(ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let b = ctx.table::<crate::providers::bitpesa::BitPesaConfig>()?;
+    let path = "/callbacks/bitpesa";
+    let url = match (&b.webhook_url, &ctx.cfg.public_base_url) {
+        (Some(u), _) => u.clone(),
+        (None, Some(base)) => format!("{base}{path}"),
+        (None, None) => return Err(SampleError::NoPublicUrl),
+    };
+    let (event, state) = match spec.status {
+        SampleStatus::Succeeded => ("transaction.paid_out", "paid"),
+        SampleStatus::Failed => ("transaction.canceled", "canceled"),
+        SampleStatus::Pending => ("transaction.processing", "processing"),
+    };
+    let body = json!({"webhook": "fd599451-4f3c-4045-91e1-d68ed12ffb75",
+        "event": event, "object": {"id": r, "state": state,
+        "external_id": format!("order-{r}"), "input_amount": ctx.number(),
+        "input_currency": "KES"}})
+    .to_string()
+    .into_bytes();
+    let sig = crate::providers::bitpesa::sign(&b.api_secret, &spec.nonce, "POST", &url, &body);
+    Ok(SampleCallback {
+        path: path.into(),
+        headers: vec![
+            ("Authorization-Key".into(), b.api_key.expose().to_string()),
+            ("Authorization-Nonce".into(), spec.nonce.clone()),
+            ("Authorization-Signature".into(), sig),
+        ],
+        body,
+        provider_ref: r.clone(),
+        signed_as: format!("HMAC-SHA512 of nonce&POST&{url}&sha512hex(body), hex"),
+    })
+}
+
+/// A Daraja sample.
+fn daraja(ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let d = ctx.table::<crate::providers::daraja::DarajaConfig>()?;
+    let body = stk_body(r, ctx.number(), spec.status, ctx.provider)?;
+    let token = first_token(&d.callback_tokens).ok_or(SampleError::NotConfigured(ctx.provider))?;
+    Ok(SampleCallback {
+        path: format!("/callbacks/daraja/{token}/stk"),
+        headers: Vec::new(),
+        body,
+        provider_ref: r.clone(),
+        signed_as: "the secret callback token in the path (Daraja signs nothing)".into(),
+    })
+}
+
+/// A Jenga sample.
+fn jenga(ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let j = ctx.table::<crate::providers::jenga::JengaConfig>()?;
+    let status = match spec.status {
+        SampleStatus::Succeeded => "SUCCESS",
+        SampleStatus::Failed => "FAILED",
+        SampleStatus::Pending => {
+            return Err(SampleError::NoSuchStatus(
+                ctx.provider,
+                status_word(spec.status),
+            ))
+        }
+    };
+    let body = json!({"callbackType": "IPN",
+        "customer": {"name": "John Doe", "mobileNumber": "254712345678", "reference": format!("order-{r}")},
+        "transaction": {"date": "2026-11-23 14:15:20", "reference": r, "paymentMode": "MPESA",
+            "amount": ctx.number(), "currency": "KES", "billNumber": "INVZCF", "servedBy": "EQ",
+            "additionalInfo": "payhook send-test", "orderAmount": ctx.number(), "serviceCharge": 0,
+            "orderCurrency": "KES", "status": status, "remarks": "00:Approved"},
+        "bank": {"reference": r, "transactionType": "C", "account": null}})
+    .to_string()
+    .into_bytes();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        j.ipn_username.expose(),
+        j.ipn_password.expose()
+    ));
+    Ok(SampleCallback {
+        path: "/callbacks/jenga".into(),
+        headers: vec![("Authorization".into(), format!("Basic {basic}"))],
+        body,
+        provider_ref: r.clone(),
+        signed_as: "HTTP Basic with the IPN username and password".into(),
+    })
+}
+
+/// A Tujenge sample.
+fn tujenge(ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let t = ctx.table::<crate::providers::tujenge::TujengeConfig>()?;
+    let body = stk_body(r, ctx.number(), spec.status, ctx.provider)?;
+    let token = first_token(&t.callback_tokens).ok_or(SampleError::NotConfigured(ctx.provider))?;
+    Ok(SampleCallback {
+        path: format!("/callbacks/tujenge/{token}"),
+        headers: Vec::new(),
+        body,
+        provider_ref: format!("tok_{}", crate::providers::daraja::token_id(token)),
+        signed_as: "the secret callback token in the path (Tujenge signs nothing)".into(),
+    })
 }
 
 /// ZengaPay's signature of a raw body: HMAC-SHA256 keyed with the secret hash, lowercase

@@ -5,10 +5,10 @@
 //! that hangs fills only its own slots, and its own `failing` flag, so its trouble is
 //! logged for it alone. Delivery state lives in the store per (event, destination).
 
+use super::config::DestinationConfig;
 use super::{
     head, millis, sign, Delivery, ForwardError, LEASE_MARGIN, MAX_ANSWER_BYTES, USER_AGENT,
 };
-use crate::config::DestinationConfig;
 use crate::outbound::{ClientError, Reply};
 use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::store::destinations::{self, Subscription};

@@ -11,6 +11,7 @@
 pub mod bitpesa;
 pub mod daraja;
 pub mod jenga;
+pub mod registry;
 pub mod tujenge;
 pub mod zengapay;
 
@@ -23,8 +24,7 @@ use bytes::Bytes;
 use hmac::Mac;
 use http::{HeaderMap, StatusCode};
 use http_body_util::Full;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+pub use registry::{ProviderConfig, ProvidersConfig, Registry};
 
 /// A request as received, before anything has been checked.
 #[derive(Debug, Clone, Copy)]
@@ -307,48 +307,6 @@ pub trait Provider: Send + Sync {
         _body: &[u8],
     ) -> Result<AccessToken, PollError> {
         Err(PollError::Unsupported)
-    }
-}
-
-/// The enabled providers, built once from configuration.
-#[derive(Clone, Default)]
-pub struct Registry {
-    providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
-}
-
-impl Registry {
-    /// Builds the providers that have a configuration section.
-    pub fn from_config(cfg: &crate::config::Config) -> Registry {
-        let mut providers: BTreeMap<ProviderId, Arc<dyn Provider>> = BTreeMap::new();
-        if let Some(c) = &cfg.providers.zengapay {
-            providers.insert(ProviderId::ZengaPay, Arc::new(zengapay::ZengaPay::new(c)));
-        }
-        if let Some(c) = &cfg.providers.bitpesa {
-            providers.insert(
-                ProviderId::BitPesa,
-                Arc::new(bitpesa::BitPesa::new(c, cfg.public_base_url.as_deref())),
-            );
-        }
-        if let Some(c) = &cfg.providers.daraja {
-            providers.insert(ProviderId::Daraja, Arc::new(daraja::Daraja::new(c)));
-        }
-        if let Some(c) = &cfg.providers.jenga {
-            providers.insert(ProviderId::Jenga, Arc::new(jenga::Jenga::new(c)));
-        }
-        if let Some(c) = &cfg.providers.tujenge {
-            providers.insert(ProviderId::Tujenge, Arc::new(tujenge::Tujenge::new(c)));
-        }
-        Registry { providers }
-    }
-
-    /// The provider, if enabled.
-    pub fn get(&self, id: ProviderId) -> Option<&Arc<dyn Provider>> {
-        self.providers.get(&id)
-    }
-
-    /// Enabled providers, in [`ProviderId`] order.
-    pub fn ids(&self) -> impl Iterator<Item = ProviderId> + '_ {
-        self.providers.keys().copied()
     }
 }
 

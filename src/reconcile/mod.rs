@@ -21,12 +21,13 @@
 //! stay pure and `store::polls` owns the SQL.
 
 use crate::clock;
-use crate::config::{Config, PollConfig};
+use crate::config::Config;
 use crate::domain::{PendingTxn, ProviderId};
 use crate::outbound::HttpClient;
 use crate::providers::{PollError, PollInputs, Provider};
 use crate::schedule;
 use crate::secret::Secret;
+use crate::section::PollConfig;
 use crate::store::polls::{self, ClaimPlan, PollRecord};
 use crate::store::transactions::{Applied, Outcome};
 use crate::store::StoreError;
@@ -337,15 +338,7 @@ pub async fn step_provider(
 /// The sweep settings of `provider` (interval, lookback), when it has a statement to
 /// sweep and sweeping is on.
 pub fn sweep_plan(config: &Config, provider: ProviderId) -> Option<(Duration, Duration)> {
-    match provider {
-        ProviderId::ZengaPay => config
-            .providers
-            .zengapay
-            .as_ref()
-            .filter(|z| z.api_token.is_some() && !z.sweep_interval.is_zero())
-            .map(|z| (z.sweep_interval, z.sweep_lookback)),
-        _ => None,
-    }
+    config.providers.table(provider).and_then(|t| t.sweep())
 }
 
 /// One statement sweep of `provider` over `[now - lookback, now]`: reads every page

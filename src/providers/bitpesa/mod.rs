@@ -10,16 +10,18 @@
 //! Status: `GET /v1/transactions/{id}`, signed like any request, a GET hashing the empty
 //! body; the answer wraps the transaction in `"object"`.
 
+pub mod config;
+
 use super::{
     ct_eq, header_str, json_reply, path_segment, verify_hex_mac, CallbackEvent, ParseError,
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::BitPesaConfig;
 use crate::money::{decimal_text, Money};
 use crate::secret::Secret;
 use crate::state::Status;
 use bytes::Bytes;
+pub use config::BitPesaConfig;
 use hmac::{Hmac, Mac};
 use http::StatusCode;
 use http_body_util::Full;

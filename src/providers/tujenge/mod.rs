@@ -18,14 +18,16 @@
 //! deadline (there is no status endpoint to ask). Deduplication is on the token and
 //! the SHA-256 of the body.
 
+pub mod config;
+
 use super::daraja::{self, match_token, split_path, token_id};
 use super::{
     sha256_hex, CallbackEvent, ParseError, Provider, ProviderId, RawCallback, StatusReport,
     TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::TujengeConfig;
 use crate::secret::Secret;
 use crate::state::Status;
+pub use config::TujengeConfig;
 
 /// The Tujenge provider.
 pub struct Tujenge {

@@ -19,17 +19,19 @@
 //! SUCCEEDED, 1 FAILED (except `data.code` 400105, "unknown status": INDETERMINATE), -1
 //! PENDING. Signing uses `ring`, already in the tree for TLS, so no RSA crate is added.
 
+pub mod config;
+
 use super::{
     ct_eq, header_str, json_reply, path_segment, AccessToken, CallbackEvent, ParseError,
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::JengaConfig;
 use crate::money::{decimal_text, Money};
 use crate::secret::Secret;
 use crate::state::Status;
 use base64::Engine;
 use bytes::Bytes;
+pub use config::JengaConfig;
 use http::StatusCode;
 use http_body_util::Full;
 use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
@@ -484,7 +486,7 @@ mod tests {
 
     #[test]
     fn pem_keys_parse_and_other_blocks_are_named() {
-        let pem = include_str!("../../fixtures/jenga/test_private_key.pem");
+        let pem = include_str!("../../../fixtures/jenga/test_private_key.pem");
         let key = signing_key(pem).unwrap();
         assert_eq!(key.public().modulus_len(), 256);
         let err = signing_key("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----")
@@ -496,11 +498,11 @@ mod tests {
 
     #[test]
     fn the_signature_matches_openssl() {
-        let pem = include_str!("../../fixtures/jenga/test_private_key.pem");
+        let pem = include_str!("../../../fixtures/jenga/test_private_key.pem");
         let key = signing_key(pem).unwrap();
         // fixtures/README.md: `printf %s 328411183176 | openssl dgst -sha256 -sign
         // test_private_key.pem | base64 -w0`.
-        let expected = include_str!("../../fixtures/jenga/signature_328411183176.b64");
+        let expected = include_str!("../../../fixtures/jenga/signature_328411183176.b64");
         assert_eq!(sign(&key, "328411183176").unwrap(), expected.trim());
     }
 

@@ -31,17 +31,19 @@
 //! [`result_status`] (ResultCode → status and reason), [`named_values`] / [`lookup`]
 //! (metadata items read by name), [`value_text`], [`parse_transaction_status`].
 
+pub mod config;
+
 use super::{
     ct_eq, json_reply, sha256_hex, AccessToken, Ack, CallbackEvent, ParseError, PendingTxn,
     PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
     VerifiedCallback, VerifyError,
 };
-use crate::config::{DarajaApi, DarajaConfig};
 use crate::money::Money;
 use crate::secret::Secret;
 use crate::state::Status;
 use base64::Engine;
 use bytes::Bytes;
+pub use config::{DarajaApi, DarajaConfig, DARAJA_BANNED_URL_WORDS, DARAJA_SENDER_IPS};
 use http::StatusCode;
 use http_body_util::Full;
 use serde::Deserialize;

@@ -15,16 +15,18 @@
 //! ones payhook does not know, so a payment whose callback was lost and that nobody
 //! registered is still found.
 
+pub mod config;
+
 use super::{
     header_str, json_reply, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError,
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, SweepPage, TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::ZengaPayConfig;
 use crate::money::{decimal_text, Money};
 use crate::secret::Secret;
 use crate::state::Status;
 use bytes::Bytes;
+pub use config::{ZengaPayConfig, DEFAULT_SWEEP_INTERVAL, DEFAULT_SWEEP_LOOKBACK};
 use hmac::{Hmac, Mac};
 use http::StatusCode;
 use http_body_util::Full;
