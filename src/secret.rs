@@ -141,3 +141,31 @@ pub fn read_secret_lines(key: &str, path: &Path) -> Result<Vec<Secret>, SecretEr
         .map(Secret::new)
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::providers::zengapay::ZengaPayConfig;
+
+    #[test]
+    fn secret_files_are_read_trimmed_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("zp");
+        std::fs::write(&f, "from-file\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = "[providers.zengapay]\nsecret_hash_file = \"zp\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        assert_eq!(
+            c.providers
+                .get::<ZengaPayConfig>()
+                .unwrap()
+                .secret_hash
+                .expose(),
+            "from-file"
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("other users"), "{err}");
+    }
+}

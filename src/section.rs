@@ -581,3 +581,35 @@ pub(crate) fn ser_display_vec<S: Serializer, T: std::fmt::Display>(
 ) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(|x| x.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit_and_print_back() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("15m", 900_000),
+            ("24h", 86_400_000),
+            ("3d", 259_200_000),
+            (" 10s ", 10_000),
+        ] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(d, Duration::from_millis(ms), "{text}");
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1.5h",
+            "-3s",
+            "3 weeks",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

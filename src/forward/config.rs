@@ -495,3 +495,237 @@ pub(crate) fn operator_destinations(
     }
     Ok((forward_url, destinations))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const K1: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const K2: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    #[test]
+    fn no_forward_section_means_forwarding_is_off() {
+        assert!(Config::from_toml("", Path::new("."))
+            .unwrap()
+            .forward
+            .is_none());
+    }
+
+    #[test]
+    fn forward_defaults_retry_for_at_least_three_days() {
+        let c = Config::from_toml(
+            &format!("[forward]\nurl = \"https://merchant.example/hooks\"\nsecrets = [\"{K1}\"]\n"),
+            Path::new("."),
+        )
+        .unwrap();
+        let f = c.forward.unwrap();
+        assert_eq!(f.timeout, Duration::from_secs(10));
+        assert!(f.retry_horizon >= Duration::from_secs(3 * 24 * 3600));
+        assert_eq!(f.max_in_flight, DEFAULT_FORWARD_MAX_IN_FLIGHT);
+        let p = f.retry_policy();
+        assert_eq!(p.first, Duration::from_secs(30));
+        assert_eq!(p.horizon, f.retry_horizon);
+    }
+
+    #[test]
+    fn forward_secrets_never_print() {
+        let c = Config::from_toml(
+            &format!(
+                "[forward]\nurl = \"https://merchant.example/hooks?token=tok-SECRET-9\"\nsecrets = [\"{K1}\", \"{K2}\"]\ntimeout = \"5s\"\nretry_horizon = \"4d\"\n"
+            ),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            c.forward.as_ref().unwrap().url.as_ref().unwrap().as_str(),
+            "https://merchant.example/hooks?token=tok-SECRET-9",
+            "deliveries go to the URL as configured"
+        );
+        let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+        assert!(
+            shown.contains("https://merchant.example/hooks?[redacted]"),
+            "{shown}"
+        );
+        for secret in [K1, K2, "MfKQ9r8", "C2FVsBQ", "tok-SECRET-9"] {
+            assert!(!shown.contains(secret), "{secret} leaked in:\n{shown}");
+        }
+        assert!(shown.contains("timeout = \"5s\""), "{shown}");
+        assert!(shown.contains("retry_horizon = \"4d\""), "{shown}");
+        // The redacted output is itself a valid file, less its secrets.
+        assert!(shown.contains("[forward]"), "{shown}");
+    }
+
+    #[test]
+    fn forward_errors_name_the_key_and_never_the_secret() {
+        let url = "url = \"https://m.example/h\"";
+        let cases = [
+            (format!("[forward]\nsecrets = [\"{K1}\"]"), "forward.url"),
+            (format!("[forward]\n{url}"), "forward.secrets"),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\", \"hunter2-not-whsec\"]"),
+                "forward.secrets[1]",
+            ),
+            (format!("[forward]\n{url}\nsecrets = []"), "forward.secrets"),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\ntimeout = \"10\""),
+                "forward.timeout",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretry_horizon = \"3x\""),
+                "forward.retry_horizon",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nmax_in_flight = 0"),
+                "forward.max_in_flight",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretry_first_after = \"2h\"\nretry_max_interval = \"1h\""),
+                "forward.retry_max_interval",
+            ),
+            (
+                format!("[forward]\nurl = \"https://u:p@m.example/h\"\nsecrets = [\"{K1}\"]"),
+                "forward.url",
+            ),
+            (
+                format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nsecrets_file = \"x\""),
+                "not both",
+            ),
+            (format!("[forward]\n{url}\nsecrets = [\"{K1}\"]\nretries = 3"), "retries"),
+        ];
+        // Every secret an input holds (the signing key, its base64 body, a value that is
+        // not a key, a URL's credentials) must stay out of the error it gives.
+        let secrets = [K1, &K1["whsec_".len()..], "hunter2", "u:p@"];
+        let mut with_secret = 0;
+        for (text, needle) in cases {
+            let err = Config::from_toml(&text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(needle),
+                "{text:?} gave {err:?}, expected {needle:?}"
+            );
+            let held: Vec<&str> = secrets.into_iter().filter(|s| text.contains(s)).collect();
+            with_secret += usize::from(!held.is_empty());
+            for secret in held {
+                assert!(!err.contains(secret), "{secret} leaked in {err:?}");
+            }
+        }
+        // Only the two inputs without any secret (no or empty `secrets`) escape the check.
+        assert_eq!(with_secret, 9);
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("."))
+    }
+
+    #[test]
+    fn forward_destinations_take_the_top_timing_as_defaults_and_the_url_is_default() {
+        let c = parse(&format!(
+            "[forward]\nurl = \"https://m.example/h\"\nsecrets = [\"{K1}\"]\ntimeout = \"5s\"\n\
+             [[forward.destinations]]\nname = \"ledger-2\"\nurl = \"https://l.example/h\"\n\
+             secrets = [\"{K2}\"]\nretry_horizon = \"1d\"\ntypes = [\"transaction.failed\"]\n\
+             providers = [\"daraja\"]\nbackfill = true\n"
+        ))
+        .unwrap();
+        let f = c.forward.unwrap();
+        let names: Vec<&str> = f.destinations.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["default", "ledger-2"]);
+        let (def, ledger) = (&f.destinations[0], &f.destinations[1]);
+        assert!(def.backfill && def.types.is_none());
+        assert_eq!(ledger.timeout, Duration::from_secs(5));
+        assert_eq!(ledger.retry_horizon, Duration::from_secs(86_400));
+        assert_eq!(def.retry_horizon, DEFAULT_FORWARD_RETRY_HORIZON);
+        assert_eq!(
+            ledger.types.as_deref(),
+            Some(&["transaction.failed".to_string()][..])
+        );
+        assert!(ledger.backfill);
+        // Without a url there is no default destination.
+        let only = parse(&format!(
+            "[[forward.destinations]]\nname = \"a\"\nurl = \"https://a.example/h\"\nsecrets = [\"{K1}\"]\n"
+        ))
+        .unwrap()
+        .forward
+        .unwrap();
+        assert!(only.url.is_none() && !only.destinations[0].backfill);
+    }
+
+    #[test]
+    fn forward_destination_errors_name_the_key() {
+        let d = |extra: &str| {
+            format!("[[forward.destinations]]\nname = \"a\"\nurl = \"https://a.example/h\"\nsecrets = [\"{K1}\"]\n{extra}")
+        };
+        for (text, key) in [
+            (
+                format!(
+                    "[[forward.destinations]]\nurl = \"https://a.example/h\"\nsecrets = [\"{K1}\"]"
+                ),
+                "forward.destinations[0].name",
+            ),
+            (
+                d("").replace("name = \"a\"", "name = \"Orders\""),
+                "forward.destinations[0].name",
+            ),
+            (
+                format!("{}{}", d(""), d("")),
+                "forward.destinations[1].name",
+            ),
+            (
+                d("types = [\"transaction.paid\"]"),
+                "forward.destinations[0].types",
+            ),
+            (d("types = []"), "forward.destinations[0].types"),
+            (
+                d("providers = [\"paypal\"]"),
+                "forward.destinations[0].providers",
+            ),
+            (d("timeout = \"0s\""), "forward.destinations[0].timeout"),
+            (
+                d("").replace("secrets = [\"", "secrets = [\"x"),
+                "forward.destinations[0].secrets[0]",
+            ),
+            (
+                format!("[forward]\nsecrets = [\"{K1}\"]\n{}", d("")),
+                "forward.secrets",
+            ),
+            (
+                format!(
+                    "[forward]\nurl = \"https://m.example/h\"\nsecrets = [\"{K1}\"]\n{}",
+                    d("").replace("\"a\"", "\"default\"")
+                ),
+                "forward.destinations[0].name",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+            assert!(!err.contains(&K1[6..]), "{err}");
+        }
+    }
+
+    #[test]
+    fn forward_secrets_file_holds_one_secret_a_line_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("merchant-secrets");
+        std::fs::write(&f, format!("# new one first\n{K2}\n\n{K1}\n")).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = "[forward]\nurl = \"http://127.0.0.1:9/h\"\nsecrets_file = \"merchant-secrets\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        let got: Vec<&str> = c
+            .forward
+            .as_ref()
+            .unwrap()
+            .secrets
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(got, [K2, K1]);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("forward.secrets_file") && err.contains("other users"),
+            "{err}"
+        );
+    }
+}

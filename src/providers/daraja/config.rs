@@ -219,3 +219,188 @@ impl ProviderConfig for DarajaConfig {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::providers::jenga::JengaConfig;
+    use std::path::Path;
+
+    #[test]
+    fn daraja_defaults_to_the_published_senders_enforced_and_confirmed() {
+        let c = Config::from_toml(
+            "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]",
+            Path::new("."),
+        )
+        .unwrap();
+        let d = c.providers.get::<DarajaConfig>().unwrap();
+        assert_eq!(d.access.allowed_ips.len(), 12);
+        assert_eq!(d.access.ip_policy, IpPolicy::Enforce);
+        assert!(d.confirm_unsigned);
+        assert!(c.providers.confirm_unsigned(ProviderId::Daraja));
+        assert!(c.providers.access(ProviderId::Jenga).is_none());
+        let c = Config::from_toml(
+            "[providers.tujenge]\ncallback_tokens = [\"tujenge-token-000001\"]\n\
+             confirm_unsigned = false\nip_policy = \"log-only\"\nallowed_ips = [\"10.0.0.0/8\", \"192.0.2.7\"]",
+            Path::new("."),
+        )
+        .unwrap();
+        let t = c.providers.access(ProviderId::Tujenge).unwrap();
+        assert_eq!(t.ip_policy, IpPolicy::LogOnly);
+        assert_eq!(t.allowed_ips[1].to_string(), "192.0.2.7/32");
+        assert!(!c.providers.confirm_unsigned(ProviderId::Tujenge));
+        // Jenga and Tujenge check no address unless told to.
+        let c = Config::from_toml(
+            "[providers.jenga]\nipn_username = \"u\"\nipn_password = \"p\"",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(c
+            .providers
+            .access(ProviderId::Jenga)
+            .unwrap()
+            .allowed_ips
+            .is_empty());
+    }
+
+    #[test]
+    fn callback_tokens_are_checked_without_printing_them() {
+        let cases = [
+            ("[]", "at least one token"),
+            ("[\"short-token\"]", "token #1 is shorter"),
+            (
+                "[\"d4r4j4-t0k3n-000001\", \"has/slash/inside-it\"]",
+                "token #2 may only contain",
+            ),
+            ("[\"my-MPESA-token-0001\"]", "\"mpesa\""),
+            ("[\"token-for-sqlite-001\"]", "\"sql\""),
+        ];
+        for (tokens, needle) in cases {
+            let text = format!("[providers.daraja]\ncallback_tokens = {tokens}");
+            let err = Config::from_toml(&text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{tokens}: {err}");
+            assert!(err.contains("providers.daraja.callback_tokens"), "{err}");
+            for t in ["short-token", "has/slash", "MPESA-token", "sqlite"] {
+                assert!(!err.contains(t), "{err} shows the token");
+            }
+        }
+        // Tujenge has no banned words (only Daraja refuses them).
+        let text = "[providers.tujenge]\ncallback_tokens = [\"token-for-sqlite-001\"]";
+        assert!(Config::from_toml(text, Path::new(".")).is_ok());
+        let both = "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]\ncallback_tokens_file = \"x\"";
+        let err = Config::from_toml(both, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
+        for unknown in ["ip_polcy = \"enforce\"", "ip_policy = \"warn\""] {
+            let text = format!(
+                "[providers.daraja]\ncallback_tokens = [\"d4r4j4-t0k3n-000001\"]\n{unknown}"
+            );
+            assert!(
+                Config::from_toml(&text, Path::new(".")).is_err(),
+                "{unknown}"
+            );
+        }
+    }
+
+    #[test]
+    fn callback_tokens_file_holds_one_token_per_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tokens");
+        std::fs::write(
+            &f,
+            "# rotated 2026-11\nd4r4j4-t0k3n-000001\n\n  d4r4j4-t0k3n-000002  \n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = "[providers.daraja]\ncallback_tokens_file = \"tokens\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        let tokens: Vec<&str> = c
+            .providers
+            .get::<DarajaConfig>()
+            .unwrap()
+            .callback_tokens
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(tokens, ["d4r4j4-t0k3n-000001", "d4r4j4-t0k3n-000002"]);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("callback_tokens_file") && err.contains("other users"),
+            "{err}"
+        );
+        // Jenga credentials by file too.
+        let u = dir.path().join("user");
+        std::fs::write(&u, "ipnuser\n").unwrap();
+        std::fs::set_permissions(&u, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let text = "[providers.jenga]\nipn_username_file = \"user\"\nipn_password = \"ipnpass\"";
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        assert_eq!(
+            c.providers
+                .get::<JengaConfig>()
+                .unwrap()
+                .ipn_username
+                .expose(),
+            "ipnuser"
+        );
+    }
+
+    #[test]
+    fn status_api_credentials_never_print_and_come_all_or_none() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("jenga.pem");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/jenga/test_private_key.pem"
+            ),
+            &key,
+        )
+        .unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = r#"[providers.daraja]
+            callback_tokens = ["path-token-0123456789abcdef"]
+            consumer_key = "dk-SECRET-1"
+            consumer_secret = "dk-SECRET-2"
+            shortcode = "174379"
+            passkey = "dk-SECRET-3"
+            [providers.jenga]
+            ipn_username = "u"
+            ipn_password = "p"
+            merchant_code = "001"
+            api_key = "jg-SECRET-4"
+            consumer_secret = "jg-SECRET-5"
+            private_key_file = "jenga.pem""#;
+        let c = Config::from_toml(text, dir.path()).unwrap();
+        assert!(c.providers.get::<DarajaConfig>().unwrap().api.is_some());
+        let shown = format!("{c:?}\n{}", c.to_redacted_toml());
+        for s in [
+            "dk-SECRET-1",
+            "dk-SECRET-2",
+            "dk-SECRET-3",
+            "jg-SECRET-4",
+            "jg-SECRET-5",
+            "PRIVATE KEY",
+        ] {
+            assert!(!shown.contains(s), "{s} leaked in:\n{shown}");
+        }
+        let partial = text.replace("passkey = \"dk-SECRET-3\"", "");
+        let err = Config::from_toml(&partial, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.daraja.consumer_key"), "{err}");
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = Config::from_toml(text, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("providers.jenga.private_key_file"), "{err}");
+    }
+}

@@ -154,3 +154,29 @@ impl ProviderConfig for ZengaPayConfig {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    #[test]
+    fn zengapay_confirms_field_signed_successes_and_says_when_it_cannot() {
+        let cfg = |extra: &str| {
+            Config::from_toml(
+                &format!("[providers.zengapay]\nsecret_hash = \"s\"\n{extra}"),
+                Path::new("."),
+            )
+            .unwrap()
+        };
+        let c = cfg("");
+        assert!(c.providers.confirm_unsigned(ProviderId::ZengaPay));
+        let w = c.warnings();
+        assert!(w.len() == 1 && w[0].contains("api_token"), "{w:?}");
+        assert!(cfg("api_token = \"t\"").warnings().is_empty());
+        let off = cfg("confirm_unsigned = false");
+        assert!(!off.providers.confirm_unsigned(ProviderId::ZengaPay));
+        assert!(off.warnings().is_empty());
+    }
+}
