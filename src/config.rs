@@ -884,5 +884,4 @@ mod tests {
         assert!(shown.contains("196.201.214.200"), "{shown}");
         assert!(shown.contains("ip_policy = \"enforce\""), "{shown}");
     }
-
 }

@@ -257,7 +257,7 @@ fn tujenge(ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
         path: format!("/callbacks/tujenge/{token}"),
         headers: Vec::new(),
         body,
-        provider_ref: format!("tok_{}", crate::providers::daraja::token_id(token)),
+        provider_ref: format!("tok_{}", crate::providers::path_token::token_id(token)),
         signed_as: "the secret callback token in the path (Tujenge signs nothing)".into(),
     })
 }

@@ -11,6 +11,7 @@
 pub mod bitpesa;
 pub mod daraja;
 pub mod jenga;
+pub mod path_token;
 pub mod registry;
 pub mod tujenge;
 pub mod zengapay;

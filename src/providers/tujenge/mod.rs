@@ -20,7 +20,8 @@
 
 pub mod config;
 
-use super::daraja::{self, match_token, split_path, token_id};
+use super::daraja;
+use super::path_token::{match_token, minted, split_path, token_id};
 use super::{
     sha256_hex, CallbackEvent, ParseError, Provider, ProviderId, RawCallback, StatusReport,
     TxnKind, VerifiedCallback, VerifyError,
@@ -55,7 +56,7 @@ impl Provider for Tujenge {
 
     fn verify(&self, req: &RawCallback<'_>) -> Result<VerifiedCallback, VerifyError> {
         if let Some(payment) = req.payment {
-            return Ok(daraja::minted(ProviderId::Tujenge, payment, req));
+            return Ok(minted(ProviderId::Tujenge, payment, req));
         }
         let (token, _) = split_path(req.path_rest);
         let token = token.ok_or(VerifyError::UnknownToken)?;
