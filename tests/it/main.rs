@@ -22,6 +22,8 @@ mod forward;
 mod hostile;
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
 mod ingest;
+/// The source layout: no import cycle between the spine modules, no file over 900 lines.
+mod layout;
 /// Per-payment callback URLs for Daraja and Tujenge, minted by the admin API and the CLI.
 mod minted;
 /// Money truth: the merchant is told only what an authenticated source stated.
