@@ -243,6 +243,17 @@ pub fn path_segment(s: &str) -> String {
     out
 }
 
+/// A `GET` of a provider's JSON API with `headers` (credentials, signatures) and
+/// `Accept: application/json`: the shape of the providers' status and statement queries.
+pub(crate) fn get_json(url: &str, headers: &[(&str, &str)]) -> Result<StatusRequest, PollError> {
+    let mut req = http::Request::get(url).header(http::header::ACCEPT, "application/json");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.body(Full::new(Bytes::new()))
+        .map_err(|e| PollError::Request(e.to_string()))
+}
+
 /// One provider's wire format and authentication. Implementations do no I/O.
 pub trait Provider: Send + Sync {
     /// Which provider this is.

@@ -513,12 +513,7 @@ async fn poll_one(
                 Err(e) => (None, Err(e.to_string()), None),
                 Ok(reply) => {
                     let code = reply.status.as_u16();
-                    // Honoured on 429 and 503 only, the answers that mean "later" (hook0).
-                    let retry_after = matches!(code, 429 | 503)
-                        .then(|| reply.headers.get(http::header::RETRY_AFTER))
-                        .flatten()
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| crate::retry::parse_retry_after(v, sent_at));
+                    let retry_after = crate::retry::retry_after(&reply, sent_at);
                     let answer = p
                         .parse_status_reply(&txn, reply.status, &reply.body)
                         .map_err(|e| {

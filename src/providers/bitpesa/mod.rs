@@ -13,18 +13,16 @@
 pub mod config;
 
 use super::{
-    ct_eq, header_str, json_reply, path_segment, verify_hex_mac, CallbackEvent, ParseError,
-    PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
+    ct_eq, get_json, header_str, json_reply, path_segment, verify_hex_mac, CallbackEvent,
+    ParseError, PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
 use crate::money::{decimal_text, Money};
 use crate::secret::Secret;
 use crate::state::Status;
-use bytes::Bytes;
 pub use config::BitPesaConfig;
 use hmac::{Hmac, Mac};
 use http::StatusCode;
-use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha512};
@@ -176,15 +174,14 @@ impl Provider for BitPesa {
             path_segment(&txn.provider_ref)
         );
         let signature = sign(&self.api_secret, inputs.nonce, "GET", &url, b"");
-        Some(
-            http::Request::get(&url)
-                .header(KEY_HEADER, self.api_key.expose())
-                .header(NONCE_HEADER, inputs.nonce)
-                .header(SIGNATURE_HEADER, signature)
-                .header(http::header::ACCEPT, "application/json")
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| PollError::Request(e.to_string())),
-        )
+        Some(get_json(
+            &url,
+            &[
+                (KEY_HEADER, self.api_key.expose()),
+                (NONCE_HEADER, inputs.nonce),
+                (SIGNATURE_HEADER, &signature),
+            ],
+        ))
     }
 
     fn parse_status_reply(

@@ -22,7 +22,7 @@
 pub mod config;
 
 use super::{
-    ct_eq, header_str, json_reply, path_segment, AccessToken, CallbackEvent, ParseError,
+    ct_eq, get_json, header_str, json_reply, path_segment, AccessToken, CallbackEvent, ParseError,
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
@@ -271,21 +271,16 @@ impl Provider for Jenga {
             Ok(s) => s,
             Err(e) => return Some(Err(PollError::Request(e))),
         };
-        Some(
-            http::Request::get(format!(
-                "{}/v3-apis/transaction-api/v3.0/transactions/details/{}",
-                self.base_url,
-                path_segment(&txn.provider_ref)
-            ))
-            .header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", token.expose()),
-            )
-            .header("signature", signature)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| PollError::Request(e.to_string())),
-        )
+        let url = format!(
+            "{}/v3-apis/transaction-api/v3.0/transactions/details/{}",
+            self.base_url,
+            path_segment(&txn.provider_ref)
+        );
+        let bearer = format!("Bearer {}", token.expose());
+        Some(get_json(
+            &url,
+            &[("authorization", &bearer), ("signature", &signature)],
+        ))
     }
 
     fn parse_status_reply(

@@ -18,18 +18,16 @@
 pub mod config;
 
 use super::{
-    header_str, json_reply, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError,
+    get_json, header_str, json_reply, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError,
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, SweepPage, TxnKind, VerifiedCallback, VerifyError,
 };
 use crate::money::{decimal_text, Money};
 use crate::secret::Secret;
 use crate::state::Status;
-use bytes::Bytes;
 pub use config::{ZengaPayConfig, DEFAULT_SWEEP_INTERVAL, DEFAULT_SWEEP_LOOKBACK};
 use hmac::{Hmac, Mac};
 use http::StatusCode;
-use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::Sha256;
@@ -296,16 +294,8 @@ impl Provider for ZengaPay {
             self.base_url,
             path_segment(&txn.provider_ref)
         );
-        Some(
-            http::Request::get(url)
-                .header(
-                    http::header::AUTHORIZATION,
-                    format!("Bearer {}", token.expose()),
-                )
-                .header(http::header::ACCEPT, "application/json")
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| PollError::Request(e.to_string())),
-        )
+        let bearer = format!("Bearer {}", token.expose());
+        Some(get_json(&url, &[("authorization", &bearer)]))
     }
 
     fn sweep_request(
@@ -321,16 +311,8 @@ impl Provider for ZengaPay {
             statement_time(from_ms).replace(' ', "%20"),
             statement_time(to_ms).replace(' ', "%20"),
         );
-        Some(
-            http::Request::get(url)
-                .header(
-                    http::header::AUTHORIZATION,
-                    format!("Bearer {}", token.expose()),
-                )
-                .header(http::header::ACCEPT, "application/json")
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| PollError::Request(e.to_string())),
-        )
+        let bearer = format!("Bearer {}", token.expose());
+        Some(get_json(&url, &[("authorization", &bearer)]))
     }
 
     fn parse_sweep_reply(&self, status: StatusCode, body: &[u8]) -> Result<SweepPage, PollError> {
