@@ -61,8 +61,18 @@ impl fmt::Display for ProviderId {
 
 /// A provider name that payhook does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider {0:?} (expected zengapay, bitpesa, daraja, jenga or tujenge)")]
+#[error("unknown provider {0:?} (expected {expected})", expected = expected_providers())]
 pub struct UnknownProvider(pub String);
+
+/// `zengapay, bitpesa, daraja, jenga or tujenge`.
+fn expected_providers() -> String {
+    let names: Vec<&str> = ProviderId::ALL.iter().map(|p| p.as_str()).collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 impl FromStr for ProviderId {
     type Err = UnknownProvider;

@@ -456,14 +456,7 @@ pub fn registration(args: &TrackArgs) -> anyhow::Result<crate::store::transactio
 
 /// The payment kinds `provider` reports, as its callbacks and status answers name them.
 fn provider_kinds(provider: crate::domain::ProviderId) -> &'static [crate::domain::TxnKind] {
-    use crate::domain::{ProviderId, TxnKind};
-    match provider {
-        ProviderId::ZengaPay => &[TxnKind::Collection, TxnKind::Transfer],
-        ProviderId::BitPesa => &[TxnKind::Transfer],
-        ProviderId::Daraja => &[TxnKind::Stk, TxnKind::C2b, TxnKind::B2c],
-        ProviderId::Jenga => &[TxnKind::Ipn],
-        ProviderId::Tujenge => &[TxnKind::Stk],
-    }
+    crate::providers::registry::entry(provider).kinds
 }
 
 fn track(cli: &Cli, args: &TrackArgs) -> anyhow::Result<ExitCode> {

@@ -400,51 +400,8 @@ pub(crate) fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig
         });
     }
     for (i, d) in f.destinations.into_iter().enumerate() {
-        let prefix = format!("forward.destinations[{i}]");
-        let name = destination_name(&format!("{prefix}.name"), d.name)?;
-        if destinations
-            .iter()
-            .any(|o: &DestinationConfig| o.name == name)
-        {
-            return Err(invalid(
-                &format!("{prefix}.name"),
-                format!(
-                    "{name:?} is taken (the single forward.url is named {DEFAULT_DESTINATION:?})"
-                ),
-            ));
-        }
-        let url = destination_url(&prefix, d.url.as_deref())?;
-        let secrets = destination_secrets(&prefix, d.secrets, d.secrets_file, base)?;
-        let t = timing(
-            &prefix,
-            [
-                d.timeout,
-                d.retry_first_after,
-                d.retry_max_interval,
-                d.retry_horizon,
-            ],
-            d.max_in_flight,
-            &top,
-        )?;
-        let types = filter(&format!("{prefix}.types"), d.types, |v| {
-            EVENT_TYPES.contains(&v)
-        })?;
-        let providers = filter(&format!("{prefix}.providers"), d.providers, |v| {
-            v.parse::<crate::domain::ProviderId>().is_ok()
-        })?;
-        destinations.push(DestinationConfig {
-            name,
-            url,
-            secrets,
-            timeout: t.timeout,
-            retry_first_after: t.retry_first_after,
-            retry_max_interval: t.retry_max_interval,
-            retry_horizon: t.retry_horizon,
-            max_in_flight: t.max_in_flight,
-            types,
-            providers,
-            backfill: d.backfill.unwrap_or(false),
-        });
+        let d = destination(i, d, base, &top, &destinations)?;
+        destinations.push(d);
     }
     Ok(ForwardConfig {
         url,
@@ -455,6 +412,56 @@ pub(crate) fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig
         retry_horizon: top.retry_horizon,
         max_in_flight: top.max_in_flight,
         destinations,
+    })
+}
+/// `[[forward.destinations]]` number `i`, its timing defaulting to `top`'s; its name must
+/// not be one of `taken`.
+fn destination(
+    i: usize,
+    d: RawDestination,
+    base: &Path,
+    top: &Timing,
+    taken: &[DestinationConfig],
+) -> Result<DestinationConfig, ConfigError> {
+    let prefix = format!("forward.destinations[{i}]");
+    let name = destination_name(&format!("{prefix}.name"), d.name)?;
+    if taken.iter().any(|o: &DestinationConfig| o.name == name) {
+        return Err(invalid(
+            &format!("{prefix}.name"),
+            format!("{name:?} is taken (the single forward.url is named {DEFAULT_DESTINATION:?})"),
+        ));
+    }
+    let url = destination_url(&prefix, d.url.as_deref())?;
+    let secrets = destination_secrets(&prefix, d.secrets, d.secrets_file, base)?;
+    let t = timing(
+        &prefix,
+        [
+            d.timeout,
+            d.retry_first_after,
+            d.retry_max_interval,
+            d.retry_horizon,
+        ],
+        d.max_in_flight,
+        top,
+    )?;
+    let types = filter(&format!("{prefix}.types"), d.types, |v| {
+        EVENT_TYPES.contains(&v)
+    })?;
+    let providers = filter(&format!("{prefix}.providers"), d.providers, |v| {
+        v.parse::<crate::domain::ProviderId>().is_ok()
+    })?;
+    Ok(DestinationConfig {
+        name,
+        url,
+        secrets,
+        timeout: t.timeout,
+        retry_first_after: t.retry_first_after,
+        retry_max_interval: t.retry_max_interval,
+        retry_horizon: t.retry_horizon,
+        max_in_flight: t.max_in_flight,
+        types,
+        providers,
+        backfill: d.backfill.unwrap_or(false),
     })
 }
 

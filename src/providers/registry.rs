@@ -5,7 +5,7 @@
 //! [`ProviderId`] variant and one line in [`ENTRIES`].
 
 use super::Provider;
-use crate::domain::ProviderId;
+use crate::domain::{ProviderId, TxnKind};
 use crate::section::{AccessConfig, ConfigError, PollConfig, Section};
 use serde::ser::{Error as _, SerializeMap};
 use serde::{Serialize, Serializer};
@@ -37,6 +37,8 @@ pub struct Entry {
     pub poll_defaults: fn() -> PollConfig,
     /// The shape of its callback route.
     pub route: Route,
+    /// The payment kinds its callbacks and status answers name (`payhook track --kind`).
+    pub kinds: &'static [TxnKind],
 }
 
 /// The shape of a provider's callback route.
@@ -227,6 +229,7 @@ mod tests {
             assert!(plan.base_url.starts_with("https://"), "{p}");
             assert!(plan.rate_per_minute > 0 && !plan.deadline.is_zero(), "{p}");
             assert!(plan.first_after <= plan.max_interval, "{p}");
+            assert!(!e.kinds.is_empty(), "{p} reports no payment kind");
         }
     }
 }

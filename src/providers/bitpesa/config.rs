@@ -1,7 +1,7 @@
 //! `[providers.bitpesa]`: the API key and secret that sign webhooks and status queries,
 //! the URL TransferZero signs, and the polling plan.
 
-use crate::domain::ProviderId;
+use crate::domain::{ProviderId, TxnKind};
 use crate::providers::registry::{Entry, ProviderConfig, Route};
 use crate::providers::Provider;
 use crate::secret::Secret;
@@ -21,6 +21,7 @@ pub const ENTRY: Entry = Entry {
     check: |s| s.raw::<RawBitPesa>().map(drop),
     poll_defaults,
     route: Route::Plain,
+    kinds: &[TxnKind::Transfer],
 };
 
 /// `[providers.bitpesa]`

@@ -1,7 +1,7 @@
 //! `[providers.daraja]`: the callback tokens, the published sender addresses, and the
 //! OAuth and STK credentials of the status query with its polling plan.
 
-use crate::domain::ProviderId;
+use crate::domain::{ProviderId, TxnKind};
 use crate::providers::registry::{Entry, ProviderConfig, Route};
 use crate::providers::Provider;
 use crate::secret::Secret;
@@ -21,6 +21,7 @@ pub const ENTRY: Entry = Entry {
     check: |s| s.raw::<RawDaraja>().map(drop),
     poll_defaults,
     route: Route::PathToken,
+    kinds: &[TxnKind::Stk, TxnKind::C2b, TxnKind::B2c],
 };
 
 /// The Daraja sender addresses circulated by practitioners (not

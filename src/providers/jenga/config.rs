@@ -1,7 +1,7 @@
 //! `[providers.jenga]`: the IPN credentials Jenga sends with HTTP Basic, and the merchant
 //! token and signing key of the transaction query with its polling plan.
 
-use crate::domain::ProviderId;
+use crate::domain::{ProviderId, TxnKind};
 use crate::providers::registry::{Entry, ProviderConfig, Route};
 use crate::providers::Provider;
 use crate::secret::Secret;
@@ -19,6 +19,7 @@ pub const ENTRY: Entry = Entry {
     check: |s| s.raw::<RawJenga>().map(drop),
     poll_defaults,
     route: Route::Plain,
+    kinds: &[TxnKind::Ipn],
 };
 
 /// `[providers.jenga]`

@@ -1,7 +1,7 @@
 //! `[providers.tujenge]`: the callback tokens that are Tujenge's only credential. Tujenge
 //! has no status endpoint, so its polling plan only sets the review deadline.
 
-use crate::domain::ProviderId;
+use crate::domain::{ProviderId, TxnKind};
 use crate::providers::registry::{Entry, ProviderConfig, Route};
 use crate::providers::Provider;
 use crate::secret::Secret;
@@ -21,6 +21,7 @@ pub const ENTRY: Entry = Entry {
     check: |s| s.raw::<RawTujenge>().map(drop),
     poll_defaults,
     route: Route::PathToken,
+    kinds: &[TxnKind::Stk],
 };
 
 /// `[providers.tujenge]`

@@ -1,7 +1,7 @@
 //! `[providers.zengapay]`: the secret hash that keys its signatures, the API token of the
 //! status and statement endpoints, and their polling and sweep plans.
 
-use crate::domain::ProviderId;
+use crate::domain::{ProviderId, TxnKind};
 use crate::providers::registry::{Entry, ProviderConfig, Route};
 use crate::providers::Provider;
 use crate::secret::Secret;
@@ -21,6 +21,7 @@ pub const ENTRY: Entry = Entry {
     check: |s| s.raw::<RawZengaPay>().map(drop),
     poll_defaults,
     route: Route::Plain,
+    kinds: &[TxnKind::Collection, TxnKind::Transfer],
 };
 
 /// `[providers.zengapay]`

@@ -11,9 +11,9 @@
 //! bearer. A 404 soon after initiation means "not yet", never FAILED.
 //!
 //! Sweep: `GET /v1/account/statement?start=…&end=…&designation=TRANSACTION&page=…` lists
-//! the account's transactions (seed 004 "Account Statement"); the reconciler records the
-//! ones payhook does not know, so a payment whose callback was lost and that nobody
-//! registered is still found.
+//! the account's transactions (ZengaPay's "Account Statement" API); the reconciler
+//! records the ones payhook does not know, so a payment whose callback was lost and that
+//! nobody registered is still found.
 
 pub mod config;
 
@@ -569,8 +569,8 @@ mod tests {
 
     #[test]
     fn the_documented_statement_reads_payments_and_leaves_charges_out() {
-        // The "Account Statement" sample of seed 004, trimmed to one payment and one charge
-        // (whose amount 2152.2 is not even representable in UGX).
+        // The "Account Statement" sample of ZengaPay's API documentation, trimmed to one
+        // payment and one charge (whose amount 2152.2 is not even representable in UGX).
         let body = r#"{"code":200,"status":"OK","statement":{"current_page":1,"data":[
             {"transactionSystemId":"ZPY200806176137TX","transactionReference":"9122712b-6f0c-54ff-ab53-515b8d29fae4","transactionStatus":"SUCCEEDED","amount":107610,"msisdn":"256784553576","channel":"API","currencyCode":"UGX-MTNMM","transactionExternalReference":"20080620471018","transactionEntryGeneralType":"CREDIT","transactionEntryDesignation":"TRANSACTION","transactionEntrySpecificType":"INBOUND_MSISDN_CREDIT"},
             {"transactionSystemId":"ZPY200806205562TX","transactionReference":"ac24cc4d-56b7-53ee-9070-579aa9afa8a4","transactionStatus":"SUCCEEDED","amount":2152.2,"msisdn":null,"channel":"BACK_END_PROCESSOR","currencyCode":"UGX-MTNMM","transactionEntryGeneralType":"DEBIT","transactionEntryDesignation":"CHARGES","transactionEntrySpecificType":"OUTBOUND_ZPACCT_DEBIT"}
