@@ -29,6 +29,8 @@
 //!   [`store::destinations`] holds each destination's subscription and pause, and
 //!   [`http::feed`] serves the same events as a pull feed.
 //! - [`config`], [`telemetry`], [`shutdown`], [`metrics`], [`cli`]: running the daemon;
+//!   [`section`]: the parsers every configuration table shares, [`secret`]: secrets
+//!   that never print and secret files;
 //!   [`notify`]: systemd readiness, watchdog and stopping notifications.
 //! - [`sample`]: authenticated sample callbacks (`send-test`); [`demo`]: the whole
 //!   pipeline against in-process fakes (`payhook demo`).

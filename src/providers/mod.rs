@@ -5,8 +5,11 @@
 //! For reconciliation, `status_request` builds the status query of one open transaction
 //! and `parse_status_reply` reads the answer; the reconciler sends it (providers never
 //! touch the network) and whatever is not pure (the time, a nonce, an access token) is
-//! passed in through [`PollInputs`]. The HTTP layer owns sockets, the store owns SQL. A new provider is one file here plus
-//! one [`ProviderId`] variant.
+//! passed in through [`PollInputs`]. The HTTP layer owns sockets, the store owns SQL.
+//!
+//! A provider is its module here (its wire format in `mod.rs`, its configuration table in
+//! `config.rs`), its [`ProviderId`] variant, and one line in [`registry::ENTRIES`];
+//! `CONTRIBUTING.md` walks through adding one.
 
 pub mod bitpesa;
 pub mod daraja;

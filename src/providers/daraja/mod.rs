@@ -19,7 +19,7 @@
 //! | `status/timeout` | its queue time-out | `transaction_status_timeout` (stored) |
 //!
 //! Sub-routes avoid the words Daraja refuses in callback URLs
-//! ([`crate::config::DARAJA_BANNED_URL_WORDS`]).
+//! ([`DARAJA_BANNED_URL_WORDS`]).
 //!
 //! Status: the STK push query, `POST /mpesa/stkpushquery/v1/query` with an OAuth
 //! bearer token (`GET /oauth/v1/generate`, Basic consumer key:secret, cached by the
