@@ -6,21 +6,21 @@
 
 mod support;
 
-/// `payhook events ...` as an operator runs it (issue 5).
+/// `payhook events ...` as an operator runs it.
 mod cli_events;
 /// The operator's first hour: send-test, operator commands without secrets, the review
-/// queue worked down to empty, completions and man page (issue 17).
+/// queue worked down to empty, completions and man page.
 mod cli_operator;
-/// Crash safety: SIGKILL mid-load, restart, check the store against the acks (issue 6).
+/// Crash safety: SIGKILL mid-load, restart, check the store against the acks.
 mod crash;
 /// Several forward destinations, pause and resume, and the pull feed.
 mod destinations;
-/// The forwarder: signed delivery, retries, order, dead letters, replay (issue 5).
+/// The forwarder: signed delivery, retries, order, dead letters, replay.
 mod forward;
 /// Hostile input against the running daemon: truncated, stalled, oversized, invalid
-/// UTF-8, thousands of idle connections (issue 6).
+/// UTF-8, thousands of idle connections.
 mod hostile;
-/// Callback ingest: signatures, dedup, conflicts, limits, store failures (issue 2).
+/// Callback ingest: signatures, dedup, conflicts, limits, store failures.
 mod ingest;
 /// The source layout: no import cycle between the spine modules, no file over 900 lines.
 mod layout;
@@ -35,18 +35,17 @@ mod nginx;
 mod operate;
 /// The shared outbound HTTP client's bounds.
 mod outbound;
-/// The binary as a process: CLI, signals, logs (issue 2).
+/// The binary as a process: CLI, signals, logs.
 mod process;
-/// Property tests: providers' verify/parse and client-IP resolution on arbitrary input
-/// (issue 6).
+/// Property tests: providers' verify/parse and client-IP resolution on arbitrary input.
 mod props;
-/// The reconciler against fake provider APIs (issue 4).
+/// The reconciler against fake provider APIs.
 mod reconcile;
-/// schema.sql equals the migrations (issue 2).
+/// schema.sql equals the migrations.
 mod schema;
 /// The seeded convergence simulation: thousands of payments through lossy callbacks and
-/// faulty status APIs end at the providers' truth, each settlement forwarded once (issue 6).
+/// faulty status APIs end at the providers' truth, each settlement forwarded once.
 mod simulation;
 /// Daraja, Jenga and Tujenge callbacks, source-address allowlists behind a trusted
-/// proxy, unsigned successes held for confirmation (issue 3).
+/// proxy, unsigned successes held for confirmation.
 mod unsigned;
