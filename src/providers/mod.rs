@@ -16,6 +16,7 @@ pub mod daraja;
 pub mod jenga;
 pub mod path_token;
 pub mod registry;
+pub mod sample;
 pub mod tujenge;
 pub mod zengapay;
 

@@ -4,6 +4,7 @@
 //! warn about) is looked up here, so that adding a provider is its module, its
 //! [`ProviderId`] variant and one line in [`ENTRIES`].
 
+use super::sample::{Sample, SampleCallback, SampleError};
 use super::Provider;
 use crate::domain::{ProviderId, TxnKind};
 use crate::section::{AccessConfig, ConfigError, PollConfig, Section};
@@ -88,6 +89,9 @@ pub trait ProviderConfig: fmt::Debug + Send + Sync + Any {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The authenticated sample callback `payhook send-test` and `payhook demo` post,
+    /// made with this table's credentials as the provider would.
+    fn sample(&self, sample: &Sample<'_>) -> Result<SampleCallback, SampleError>;
     /// The table as `check-config` shows it, secrets redacted.
     fn to_toml(&self) -> Result<toml::Value, toml::ser::Error>;
     /// For [`ProvidersConfig::get`].

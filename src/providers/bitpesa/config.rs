@@ -3,6 +3,7 @@
 
 use crate::domain::{ProviderId, TxnKind};
 use crate::providers::registry::{Entry, ProviderConfig, Route};
+use crate::providers::sample::{Sample, SampleCallback, SampleError};
 use crate::providers::Provider;
 use crate::secret::Secret;
 use crate::section::{
@@ -113,6 +114,9 @@ impl ProviderConfig for BitPesaConfig {
     }
     fn poll(&self) -> Option<&PollConfig> {
         Some(&self.poll)
+    }
+    fn sample(&self, sample: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+        super::sample(self, sample)
     }
     fn to_toml(&self) -> Result<toml::Value, toml::ser::Error> {
         toml::Value::try_from(self)

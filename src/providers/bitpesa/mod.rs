@@ -12,6 +12,7 @@
 
 pub mod config;
 
+use super::sample::{Sample, SampleCallback, SampleError, SampleStatus};
 use super::{
     ct_eq, get_json, header_str, json_reply, path_segment, verify_hex_mac, CallbackEvent,
     ParseError, PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
@@ -24,6 +25,7 @@ pub use config::BitPesaConfig;
 use hmac::{Hmac, Mac};
 use http::StatusCode;
 use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha512};
 
@@ -311,6 +313,40 @@ fn recipient_report(event: &str, o: &Object<'_>) -> Option<StatusReport> {
     r.reason = reason;
     r.provider_status = Some(format!("{event}:{}", o.state.as_deref().unwrap_or("-")));
     Some(r)
+}
+
+/// A BitPesa sample.
+pub(crate) fn sample(b: &BitPesaConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let path = "/callbacks/bitpesa";
+    let url = match (&b.webhook_url, &b.public_base_url) {
+        (Some(u), _) => u.clone(),
+        (None, Some(base)) => format!("{base}{path}"),
+        (None, None) => return Err(SampleError::NoPublicUrl),
+    };
+    let (event, state) = match spec.status {
+        SampleStatus::Succeeded => ("transaction.paid_out", "paid"),
+        SampleStatus::Failed => ("transaction.canceled", "canceled"),
+        SampleStatus::Pending => ("transaction.processing", "processing"),
+    };
+    let body = json!({"webhook": "fd599451-4f3c-4045-91e1-d68ed12ffb75",
+        "event": event, "object": {"id": r, "state": state,
+        "external_id": format!("order-{r}"), "input_amount": ctx.number(),
+        "input_currency": "KES"}})
+    .to_string()
+    .into_bytes();
+    let sig = sign(&b.api_secret, &spec.nonce, "POST", &url, &body);
+    Ok(SampleCallback {
+        path: path.into(),
+        headers: vec![
+            ("Authorization-Key".into(), b.api_key.expose().to_string()),
+            ("Authorization-Nonce".into(), spec.nonce.clone()),
+            ("Authorization-Signature".into(), sig),
+        ],
+        body,
+        provider_ref: r.clone(),
+        signed_as: format!("HMAC-SHA512 of nonce&POST&{url}&sha512hex(body), hex"),
+    })
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ mod stk;
 
 pub use super::path_token::token_id;
 use super::path_token::{match_token, minted, split_path};
+use super::sample::{first_token, stk_body, Sample, SampleCallback, SampleError};
 use super::{
     json_reply, AccessToken, Ack, CallbackEvent, ParseError, PendingTxn, PollError, PollInputs,
     Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind, VerifiedCallback,
@@ -341,6 +342,20 @@ struct Envelope<'a> {
     Body: Option<StkBody<'a>>,
     #[serde(borrow)]
     Result: Option<ResultDoc<'a>>,
+}
+
+/// A Daraja sample.
+pub(crate) fn sample(d: &DarajaConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let body = stk_body(r, ctx.number(), spec.status, ctx.provider)?;
+    let token = first_token(&d.callback_tokens).ok_or(SampleError::NotConfigured(ctx.provider))?;
+    Ok(SampleCallback {
+        path: format!("/callbacks/daraja/{token}/stk"),
+        headers: Vec::new(),
+        body,
+        provider_ref: r.clone(),
+        signed_as: "the secret callback token in the path (Daraja signs nothing)".into(),
+    })
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 
 pub mod config;
 
+use super::sample::{status_word, Sample, SampleCallback, SampleError, SampleStatus};
 use super::{
     ct_eq, get_json, header_str, json_reply, path_segment, AccessToken, CallbackEvent, ParseError,
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
@@ -36,6 +37,7 @@ use http::StatusCode;
 use http_body_util::Full;
 use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 
@@ -461,6 +463,42 @@ pub fn parse_body(body: &[u8]) -> Result<CallbackEvent, ParseError> {
         ),
         kind,
         report,
+    })
+}
+
+/// A Jenga sample.
+pub(crate) fn sample(j: &JengaConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let status = match spec.status {
+        SampleStatus::Succeeded => "SUCCESS",
+        SampleStatus::Failed => "FAILED",
+        SampleStatus::Pending => {
+            return Err(SampleError::NoSuchStatus(
+                ctx.provider,
+                status_word(spec.status),
+            ))
+        }
+    };
+    let body = json!({"callbackType": "IPN",
+        "customer": {"name": "John Doe", "mobileNumber": "254712345678", "reference": format!("order-{r}")},
+        "transaction": {"date": "2026-11-23 14:15:20", "reference": r, "paymentMode": "MPESA",
+            "amount": ctx.number(), "currency": "KES", "billNumber": "INVZCF", "servedBy": "EQ",
+            "additionalInfo": "payhook send-test", "orderAmount": ctx.number(), "serviceCharge": 0,
+            "orderCurrency": "KES", "status": status, "remarks": "00:Approved"},
+        "bank": {"reference": r, "transactionType": "C", "account": null}})
+    .to_string()
+    .into_bytes();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        j.ipn_username.expose(),
+        j.ipn_password.expose()
+    ));
+    Ok(SampleCallback {
+        path: "/callbacks/jenga".into(),
+        headers: vec![("Authorization".into(), format!("Basic {basic}"))],
+        body,
+        provider_ref: r.clone(),
+        signed_as: "HTTP Basic with the IPN username and password".into(),
     })
 }
 

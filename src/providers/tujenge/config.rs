@@ -3,6 +3,7 @@
 
 use crate::domain::{ProviderId, TxnKind};
 use crate::providers::registry::{Entry, ProviderConfig, Route};
+use crate::providers::sample::{Sample, SampleCallback, SampleError};
 use crate::providers::Provider;
 use crate::secret::Secret;
 use crate::section::{
@@ -99,6 +100,9 @@ impl ProviderConfig for TujengeConfig {
              confirm_unsigned = false to trust token-authenticated callbacks as they are."
                 .to_string(),
         ]
+    }
+    fn sample(&self, sample: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+        super::sample(self, sample)
     }
     fn to_toml(&self) -> Result<toml::Value, toml::ser::Error> {
         toml::Value::try_from(self)

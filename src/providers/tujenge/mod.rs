@@ -22,6 +22,7 @@ pub mod config;
 
 use super::daraja;
 use super::path_token::{match_token, minted, split_path, token_id};
+use super::sample::{first_token, stk_body, Sample, SampleCallback, SampleError};
 use super::{
     sha256_hex, CallbackEvent, ParseError, Provider, ProviderId, RawCallback, StatusReport,
     TxnKind, VerifiedCallback, VerifyError,
@@ -113,6 +114,20 @@ fn parse_for(provider_ref: String, body: &[u8]) -> Result<CallbackEvent, ParseEr
         kind: kind.to_string(),
         dedup_key,
         report: Some(report),
+    })
+}
+
+/// A Tujenge sample.
+pub(crate) fn sample(t: &TujengeConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let body = stk_body(r, ctx.number(), spec.status, ctx.provider)?;
+    let token = first_token(&t.callback_tokens).ok_or(SampleError::NotConfigured(ctx.provider))?;
+    Ok(SampleCallback {
+        path: format!("/callbacks/tujenge/{token}"),
+        headers: Vec::new(),
+        body,
+        provider_ref: format!("tok_{}", token_id(token)),
+        signed_as: "the secret callback token in the path (Tujenge signs nothing)".into(),
     })
 }
 

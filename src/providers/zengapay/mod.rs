@@ -17,6 +17,7 @@
 
 pub mod config;
 
+use super::sample::{zengapay_signature, Sample, SampleCallback, SampleError, SampleStatus};
 use super::{
     get_json, header_str, json_reply, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError,
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
@@ -29,6 +30,7 @@ pub use config::{ZengaPayConfig, DEFAULT_SWEEP_INTERVAL, DEFAULT_SWEEP_LOOKBACK}
 use hmac::{Hmac, Mac};
 use http::StatusCode;
 use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
@@ -501,6 +503,34 @@ pub fn parse_status(s: &str) -> Option<Status> {
 /// `UGX-MTNMM` → `UGX`: ZengaPay's currency codes carry the network after a dash.
 pub fn currency_of(code: &str) -> &str {
     code.split('-').next().unwrap_or(code)
+}
+
+/// A ZengaPay sample.
+pub(crate) fn sample(z: &ZengaPayConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let (event, status) = match spec.status {
+        SampleStatus::Succeeded => ("collection.success", "SUCCEEDED"),
+        SampleStatus::Failed => ("collection.failed", "FAILED"),
+        SampleStatus::Pending => ("collection.pending", "PENDING"),
+    };
+    let body = json!({"event": event, "data": {
+        "transactionStatus": status, "transactionReference": r,
+        "transactionExternalReference": format!("order-{r}"),
+        "MNOTransactionReferenceId": "42026012031", "currencyCode": "UGX-MTNMM",
+        "amount": ctx.amount, "msisdn": "256772000001", "channel": "API",
+        "transactionType": "INBOUND_MSISDN_CREDIT",
+        "transactionInitiationDate": "2026-11-23 13:16:43",
+        "transactionCompletionDate": "2026-11-23 13:16:55"}})
+    .to_string()
+    .into_bytes();
+    let sig = zengapay_signature(z.secret_hash.expose(), &body);
+    Ok(SampleCallback {
+        path: "/callbacks/zengapay".into(),
+        headers: vec![("X-ZENGAPAY-SIGNATURE".into(), sig)],
+        body,
+        provider_ref: r.clone(),
+        signed_as: "HMAC-SHA256 of the raw body, hex, in X-ZENGAPAY-SIGNATURE".into(),
+    })
 }
 
 #[cfg(test)]
