@@ -60,8 +60,26 @@ pub fn entry(id: ProviderId) -> &'static Entry {
         .unwrap_or_else(|| unreachable!("every provider has a registry entry (see the test)"))
 }
 
+/// What every table can do by being serializable and `'static`: show itself in
+/// `check-config`, and be found by its type ([`ProvidersConfig::get`]).
+pub trait Table: Any {
+    /// The table as `check-config` shows it, secrets redacted.
+    fn to_toml(&self) -> Result<toml::Value, toml::ser::Error>;
+    /// For [`ProvidersConfig::get`].
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Serialize + Any> Table for T {
+    fn to_toml(&self) -> Result<toml::Value, toml::ser::Error> {
+        toml::Value::try_from(self)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 /// A provider's validated `[providers.<name>]` table.
-pub trait ProviderConfig: fmt::Debug + Send + Sync + Any {
+pub trait ProviderConfig: Table + fmt::Debug + Send + Sync {
     /// The provider this table configures.
     fn build(&self) -> Arc<dyn Provider>;
     /// Its callback route's source-address check.
@@ -92,10 +110,6 @@ pub trait ProviderConfig: fmt::Debug + Send + Sync + Any {
     /// The authenticated sample callback `payhook send-test` and `payhook demo` post,
     /// made with this table's credentials as the provider would.
     fn sample(&self, sample: &Sample<'_>) -> Result<SampleCallback, SampleError>;
-    /// The table as `check-config` shows it, secrets redacted.
-    fn to_toml(&self) -> Result<toml::Value, toml::ser::Error>;
-    /// For [`ProvidersConfig::get`].
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// The `[providers.*]` tables present in the file: a provider is enabled when its table is.

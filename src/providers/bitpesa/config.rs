@@ -10,7 +10,6 @@ use crate::section::{
     validate_url, AccessConfig, ConfigError, IpPolicy, PollConfig, PollKey, Section,
 };
 use serde::{Deserialize, Serialize};
-use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,11 +116,5 @@ impl ProviderConfig for BitPesaConfig {
     }
     fn sample(&self, sample: &Sample<'_>) -> Result<SampleCallback, SampleError> {
         super::sample(self, sample)
-    }
-    fn to_toml(&self) -> Result<toml::Value, toml::ser::Error> {
-        toml::Value::try_from(self)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -10,7 +10,6 @@ use crate::section::{
     token_callbacks_are_hints, AccessConfig, ConfigError, IpPolicy, PollConfig, PollKey, Section,
 };
 use serde::{Deserialize, Serialize};
-use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,12 +215,6 @@ impl ProviderConfig for DarajaConfig {
     }
     fn sample(&self, sample: &Sample<'_>) -> Result<SampleCallback, SampleError> {
         super::sample(self, sample)
-    }
-    fn to_toml(&self) -> Result<toml::Value, toml::ser::Error> {
-        toml::Value::try_from(self)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

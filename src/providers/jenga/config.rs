@@ -8,7 +8,6 @@ use crate::providers::Provider;
 use crate::secret::Secret;
 use crate::section::{AccessConfig, ConfigError, IpPolicy, PollConfig, PollKey, Section};
 use serde::{Deserialize, Serialize};
-use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,11 +144,5 @@ impl ProviderConfig for JengaConfig {
     }
     fn sample(&self, sample: &Sample<'_>) -> Result<SampleCallback, SampleError> {
         super::sample(self, sample)
-    }
-    fn to_toml(&self) -> Result<toml::Value, toml::ser::Error> {
-        toml::Value::try_from(self)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -10,7 +10,6 @@ use crate::section::{
     parse_duration, ser_duration, AccessConfig, ConfigError, IpPolicy, PollConfig, PollKey, Section,
 };
 use serde::{Deserialize, Serialize};
-use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,12 +150,6 @@ impl ProviderConfig for ZengaPayConfig {
     }
     fn sample(&self, sample: &Sample<'_>) -> Result<SampleCallback, SampleError> {
         super::sample(self, sample)
-    }
-    fn to_toml(&self) -> Result<toml::Value, toml::ser::Error> {
-        toml::Value::try_from(self)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
