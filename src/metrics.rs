@@ -8,7 +8,7 @@
 //! (provider names, outcome labels), never from request data, so the series count is
 //! bounded. A std `Mutex` suffices: it is held for a map lookup, never across `.await`.
 
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use crate::store::queries::Backlog;
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -13,8 +13,9 @@
 //! before the old one goes), nothing is looked up before the tag checks out, and a URL
 //! minted for one provider never verifies on another's route.
 
-use crate::config::{Secret, DARAJA_BANNED_URL_WORDS};
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
+use crate::providers::daraja::DARAJA_BANNED_URL_WORDS;
+use crate::secret::Secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -68,7 +69,7 @@ pub struct PaymentRequest {
     /// Daraja or Tujenge.
     pub provider: ProviderId,
     /// Payment kind; `None`: STK push for Daraja, unknown for Tujenge.
-    pub kind: Option<crate::providers::TxnKind>,
+    pub kind: Option<crate::domain::TxnKind>,
     /// The merchant's own reference.
     pub merchant_ref: Option<String>,
     /// The amount the merchant expects.
@@ -90,7 +91,7 @@ pub fn new_payment(
     public_base_url: Option<&str>,
     req: &PaymentRequest,
 ) -> Result<NewPayment, MintError> {
-    use crate::providers::TxnKind;
+    use crate::domain::TxnKind;
     let kind = match (req.provider, req.kind) {
         (ProviderId::Daraja | ProviderId::Tujenge, Some(k)) => k,
         (ProviderId::Daraja, None) => TxnKind::Stk,

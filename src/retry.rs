@@ -91,6 +91,20 @@ pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<Duration> {
     ))
 }
 
+/// How long an answer asks to be left alone: its `Retry-After`, honoured on 429 and 503
+/// only, the answers where HTTP gives it that meaning ("later"), as hook0's retry policy
+/// does. The caller's policy caps it ([`RETRY_AFTER_MAX`]).
+pub fn retry_after(reply: &crate::outbound::Reply, now_ms: i64) -> Option<Duration> {
+    matches!(
+        reply.status,
+        http::StatusCode::TOO_MANY_REQUESTS | http::StatusCode::SERVICE_UNAVAILABLE
+    )
+    .then(|| reply.headers.get(http::header::RETRY_AFTER))
+    .flatten()
+    .and_then(|v| v.to_str().ok())
+    .and_then(|v| parse_retry_after(v, now_ms))
+}
+
 /// `Sun, 06 Nov 1994 08:49:37 GMT` → epoch milliseconds.
 fn parse_imf_fixdate(s: &str) -> Option<i64> {
     let rest = s.split_once(", ")?.1;

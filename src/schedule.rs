@@ -1,6 +1,6 @@
 //! Per-provider polling plans: when to ask a status endpoint first, how
 //! the interval grows, how many requests a minute a provider tolerates, and when an open
-//! transaction is escalated to review. [`defaults`] holds each provider's documented limits;
+//! transaction is escalated to review. [`defaults`] gives each provider's documented limits;
 //! `[providers.*]` keys override them (`poll_first_after`, `poll_max_interval`,
 //! `poll_deadline`, `poll_rate_per_minute`, `base_url`).
 //!
@@ -8,68 +8,20 @@
 //! transaction (`next_poll_at_ms`, `poll_attempts`, `deadline_at_ms`).
 
 use crate::clock::ms;
-use crate::config::PollConfig;
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use crate::retry::RetryPolicy;
+use crate::section::PollConfig;
 use crate::store::transactions::Schedule;
 use std::time::Duration;
-
-const SECOND: Duration = Duration::from_secs(1);
-const MINUTE: Duration = Duration::from_secs(60);
-const HOUR: Duration = Duration::from_secs(3600);
 
 /// Fraction of each interval that is randomised, so that a backlog registered at once does
 /// not stay in lock-step.
 const JITTER: f64 = 0.1;
 
-/// The built-in plan of each provider.
+/// The built-in plan of each provider (its registry entry's), which its table's keys
+/// override.
 pub fn defaults(provider: ProviderId) -> PollConfig {
-    let (base_url, first_after, max_interval, deadline, rate_per_minute) = match provider {
-        // Every 1, 2, 4, 8, 15, 15 ... minutes ("every 5-15 min to 24 h"); INDETERMINATE is
-        // "usually resolved within 24 h".
-        ProviderId::ZengaPay => (
-            "https://api.zengapay.com",
-            MINUTE,
-            15 * MINUTE,
-            24 * HOUR,
-            60,
-        ),
-        // At most 6 polls in the first hour, then hourly, at most 2500 calls a day:
-        // 10, 20, 40 minutes, then every hour; 1 request a minute is 1440 a day. Compliance
-        // checks may take 24 h, so the deadline leaves room for them.
-        ProviderId::BitPesa => (
-            "https://api.transferzero.com",
-            10 * MINUTE,
-            HOUR,
-            72 * HOUR,
-            1,
-        ),
-        // STK query from 30-60 s after initiation, a few times over the first minutes;
-        // spike arrest (500.003.02) punishes bursts.
-        ProviderId::Daraja => (
-            "https://api.safaricom.co.ke",
-            45 * SECOND,
-            5 * MINUTE,
-            24 * HOUR,
-            30,
-        ),
-        ProviderId::Jenga => (
-            "https://api.finserve.africa",
-            MINUTE,
-            15 * MINUTE,
-            24 * HOUR,
-            60,
-        ),
-        // Nothing to poll (no status endpoint): wait for the callback, then review.
-        ProviderId::Tujenge => ("https://api.tujenge.io", 24 * HOUR, 24 * HOUR, 24 * HOUR, 1),
-    };
-    PollConfig {
-        base_url: base_url.to_string(),
-        first_after,
-        max_interval,
-        deadline,
-        rate_per_minute,
-    }
+    (crate::providers::registry::entry(provider).poll_defaults)()
 }
 
 /// The schedule of a transaction first seen at `now_ms`.
@@ -95,7 +47,7 @@ pub fn policy(plan: &PollConfig) -> RetryPolicy {
 /// provider asked for with `Retry-After` and a uniform `draw` in 0.0..1.0 for jitter.
 ///
 /// ```
-/// use payhook::{providers::ProviderId, schedule};
+/// use payhook::{domain::ProviderId, schedule};
 /// use std::time::Duration;
 /// let plan = schedule::defaults(ProviderId::BitPesa);
 /// // TransferZero: 10, 20, 40 minutes, then hourly.
@@ -118,6 +70,8 @@ pub fn next_poll_at(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
 
     #[test]
     fn transferzero_polls_at_most_six_times_in_the_first_hour_then_hourly() {

@@ -29,11 +29,11 @@ pub struct CallbackUrlArgs {
 pub fn run(cli: &Cli, args: &CallbackUrlArgs) -> anyhow::Result<ExitCode> {
     // The keys are secrets: this command reads the whole configuration, as serve does.
     let cfg = full_config(cli)?;
-    let provider: crate::providers::ProviderId = args.provider.parse()?;
+    let provider: crate::domain::ProviderId = args.provider.parse()?;
     let kind = args
         .kind
         .as_deref()
-        .map(str::parse::<crate::providers::TxnKind>)
+        .map(str::parse::<crate::domain::TxnKind>)
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let expected = match (&args.amount, &args.currency) {

@@ -421,7 +421,7 @@ pub fn open_store(cfg: &OperatorConfig) -> anyhow::Result<crate::store::Store> {
 
 /// Reads a `track` command line into a registration.
 pub fn registration(args: &TrackArgs) -> anyhow::Result<crate::store::transactions::Registration> {
-    use crate::providers::{ProviderId, TxnKind};
+    use crate::domain::{ProviderId, TxnKind};
     let provider: ProviderId = args.provider.parse()?;
     let kind = match &args.kind {
         Some(k) => k.parse::<TxnKind>().map_err(anyhow::Error::msg)?,
@@ -455,15 +455,8 @@ pub fn registration(args: &TrackArgs) -> anyhow::Result<crate::store::transactio
 }
 
 /// The payment kinds `provider` reports, as its callbacks and status answers name them.
-fn provider_kinds(provider: crate::providers::ProviderId) -> &'static [crate::providers::TxnKind] {
-    use crate::providers::{ProviderId, TxnKind};
-    match provider {
-        ProviderId::ZengaPay => &[TxnKind::Collection, TxnKind::Transfer],
-        ProviderId::BitPesa => &[TxnKind::Transfer],
-        ProviderId::Daraja => &[TxnKind::Stk, TxnKind::C2b, TxnKind::B2c],
-        ProviderId::Jenga => &[TxnKind::Ipn],
-        ProviderId::Tujenge => &[TxnKind::Stk],
-    }
+fn provider_kinds(provider: crate::domain::ProviderId) -> &'static [crate::domain::TxnKind] {
+    crate::providers::registry::entry(provider).kinds
 }
 
 fn track(cli: &Cli, args: &TrackArgs) -> anyhow::Result<ExitCode> {
@@ -654,7 +647,7 @@ fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
             };
             // Destinations are stored redacted (a token in the query stays out of the
             // database), so the redacted form is also the key.
-            let shown = crate::config::redacted_url(&url);
+            let shown = crate::secret::redacted_url(&url);
             let key = shown.clone();
             let was = store
                 .write_blocking(move |c| outbox::enable_destination(c, &key, now))

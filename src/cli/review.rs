@@ -106,7 +106,7 @@ fn find_transaction(
     provider: Option<&str>,
 ) -> anyhow::Result<queries::TxnRow> {
     let provider = provider
-        .map(str::parse::<crate::providers::ProviderId>)
+        .map(str::parse::<crate::domain::ProviderId>)
         .transpose()?;
     let wanted = reference.to_string();
     let matches: Vec<_> = store

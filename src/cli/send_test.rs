@@ -33,7 +33,7 @@ pub struct SendTestArgs {
 /// Builds, posts and reports one sample callback; exit 1 unless the answer is a 2xx.
 pub fn run(cli: &Cli, args: &SendTestArgs) -> anyhow::Result<ExitCode> {
     let cfg = full_config(cli)?;
-    let provider: crate::providers::ProviderId = args.provider.parse()?;
+    let provider: crate::domain::ProviderId = args.provider.parse()?;
     let now = crate::clock::now_ms();
     let spec = SampleSpec {
         reference: args

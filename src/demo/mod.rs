@@ -17,7 +17,7 @@
 mod fakes;
 
 use crate::config::Config;
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use crate::sample::{SampleSpec, SampleStatus};
 use anyhow::Context;
 use std::path::{Path, PathBuf};

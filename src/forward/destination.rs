@@ -5,11 +5,11 @@
 //! that hangs fills only its own slots, and its own `failing` flag, so its trouble is
 //! logged for it alone. Delivery state lives in the store per (event, destination).
 
+use super::config::DestinationConfig;
 use super::{head, sign, Delivery, ForwardError, LEASE_MARGIN, MAX_ANSWER_BYTES, USER_AGENT};
 use crate::clock;
-use crate::config::DestinationConfig;
 use crate::outbound::{ClientError, Reply};
-use crate::retry::{parse_retry_after, RetryPolicy};
+use crate::retry::{retry_after, RetryPolicy};
 use crate::store::destinations::{self, Subscription};
 use crate::store::outbox::{self, AttemptRecord, DueEvent, Verdict};
 use crate::store::StoreError;
@@ -259,16 +259,8 @@ impl Destination {
         if status == StatusCode::GONE {
             return Delivery::Gone;
         }
-        // Retry-After is honoured only where HTTP gives it that meaning for us: 429 (rate
-        // limited) and 503 (unavailable). The policy caps it.
-        let retry_after = matches!(
-            status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-        )
-        .then(|| reply.headers.get(http::header::RETRY_AFTER))
-        .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, now_ms));
+        // Retry-After counts on 429 and 503 only; the policy caps it.
+        let retry_after = retry_after(reply, now_ms);
         self.retry_or_dead(event, retry_after, now_ms)
     }
 

@@ -22,6 +22,7 @@
 //! statuses, timeouts, refused or reset connections, oversized answers) is retried with
 //! exponential backoff and jitter until the horizon, then dead-lettered.
 
+pub mod config;
 pub mod destination;
 pub mod sign;
 

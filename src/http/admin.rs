@@ -22,8 +22,9 @@
 //! `GET /v1/events` is the pull feed ([`super::feed`]), behind the same token.
 
 use super::error::{json, Body, HttpError};
+use crate::domain::{ProviderId, TxnKind};
 use crate::money::{decimal_text, Money};
-use crate::providers::{ct_eq, ProviderId, TxnKind};
+use crate::providers::ct_eq;
 use crate::store::transactions::{self, Registration};
 use crate::store::StoreError;
 use crate::Ctx;

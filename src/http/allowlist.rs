@@ -6,7 +6,7 @@
 //! An empty allowlist means "no address check" (the default for every provider but
 //! Daraja, whose senders are published by practitioners, not by Safaricom).
 
-use crate::config::{AccessConfig, IpPolicy};
+use crate::section::{AccessConfig, IpPolicy};
 use std::net::IpAddr;
 
 /// What the allowlist says about one request.

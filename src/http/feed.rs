@@ -114,7 +114,7 @@ fn parse_query(query: Option<&str>) -> Result<FeedQuery, String> {
                 q.event_type = Some(value);
             }
             "provider" => {
-                let p: crate::providers::ProviderId =
+                let p: crate::domain::ProviderId =
                     value.parse().map_err(|e| format!("provider: {e}"))?;
                 q.provider = Some(p.as_str().to_string());
             }

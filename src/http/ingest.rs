@@ -8,7 +8,8 @@ use super::allowlist::{self, Verdict};
 use super::client_ip;
 use super::error::{json, Body, HttpError};
 use crate::clock::now_ms;
-use crate::providers::{Coverage, ProviderId, RawCallback};
+use crate::domain::{Coverage, ProviderId};
+use crate::providers::RawCallback;
 use crate::state::plan::Channel;
 use crate::store::callbacks::{self, IngestOutcome, NewCallback};
 use crate::store::transactions::Trust;
@@ -64,12 +65,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, HttpError> {
     let started = Instant::now();
-    let count = |outcome: &str| {
-        ctx.metrics.inc(
-            crate::metrics::CALLBACKS_TOTAL,
-            &[("provider", provider.as_str()), ("outcome", outcome)],
-        )
-    };
+    let count = |outcome: &str| count(ctx, provider, outcome);
     // A provider that is not configured has no route: 404, as for any unknown path.
     let Some(p) = ctx.registry.get(provider) else {
         // The path names a provider, not a token: it may be logged.
@@ -78,32 +74,7 @@ pub async fn handle(
         return Err(HttpError::NotFound);
     };
     let client = client_ip::resolve(peer.ip(), req.headers(), &ctx.config.trusted_proxies);
-    // The address check comes before a byte of the body is read. Log lines
-    // name the address, never the path: for Daraja and Tujenge it holds the token.
-    let verdict = ctx
-        .config
-        .providers
-        .access(provider)
-        .map_or(Verdict::NotChecked, |a| allowlist::check(client, a));
-    match verdict {
-        Verdict::Refused => {
-            count("forbidden");
-            ctx.metrics.inc(
-                crate::metrics::IP_REFUSALS_TOTAL,
-                &[("provider", provider.as_str()), ("policy", "enforce")],
-            );
-            tracing::info!(provider = %provider, client_ip = %client, "callback refused: source address not in allowed_ips");
-            return Err(HttpError::Forbidden);
-        }
-        Verdict::Tolerated => {
-            ctx.metrics.inc(
-                crate::metrics::IP_REFUSALS_TOTAL,
-                &[("provider", provider.as_str()), ("policy", "log-only")],
-            );
-            tracing::warn!(provider = %provider, client_ip = %client, "source address not in allowed_ips; accepted because ip_policy = \"log-only\"");
-        }
-        Verdict::Allowed | Verdict::NotChecked => {}
-    }
+    let verdict = source_check(ctx, provider, client)?;
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, ctx.config.max_body_bytes)
         .await
@@ -148,21 +119,7 @@ pub async fn handle(
     }
     let received_at_ms = now_ms();
     let schedule = crate::schedule::first_poll(&ctx.config.poll(provider), received_at_ms);
-    let enforced = ctx
-        .config
-        .providers
-        .access(provider)
-        .is_some_and(|a| a.ip_policy == crate::config::IpPolicy::Enforce);
-    let trust = Trust {
-        channel: channel(
-            verified.coverage,
-            verdict == Verdict::Allowed
-                && enforced
-                && ctx.config.providers.allowlist_authenticates(provider),
-            ctx.config.providers.confirm_unsigned(provider),
-        ),
-        confirms: crate::providers::Kinds::of(|k| p.confirms(k)),
-    };
+    let trust = trust(ctx, provider, &**p, verified.coverage, verdict);
     let new = NewCallback {
         verified,
         parsed,
@@ -177,23 +134,7 @@ pub async fn handle(
         .store
         .write_prechecked(move |conn| callbacks::ingest(conn, &new))
         .await
-        .map_err(|e| match e {
-            StoreError::NonceReplay => {
-                count("replay");
-                tracing::warn!(provider = %provider, client_ip = %client, "nonce replayed with a different body; refused");
-                HttpError::Unauthorized("nonce_replayed")
-            }
-            e if e.is_unavailable() => {
-                count("unavailable");
-                tracing::warn!(provider = %provider, error = %e, "store unavailable; answered 503 so the provider retries");
-                HttpError::Unavailable
-            }
-            e => {
-                count("error");
-                tracing::error!(provider = %provider, error = %e, "storing callback failed");
-                HttpError::Internal
-            }
-        })?;
+        .map_err(|e| store_error(ctx, provider, client, e))?;
     let parsed_ref = parsed_event
         .as_ref()
         .and_then(|e| e.report.as_ref())
@@ -205,9 +146,118 @@ pub async fn handle(
         IngestOutcome::Flagged { .. } => ("flagged", None),
     };
     count(label);
+    wake_and_count(ctx, provider, &outcome);
+    ctx.metrics.observe_ack(started.elapsed());
+    tracing::info!(provider = %provider, outcome = label, txn_ref = txn_ref.unwrap_or("-"), "callback stored");
+    let ack = p.ack(parsed_event.as_ref());
+    Ok(json(
+        StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),
+        &ack.body,
+    ))
+}
+
+/// Counts a callback's outcome (`payhook_callbacks_total`).
+fn count(ctx: &Ctx, provider: ProviderId, outcome: &str) {
+    ctx.metrics.inc(
+        crate::metrics::CALLBACKS_TOTAL,
+        &[("provider", provider.as_str()), ("outcome", outcome)],
+    )
+}
+
+/// The source-address check of `provider`'s route, before a byte of the body is read.
+fn source_check(
+    ctx: &Ctx,
+    provider: ProviderId,
+    client: std::net::IpAddr,
+) -> Result<Verdict, HttpError> {
+    // The address check comes before a byte of the body is read. Log lines
+    // name the address, never the path: for Daraja and Tujenge it holds the token.
+    let verdict = ctx
+        .config
+        .providers
+        .access(provider)
+        .map_or(Verdict::NotChecked, |a| allowlist::check(client, a));
+    match verdict {
+        Verdict::Refused => {
+            count(ctx, provider, "forbidden");
+            ctx.metrics.inc(
+                crate::metrics::IP_REFUSALS_TOTAL,
+                &[("provider", provider.as_str()), ("policy", "enforce")],
+            );
+            tracing::info!(provider = %provider, client_ip = %client, "callback refused: source address not in allowed_ips");
+            return Err(HttpError::Forbidden);
+        }
+        Verdict::Tolerated => {
+            ctx.metrics.inc(
+                crate::metrics::IP_REFUSALS_TOTAL,
+                &[("provider", provider.as_str()), ("policy", "log-only")],
+            );
+            tracing::warn!(provider = %provider, client_ip = %client, "source address not in allowed_ips; accepted because ip_policy = \"log-only\"");
+        }
+        Verdict::Allowed | Verdict::NotChecked => {}
+    }
+    Ok(verdict)
+}
+
+/// What the callback's credential and address vouch for ([`channel`]), and which kinds
+/// of payment its provider can confirm with a status query.
+fn trust(
+    ctx: &Ctx,
+    provider: ProviderId,
+    p: &dyn crate::providers::Provider,
+    coverage: Coverage,
+    verdict: Verdict,
+) -> Trust {
+    let enforced = ctx
+        .config
+        .providers
+        .access(provider)
+        .is_some_and(|a| a.ip_policy == crate::config::IpPolicy::Enforce);
+    Trust {
+        channel: channel(
+            coverage,
+            verdict == Verdict::Allowed
+                && enforced
+                && ctx.config.providers.allowlist_authenticates(provider),
+            ctx.config.providers.confirm_unsigned(provider),
+        ),
+        confirms: crate::domain::Kinds::of(|k| p.confirms(k)),
+    }
+}
+
+/// The answer to a callback the store did not take: a replayed nonce is a bad credential,
+/// an unavailable store a 503 so that the provider retries.
+fn store_error(
+    ctx: &Ctx,
+    provider: ProviderId,
+    client: std::net::IpAddr,
+    e: StoreError,
+) -> HttpError {
+    match e {
+        StoreError::NonceReplay => {
+            count(ctx, provider, "replay");
+            tracing::warn!(provider = %provider, client_ip = %client, "nonce replayed with a different body; refused");
+            HttpError::Unauthorized("nonce_replayed")
+        }
+        e if e.is_unavailable() => {
+            count(ctx, provider, "unavailable");
+            tracing::warn!(provider = %provider, error = %e, "store unavailable; answered 503 so the provider retries");
+            HttpError::Unavailable
+        }
+        e => {
+            count(ctx, provider, "error");
+            tracing::error!(provider = %provider, error = %e, "storing callback failed");
+            HttpError::Internal
+        }
+    }
+}
+
+/// Counts a conflict, and wakes the forwarder for a new event and the reconciler for an
+/// unconfirmed success.
+fn wake_and_count(ctx: &Ctx, provider: ProviderId, outcome: &IngestOutcome) {
     if let IngestOutcome::Stored {
         applied: Some(a), ..
-    } = &outcome
+    } = outcome
     {
         if a.outcome == crate::store::transactions::Outcome::Conflict {
             ctx.metrics.inc(
@@ -222,13 +272,6 @@ pub async fn handle(
             ctx.wake_reconciler.notify_one();
         }
     }
-    ctx.metrics.observe_ack(started.elapsed());
-    tracing::info!(provider = %provider, outcome = label, txn_ref = txn_ref.unwrap_or("-"), "callback stored");
-    let ack = p.ack(parsed_event.as_ref());
-    Ok(json(
-        StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),
-        &ack.body,
-    ))
 }
 
 /// How a verified callback was authenticated, in the decision function's terms: what its

@@ -1,7 +1,8 @@
 //! Routing: `(method, path)` → [`Endpoint`]. One route per provider, so the reverse proxy
 //! can expose exactly the callback routes and nothing else.
 
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
+use crate::providers::registry::Route;
 use http::Method;
 
 /// Where a request goes.
@@ -31,10 +32,10 @@ pub enum RouteError {
     MethodNotAllowed(&'static str),
 }
 
-/// Providers whose route carries a secret path segment: Daraja and Tujenge sign
-/// nothing, so the token is their credential.
+/// Providers whose route carries a secret path segment (Daraja and Tujenge sign
+/// nothing, so the token is their credential), as their registry entries say.
 fn takes_path_token(p: ProviderId) -> bool {
-    matches!(p, ProviderId::Daraja | ProviderId::Tujenge)
+    crate::providers::registry::entry(p).route == Route::PathToken
 }
 
 /// Matches a request line.

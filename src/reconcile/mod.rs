@@ -21,10 +21,13 @@
 //! stay pure and `store::polls` owns the SQL.
 
 use crate::clock::{self, ms};
-use crate::config::{Config, PollConfig, Secret};
+use crate::config::Config;
+use crate::domain::{PendingTxn, ProviderId};
 use crate::outbound::HttpClient;
-use crate::providers::{PendingTxn, PollError, PollInputs, Provider, ProviderId};
+use crate::providers::{PollError, PollInputs, Provider};
 use crate::schedule;
+use crate::secret::Secret;
+use crate::section::PollConfig;
 use crate::shutdown::Shutdown;
 use crate::store::polls::{self, ClaimPlan, PollRecord};
 use crate::store::transactions::{Applied, Outcome};
@@ -333,15 +336,7 @@ pub async fn step_provider(
 /// The sweep settings of `provider` (interval, lookback), when it has a statement to
 /// sweep and sweeping is on.
 pub fn sweep_plan(config: &Config, provider: ProviderId) -> Option<(Duration, Duration)> {
-    match provider {
-        ProviderId::ZengaPay => config
-            .providers
-            .zengapay
-            .as_ref()
-            .filter(|z| z.api_token.is_some() && !z.sweep_interval.is_zero())
-            .map(|z| (z.sweep_interval, z.sweep_lookback)),
-        _ => None,
-    }
+    config.providers.table(provider).and_then(|t| t.sweep())
 }
 
 /// One statement sweep of `provider` over `[now - lookback, now]`: reads every page
@@ -499,12 +494,7 @@ async fn poll_one(
                 Err(e) => (None, Err(e.to_string()), None),
                 Ok(reply) => {
                     let code = reply.status.as_u16();
-                    // Honoured on 429 and 503 only, the answers that mean "later" (hook0).
-                    let retry_after = matches!(code, 429 | 503)
-                        .then(|| reply.headers.get(http::header::RETRY_AFTER))
-                        .flatten()
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| crate::retry::parse_retry_after(v, sent_at));
+                    let retry_after = crate::retry::retry_after(&reply, sent_at);
                     let answer = p
                         .parse_status_reply(&txn, reply.status, &reply.body)
                         .map_err(|e| {

@@ -4,7 +4,7 @@
 use super::payments::{self, Binding};
 use super::transactions::{self, Applied, Schedule, Source, Trust};
 use super::StoreError;
-use crate::providers::{
+use crate::domain::{
     report_fingerprint, sha256_hex, CallbackEvent, ParseError, StatusReport, VerifiedCallback,
 };
 use rusqlite::{params, Connection, OptionalExtension};

@@ -154,7 +154,7 @@ pub struct DestinationState {
 }
 
 fn redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::config::redacted_url(url))
+    s.serialize_str(&crate::secret::redacted_url(url))
 }
 
 const STATE: &str = "SELECT s.name, s.url, s.paused_at_ms, s.paused_note,

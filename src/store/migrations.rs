@@ -56,7 +56,7 @@ fn name_providers(conn: &Connection) -> Result<(), StoreError> {
     if conn.is_readonly(rusqlite::DatabaseName::Main)? {
         return Ok(());
     }
-    for p in crate::providers::ProviderId::ALL {
+    for p in crate::domain::ProviderId::ALL {
         let listed = conn
             .prepare_cached("SELECT 1 FROM providers WHERE name = ?1")?
             .query_row([p.as_str()], |_| Ok(()))
@@ -244,7 +244,7 @@ mod tests {
             let sql =
                 format!("SELECT substr('{once}', 1, instr('{once}', '?') - 1) || '?[redacted]'");
             let twice: String = conn.query_row(&sql, [], |r| r.get(0)).unwrap();
-            assert_eq!(twice, crate::config::redacted_url(url), "{url}");
+            assert_eq!(twice, crate::secret::redacted_url(url), "{url}");
         }
     }
 
@@ -366,7 +366,7 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        let mut known: Vec<String> = crate::providers::ProviderId::ALL
+        let mut known: Vec<String> = crate::domain::ProviderId::ALL
             .iter()
             .map(|p| p.as_str().to_string())
             .collect();

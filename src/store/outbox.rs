@@ -439,7 +439,7 @@ pub fn replay_dead_since_as(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::providers::{ProviderId, StatusReport, TxnKind};
+    use crate::domain::{ProviderId, StatusReport, TxnKind};
     use crate::state::Status;
     use crate::store::queries::{list, story};
     use crate::store::transactions::{apply, Schedule, Source};

@@ -3,7 +3,7 @@
 
 use super::transactions::{self, Registered, Registration, Schedule};
 use super::StoreError;
-use crate::providers::{ProviderId, TxnKind};
+use crate::domain::{ProviderId, TxnKind};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// A payment a URL was just minted for.

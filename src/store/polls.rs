@@ -12,7 +12,7 @@
 
 use super::transactions::{self, Applied, Schedule, Source, Trust};
 use super::StoreError;
-use crate::providers::{PendingTxn, ProviderId, StatusReport, TxnKind};
+use crate::domain::{PendingTxn, ProviderId, StatusReport, TxnKind};
 use crate::state::plan::Channel;
 use crate::state::Status;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -594,7 +594,7 @@ mod tests {
             &report,
             transactions::Trust {
                 channel: crate::state::plan::Channel::Token,
-                confirms: crate::providers::Kinds::ALL,
+                confirms: crate::domain::Kinds::ALL,
             },
             Source::Merchant,
             Schedule::default(),
@@ -649,7 +649,7 @@ mod tests {
             &success,
             transactions::Trust {
                 channel: crate::state::plan::Channel::Token,
-                confirms: crate::providers::Kinds::ALL,
+                confirms: crate::domain::Kinds::ALL,
             },
             Source::Merchant,
             Schedule::default(),
@@ -806,7 +806,7 @@ mod tests {
             &report,
             transactions::Trust {
                 channel: crate::state::plan::Channel::Token,
-                confirms: crate::providers::Kinds::ALL,
+                confirms: crate::domain::Kinds::ALL,
             },
             Source::Merchant,
             Schedule::default(),

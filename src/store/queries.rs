@@ -4,7 +4,7 @@
 //! What the forwarder reads and writes of the outbox is in [`super::outbox`].
 
 use super::StoreError;
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -400,7 +400,7 @@ pub struct PollRow {
 }
 
 fn redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::config::redacted_url(url))
+    s.serialize_str(&crate::secret::redacted_url(url))
 }
 
 /// A delivery attempt, as `events show` prints it.

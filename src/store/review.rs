@@ -6,7 +6,7 @@
 
 use super::transactions::{apply, Applied, Schedule, Source, Trust};
 use super::StoreError;
-use crate::providers::{ProviderId, StatusReport};
+use crate::domain::{ProviderId, StatusReport};
 use crate::state::plan::{self, Channel};
 use crate::state::Status;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -130,7 +130,7 @@ pub fn resolve(
     let refused = |e: String| StoreError::Refused(e);
     let provider: ProviderId = provider
         .parse()
-        .map_err(|e: crate::providers::UnknownProvider| refused(e.to_string()))?;
+        .map_err(|e: crate::domain::UnknownProvider| refused(e.to_string()))?;
     let current: Status = current
         .parse()
         .map_err(|e: crate::state::UnknownStatus| refused(e.to_string()))?;
@@ -138,7 +138,7 @@ pub fn resolve(
         .map_err(|why| refused(format!("{provider} {provider_ref}: {why}")))?;
     let mut report = StatusReport::new(
         provider_ref,
-        kind.parse().unwrap_or(crate::providers::TxnKind::Unknown),
+        kind.parse().unwrap_or(crate::domain::TxnKind::Unknown),
         status,
     );
     report.reason = Some(OPERATOR_REASON.to_string());

@@ -7,8 +7,8 @@
 
 use super::StoreError;
 use crate::clock::rfc3339;
+use crate::domain::{Kinds, ProviderId, StatusReport, TxnKind};
 use crate::money::Money;
-use crate::providers::{Kinds, ProviderId, StatusReport, TxnKind};
 use crate::state::plan::{
     self, Channel, Details, Emit, Held, HoldChange, Incoming, Plan, PollChange, Record, Stored,
 };
@@ -592,7 +592,7 @@ fn record(
 /// from a backup).
 ///
 /// ```
-/// use payhook::providers::ProviderId;
+/// use payhook::domain::ProviderId;
 /// use payhook::store::transactions::event_id;
 /// let a = event_id(42, ProviderId::ZengaPay, "ref-1", 2);
 /// assert_eq!(a, event_id(42, ProviderId::ZengaPay, "ref-1", 2));
@@ -601,9 +601,8 @@ fn record(
 /// assert_ne!(a, event_id(42, ProviderId::ZengaPay, "ref-1", 3));
 /// ```
 pub fn event_id(transaction_id: i64, provider: ProviderId, provider_ref: &str, seq: i64) -> String {
-    let digest = crate::providers::sha256_hex(
-        format!("{provider}\u{1f}{provider_ref}\u{1f}{seq}").as_bytes(),
-    );
+    let digest =
+        crate::domain::sha256_hex(format!("{provider}\u{1f}{provider_ref}\u{1f}{seq}").as_bytes());
     format!("evt_{transaction_id:012x}{}", &digest[..20])
 }
 
@@ -655,7 +654,7 @@ fn emit(
     ) = row;
     let provider_id: ProviderId = provider
         .parse()
-        .map_err(|e: crate::providers::UnknownProvider| StoreError::Refused(e.to_string()))?;
+        .map_err(|e: crate::domain::UnknownProvider| StoreError::Refused(e.to_string()))?;
     let id = event_id(txn, provider_id, &provider_ref, t.seq);
     let event_type = match reported {
         Some(_) => "transaction.conflict".to_string(),
@@ -734,7 +733,7 @@ pub struct Registration {
     /// The provider's reference.
     pub provider_ref: String,
     /// Payment kind, if known.
-    pub kind: crate::providers::TxnKind,
+    pub kind: crate::domain::TxnKind,
     /// The amount the merchant expects; a different reported amount goes to review.
     pub expected: Option<crate::money::Money>,
     /// The merchant's own reference.
@@ -838,7 +837,7 @@ pub fn dispute(
     let p = plan::disputed(&cur.stored, why, channel);
     let report = StatusReport::new(
         provider_ref,
-        crate::providers::TxnKind::Unknown,
+        crate::domain::TxnKind::Unknown,
         Status::NeedsReview,
     );
     execute(

@@ -22,6 +22,8 @@ mod forward;
 mod hostile;
 /// Callback ingest: signatures, dedup, conflicts, limits, store failures.
 mod ingest;
+/// The source layout: no import cycle between the spine modules, no file over 900 lines.
+mod layout;
 /// Per-payment callback URLs for Daraja and Tujenge, minted by the admin API and the CLI.
 mod minted;
 /// Money truth: the merchant is told only what an authenticated source stated.
@@ -35,8 +37,7 @@ mod operate;
 mod outbound;
 /// The binary as a process: CLI, signals, logs.
 mod process;
-/// Property tests: providers' verify/parse and client-IP resolution on arbitrary
-/// input.
+/// Property tests: providers' verify/parse and client-IP resolution on arbitrary input.
 mod props;
 /// The reconciler against fake provider APIs.
 mod reconcile;

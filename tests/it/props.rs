@@ -382,7 +382,7 @@ fn token() -> impl Strategy<Value = String> {
 
 #[test]
 fn the_token_alphabet_cannot_spell_a_banned_word() {
-    for word in payhook::config::DARAJA_BANNED_URL_WORDS {
+    for word in payhook::providers::daraja::DARAJA_BANNED_URL_WORDS {
         assert!(word.contains(['e', 'm', 'q']), "{word} could be generated");
     }
 }

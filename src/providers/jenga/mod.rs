@@ -19,20 +19,25 @@
 //! SUCCEEDED, 1 FAILED (except `data.code` 400105, "unknown status": INDETERMINATE), -1
 //! PENDING. Signing uses `ring`, already in the tree for TLS, so no RSA crate is added.
 
+pub mod config;
+
+use super::sample::{status_word, Sample, SampleCallback, SampleError, SampleStatus};
 use super::{
-    ct_eq, header_str, json_reply, path_segment, AccessToken, CallbackEvent, ParseError,
+    ct_eq, get_json, header_str, json_reply, path_segment, AccessToken, CallbackEvent, ParseError,
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::{JengaConfig, Secret};
 use crate::money::{decimal_text, Money};
+use crate::secret::Secret;
 use crate::state::Status;
 use base64::Engine;
 use bytes::Bytes;
+pub use config::JengaConfig;
 use http::StatusCode;
 use http_body_util::Full;
 use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 
@@ -268,21 +273,16 @@ impl Provider for Jenga {
             Ok(s) => s,
             Err(e) => return Some(Err(PollError::Request(e))),
         };
-        Some(
-            http::Request::get(format!(
-                "{}/v3-apis/transaction-api/v3.0/transactions/details/{}",
-                self.base_url,
-                path_segment(&txn.provider_ref)
-            ))
-            .header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", token.expose()),
-            )
-            .header("signature", signature)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| PollError::Request(e.to_string())),
-        )
+        let url = format!(
+            "{}/v3-apis/transaction-api/v3.0/transactions/details/{}",
+            self.base_url,
+            path_segment(&txn.provider_ref)
+        );
+        let bearer = format!("Bearer {}", token.expose());
+        Some(get_json(
+            &url,
+            &[("authorization", &bearer), ("signature", &signature)],
+        ))
     }
 
     fn parse_status_reply(
@@ -466,6 +466,42 @@ pub fn parse_body(body: &[u8]) -> Result<CallbackEvent, ParseError> {
     })
 }
 
+/// A Jenga sample.
+pub(crate) fn sample(j: &JengaConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let status = match spec.status {
+        SampleStatus::Succeeded => "SUCCESS",
+        SampleStatus::Failed => "FAILED",
+        SampleStatus::Pending => {
+            return Err(SampleError::NoSuchStatus(
+                ctx.provider,
+                status_word(spec.status),
+            ))
+        }
+    };
+    let body = json!({"callbackType": "IPN",
+        "customer": {"name": "John Doe", "mobileNumber": "254712345678", "reference": format!("order-{r}")},
+        "transaction": {"date": "2026-11-23 14:15:20", "reference": r, "paymentMode": "MPESA",
+            "amount": ctx.number(), "currency": "KES", "billNumber": "INVZCF", "servedBy": "EQ",
+            "additionalInfo": "payhook send-test", "orderAmount": ctx.number(), "serviceCharge": 0,
+            "orderCurrency": "KES", "status": status, "remarks": "00:Approved"},
+        "bank": {"reference": r, "transactionType": "C", "account": null}})
+    .to_string()
+    .into_bytes();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        j.ipn_username.expose(),
+        j.ipn_password.expose()
+    ));
+    Ok(SampleCallback {
+        path: "/callbacks/jenga".into(),
+        headers: vec![("Authorization".into(), format!("Basic {basic}"))],
+        body,
+        provider_ref: r.clone(),
+        signed_as: "HTTP Basic with the IPN username and password".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,7 +519,7 @@ mod tests {
 
     #[test]
     fn pem_keys_parse_and_other_blocks_are_named() {
-        let pem = include_str!("../../fixtures/jenga/test_private_key.pem");
+        let pem = include_str!("../../../fixtures/jenga/test_private_key.pem");
         let key = signing_key(pem).unwrap();
         assert_eq!(key.public().modulus_len(), 256);
         let err = signing_key("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----")
@@ -495,11 +531,11 @@ mod tests {
 
     #[test]
     fn the_signature_matches_openssl() {
-        let pem = include_str!("../../fixtures/jenga/test_private_key.pem");
+        let pem = include_str!("../../../fixtures/jenga/test_private_key.pem");
         let key = signing_key(pem).unwrap();
         // fixtures/README.md: `printf %s 328411183176 | openssl dgst -sha256 -sign
         // test_private_key.pem | base64 -w0`.
-        let expected = include_str!("../../fixtures/jenga/signature_328411183176.b64");
+        let expected = include_str!("../../../fixtures/jenga/signature_328411183176.b64");
         assert_eq!(sign(&key, "328411183176").unwrap(), expected.trim());
     }
 

@@ -11,23 +11,26 @@
 //! bearer. A 404 soon after initiation means "not yet", never FAILED.
 //!
 //! Sweep: `GET /v1/account/statement?start=…&end=…&designation=TRANSACTION&page=…` lists
-//! the account's transactions (seed 004 "Account Statement"); the reconciler records the
-//! ones payhook does not know, so a payment whose callback was lost and that nobody
-//! registered is still found.
+//! the account's transactions (ZengaPay's "Account Statement" API); the reconciler
+//! records the ones payhook does not know, so a payment whose callback was lost and that
+//! nobody registered is still found.
 
+pub mod config;
+
+use super::sample::{zengapay_signature, Sample, SampleCallback, SampleError, SampleStatus};
 use super::{
-    header_str, json_reply, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError,
+    get_json, header_str, json_reply, path_segment, verify_hex_mac, Ack, CallbackEvent, ParseError,
     PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, SweepPage, TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::{Secret, ZengaPayConfig};
 use crate::money::{decimal_text, Money};
+use crate::secret::Secret;
 use crate::state::Status;
-use bytes::Bytes;
+pub use config::{ZengaPayConfig, DEFAULT_SWEEP_INTERVAL, DEFAULT_SWEEP_LOOKBACK};
 use hmac::{Hmac, Mac};
 use http::StatusCode;
-use http_body_util::Full;
 use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
@@ -293,16 +296,8 @@ impl Provider for ZengaPay {
             self.base_url,
             path_segment(&txn.provider_ref)
         );
-        Some(
-            http::Request::get(url)
-                .header(
-                    http::header::AUTHORIZATION,
-                    format!("Bearer {}", token.expose()),
-                )
-                .header(http::header::ACCEPT, "application/json")
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| PollError::Request(e.to_string())),
-        )
+        let bearer = format!("Bearer {}", token.expose());
+        Some(get_json(&url, &[("authorization", &bearer)]))
     }
 
     fn sweep_request(
@@ -318,16 +313,8 @@ impl Provider for ZengaPay {
             statement_time(from_ms).replace(' ', "%20"),
             statement_time(to_ms).replace(' ', "%20"),
         );
-        Some(
-            http::Request::get(url)
-                .header(
-                    http::header::AUTHORIZATION,
-                    format!("Bearer {}", token.expose()),
-                )
-                .header(http::header::ACCEPT, "application/json")
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| PollError::Request(e.to_string())),
-        )
+        let bearer = format!("Bearer {}", token.expose());
+        Some(get_json(&url, &[("authorization", &bearer)]))
     }
 
     fn parse_sweep_reply(&self, status: StatusCode, body: &[u8]) -> Result<SweepPage, PollError> {
@@ -518,6 +505,34 @@ pub fn currency_of(code: &str) -> &str {
     code.split('-').next().unwrap_or(code)
 }
 
+/// A ZengaPay sample.
+pub(crate) fn sample(z: &ZengaPayConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let (event, status) = match spec.status {
+        SampleStatus::Succeeded => ("collection.success", "SUCCEEDED"),
+        SampleStatus::Failed => ("collection.failed", "FAILED"),
+        SampleStatus::Pending => ("collection.pending", "PENDING"),
+    };
+    let body = json!({"event": event, "data": {
+        "transactionStatus": status, "transactionReference": r,
+        "transactionExternalReference": format!("order-{r}"),
+        "MNOTransactionReferenceId": "42026012031", "currencyCode": "UGX-MTNMM",
+        "amount": ctx.amount, "msisdn": "256772000001", "channel": "API",
+        "transactionType": "INBOUND_MSISDN_CREDIT",
+        "transactionInitiationDate": "2026-11-23 13:16:43",
+        "transactionCompletionDate": "2026-11-23 13:16:55"}})
+    .to_string()
+    .into_bytes();
+    let sig = zengapay_signature(z.secret_hash.expose(), &body);
+    Ok(SampleCallback {
+        path: "/callbacks/zengapay".into(),
+        headers: vec![("X-ZENGAPAY-SIGNATURE".into(), sig)],
+        body,
+        provider_ref: r.clone(),
+        signed_as: "HMAC-SHA256 of the raw body, hex, in X-ZENGAPAY-SIGNATURE".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,8 +599,8 @@ mod tests {
 
     #[test]
     fn the_documented_statement_reads_payments_and_leaves_charges_out() {
-        // The "Account Statement" sample of seed 004, trimmed to one payment and one charge
-        // (whose amount 2152.2 is not even representable in UGX).
+        // The "Account Statement" sample of ZengaPay's API documentation, trimmed to one
+        // payment and one charge (whose amount 2152.2 is not even representable in UGX).
         let body = r#"{"code":200,"status":"OK","statement":{"current_page":1,"data":[
             {"transactionSystemId":"ZPY200806176137TX","transactionReference":"9122712b-6f0c-54ff-ab53-515b8d29fae4","transactionStatus":"SUCCEEDED","amount":107610,"msisdn":"256784553576","channel":"API","currencyCode":"UGX-MTNMM","transactionExternalReference":"20080620471018","transactionEntryGeneralType":"CREDIT","transactionEntryDesignation":"TRANSACTION","transactionEntrySpecificType":"INBOUND_MSISDN_CREDIT"},
             {"transactionSystemId":"ZPY200806205562TX","transactionReference":"ac24cc4d-56b7-53ee-9070-579aa9afa8a4","transactionStatus":"SUCCEEDED","amount":2152.2,"msisdn":null,"channel":"BACK_END_PROCESSOR","currencyCode":"UGX-MTNMM","transactionEntryGeneralType":"DEBIT","transactionEntryDesignation":"CHARGES","transactionEntrySpecificType":"OUTBOUND_ZPACCT_DEBIT"}

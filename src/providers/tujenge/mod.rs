@@ -18,13 +18,18 @@
 //! deadline (there is no status endpoint to ask). Deduplication is on the token and
 //! the SHA-256 of the body.
 
-use super::daraja::{self, match_token, split_path, token_id};
+pub mod config;
+
+use super::daraja;
+use super::path_token::{match_token, minted, split_path, token_id};
+use super::sample::{first_token, stk_body, Sample, SampleCallback, SampleError};
 use super::{
     sha256_hex, CallbackEvent, ParseError, Provider, ProviderId, RawCallback, StatusReport,
     TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::{Secret, TujengeConfig};
+use crate::secret::Secret;
 use crate::state::Status;
+pub use config::TujengeConfig;
 
 /// The Tujenge provider.
 pub struct Tujenge {
@@ -52,7 +57,7 @@ impl Provider for Tujenge {
 
     fn verify(&self, req: &RawCallback<'_>) -> Result<VerifiedCallback, VerifyError> {
         if let Some(payment) = req.payment {
-            return Ok(daraja::minted(ProviderId::Tujenge, payment, req));
+            return Ok(minted(ProviderId::Tujenge, payment, req));
         }
         let (token, _) = split_path(req.path_rest);
         let token = token.ok_or(VerifyError::UnknownToken)?;
@@ -109,6 +114,20 @@ fn parse_for(provider_ref: String, body: &[u8]) -> Result<CallbackEvent, ParseEr
         kind: kind.to_string(),
         dedup_key,
         report: Some(report),
+    })
+}
+
+/// A Tujenge sample.
+pub(crate) fn sample(t: &TujengeConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let body = stk_body(r, ctx.number(), spec.status, ctx.provider)?;
+    let token = first_token(&t.callback_tokens).ok_or(SampleError::NotConfigured(ctx.provider))?;
+    Ok(SampleCallback {
+        path: format!("/callbacks/tujenge/{token}"),
+        headers: Vec::new(),
+        body,
+        provider_ref: format!("tok_{}", token_id(token)),
+        signed_as: "the secret callback token in the path (Tujenge signs nothing)".into(),
     })
 }
 

@@ -19,7 +19,7 @@
 //! | `status/timeout` | its queue time-out | `transaction_status_timeout` (stored) |
 //!
 //! Sub-routes avoid the words Daraja refuses in callback URLs
-//! ([`crate::config::DARAJA_BANNED_URL_WORDS`]).
+//! ([`DARAJA_BANNED_URL_WORDS`]).
 //!
 //! Status: the STK push query, `POST /mpesa/stkpushquery/v1/query` with an OAuth
 //! bearer token (`GET /oauth/v1/generate`, Basic consumer key:secret, cached by the
@@ -31,20 +31,38 @@
 //! [`result_status`] (ResultCode → status and reason), [`named_values`] / [`lookup`]
 //! (metadata items read by name), [`value_text`], [`parse_transaction_status`].
 
+mod b2c;
+mod c2b;
+pub mod config;
+mod oauth;
+mod stk;
+
+pub use super::path_token::token_id;
+use super::path_token::{match_token, minted, split_path};
+use super::sample::{first_token, stk_body, Sample, SampleCallback, SampleError};
 use super::{
-    ct_eq, json_reply, sha256_hex, AccessToken, Ack, CallbackEvent, ParseError, PendingTxn,
-    PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind,
-    VerifiedCallback, VerifyError,
+    json_reply, AccessToken, Ack, CallbackEvent, ParseError, PendingTxn, PollError, PollInputs,
+    Provider, ProviderId, RawCallback, StatusReport, StatusRequest, TxnKind, VerifiedCallback,
+    VerifyError,
 };
-use crate::config::{DarajaApi, DarajaConfig, Secret};
 use crate::money::Money;
+use crate::secret::Secret;
 use crate::state::Status;
+use b2c::{
+    b2c_event, b2c_timeout_event, is_transaction_status, timeout_ids, transaction_status_event,
+    ResultDoc,
+};
+pub use b2c::{parse_transaction_status, TransactionStatusResult};
 use base64::Engine;
 use bytes::Bytes;
+use c2b::c2b_event;
+pub use config::{DarajaApi, DarajaConfig, DARAJA_BANNED_URL_WORDS, DARAJA_SENDER_IPS};
 use http::StatusCode;
 use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+pub use stk::{parse_stk_query, stk_password, stk_report, timestamp};
+use stk::{stk_event, stk_queryable, StkBody};
 
 /// Daraja's currency (Kenyan shillings; M-Pesa Kenya is the only market served here).
 pub const CURRENCY: &str = "KES";
@@ -65,173 +83,6 @@ impl Daraja {
             base_url: cfg.poll.base_url.clone(),
         }
     }
-}
-
-/// Daraja's `Timestamp` (`YYYYMMDDHHmmss`) in Kenyan time (EAT, UTC+3, no daylight saving),
-/// as Safaricom's own samples use it.
-///
-/// ```
-/// // 2021-06-28 06:24:08 UTC is 09:24:08 in Nairobi.
-/// assert_eq!(payhook::providers::daraja::timestamp(1_624_861_448_000), "20210628092408");
-/// ```
-pub fn timestamp(now_ms: i64) -> String {
-    const EAT_OFFSET_MS: i64 = 3 * 3_600_000;
-    crate::clock::rfc3339(now_ms.saturating_add(EAT_OFFSET_MS))
-        .chars()
-        .take(19)
-        .filter(char::is_ascii_digit)
-        .collect()
-}
-
-/// The STK `Password`: base64 of shortcode, passkey and timestamp concatenated.
-///
-/// ```
-/// // Daraja's sandbox shortcode and passkey, with the published password.
-/// let p = payhook::providers::daraja::stk_password(
-///     "174379",
-///     "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
-///     "20210628092408",
-/// );
-/// assert_eq!(p, "MTc0Mzc5YmZiMjc5ZjlhYTliZGJjZjE1OGU5N2RkNzFhNDY3Y2QyZTBjODkzMDU5YjEwZjc4ZTZiNzJhZGExZWQyYzkxOTIwMjEwNjI4MDkyNDA4");
-/// ```
-pub fn stk_password(shortcode: &str, passkey: &str, timestamp: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{shortcode}{passkey}{timestamp}"))
-}
-
-/// True for transactions the STK push query can answer: STK pushes, and references of
-/// unknown kind shaped like a `CheckoutRequestID` (`ws_CO_…`).
-fn stk_queryable(txn: &PendingTxn) -> bool {
-    txn.kind == TxnKind::Stk
-        || (txn.kind == TxnKind::Unknown && txn.provider_ref.starts_with("ws_CO_"))
-}
-
-/// The STK push query answer, and the error answer Daraja sends instead.
-#[derive(Deserialize)]
-#[allow(non_snake_case)]
-struct StkQueryReply<'a> {
-    #[serde(borrow)]
-    ResultCode: Option<&'a RawValue>,
-    ResultDesc: Option<String>,
-    CheckoutRequestID: Option<String>,
-    errorCode: Option<String>,
-    errorMessage: Option<String>,
-}
-
-/// `/oauth/v1/generate` answer: `expires_in` is a string of seconds (a number accepted).
-#[derive(Deserialize)]
-struct TokenReply<'a> {
-    access_token: Option<String>,
-    #[serde(borrow)]
-    expires_in: Option<&'a RawValue>,
-}
-
-/// Reads an STK query answer. "Being processed" comes as an HTTP 500 with
-/// `errorCode 500.001.1001`, and as `ResultCode 4999`: both PENDING, not failures. The
-/// same error code also means wrong credentials or an unknown merchant, so it is read by
-/// its message; token, validation, spike-arrest and quota errors are poll
-/// failures.
-pub fn parse_stk_query(
-    provider_ref: &str,
-    status: StatusCode,
-    body: &[u8],
-) -> Result<StatusReport, PollError> {
-    let reply: StkQueryReply = match serde_json::from_slice(body) {
-        Ok(r) => r,
-        Err(_) if !status.is_success() => return Err(PollError::from_status(status)),
-        Err(e) => return Err(ParseError::from(e).into()),
-    };
-    if let Some(code) = reply.errorCode.as_deref() {
-        let message = reply.errorMessage.unwrap_or_default();
-        let lower = message.to_ascii_lowercase();
-        if code == "500.001.1001"
-            && (lower.contains("being processed") || lower.contains("under processing"))
-        {
-            let mut r = StatusReport::new(provider_ref, TxnKind::Stk, Status::Pending);
-            r.provider_status = Some(code.to_string());
-            return Ok(r);
-        }
-        // 404.001.03: invalid access token — the cached token must be dropped.
-        if code.starts_with("404.001.") || code.starts_with("401") {
-            return Err(PollError::Unauthorized(status.as_u16()));
-        }
-        return Err(PollError::Refused(format!("{code}: {message}")));
-    }
-    if !status.is_success() {
-        return Err(PollError::from_status(status));
-    }
-    if let Some(id) = reply.CheckoutRequestID.as_deref() {
-        if id.trim() != provider_ref {
-            return Err(PollError::Malformed(format!(
-                "answer is about {id:?}, not {provider_ref:?}"
-            )));
-        }
-    }
-    let code = value_text(reply.ResultCode).ok_or(ParseError::Missing("ResultCode"))?;
-    let (normalised, reason) = result_status(ResultFamily::Stk, &code);
-    let mut r = StatusReport::new(provider_ref, TxnKind::Stk, normalised);
-    r.reason = reason.map(str::to_string);
-    r.provider_status = Some(match reply.ResultDesc {
-        Some(desc) => format!("{code}: {desc}"),
-        None => code,
-    });
-    Ok(r)
-}
-
-/// Which configured token `candidate` is, compared in constant time against *every*
-/// token (no early exit, so the timing does not tell which one matched or how many
-/// there are beyond their count). `None` when it is none of them.
-pub(crate) fn match_token(tokens: &[Secret], candidate: &str) -> Option<usize> {
-    let mut found: Option<usize> = None;
-    for (i, t) in tokens.iter().enumerate() {
-        let eq = ct_eq(candidate.as_bytes(), t.expose().as_bytes());
-        // `found.or(...)` on every iteration: the same work whether or not it matched.
-        found = found.or(eq.then_some(i));
-    }
-    found
-}
-
-/// A non-secret identifier of a callback token: the first 16 hex digits of its
-/// SHA-256. Lets logs and the store name a token without revealing it.
-pub fn token_id(token: &str) -> String {
-    sha256_hex(token.as_bytes())[..16].to_string()
-}
-
-/// A callback that came on a minted URL for `payment` (its tag already verified): like a
-/// token, it says who called, and for which payment. `callbacks.auth` names the payment;
-/// its dedup and correlation key is the payment id, never a secret.
-pub(crate) fn minted(
-    provider: ProviderId,
-    payment: &str,
-    req: &RawCallback<'_>,
-) -> VerifiedCallback {
-    let mut v = VerifiedCallback::new(
-        provider,
-        format!("minted-url:{payment}"),
-        false,
-        req.body.clone(),
-    );
-    v.path_token = Some(format!("pay-{payment}"));
-    v.sub_route = req
-        .path_rest
-        .map(|s| s.trim_matches('/').to_string())
-        .filter(|s| !s.is_empty());
-    v.payment = Some(payment.to_string());
-    v
-}
-
-/// Splits `{token}[/{sub-route}]` into the token and the normalised sub-route.
-pub(crate) fn split_path(rest: Option<&str>) -> (Option<&str>, Option<&str>) {
-    let Some(rest) = rest else {
-        return (None, None);
-    };
-    let (token, sub) = match rest.split_once('/') {
-        Some((t, s)) => (t, Some(s.trim_matches('/'))),
-        None => (rest, None),
-    };
-    (
-        Some(token).filter(|t| !t.is_empty()),
-        sub.filter(|s| !s.is_empty()),
-    )
 }
 
 impl Provider for Daraja {
@@ -271,27 +122,7 @@ impl Provider for Daraja {
         if !stk_queryable(txn) {
             return None;
         }
-        let Some(token) = inputs.access_token else {
-            return Some(Err(PollError::Request("no access token".into())));
-        };
-        let ts = timestamp(inputs.now_ms);
-        let body = serde_json::json!({
-            "BusinessShortCode": api.shortcode,
-            "Password": stk_password(&api.shortcode, api.passkey.expose(), &ts),
-            "Timestamp": ts,
-            "CheckoutRequestID": txn.provider_ref,
-        })
-        .to_string();
-        Some(
-            http::Request::post(format!("{}/mpesa/stkpushquery/v1/query", self.base_url))
-                .header(
-                    http::header::AUTHORIZATION,
-                    format!("Bearer {}", token.expose()),
-                )
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| PollError::Request(e.to_string())),
-        )
+        Some(stk::query_request(api, &self.base_url, txn, inputs))
     }
 
     fn parse_status_reply(
@@ -304,37 +135,11 @@ impl Provider for Daraja {
     }
 
     fn token_request(&self) -> Option<Result<StatusRequest, PollError>> {
-        let api = self.api.as_ref()?;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            api.consumer_key.expose(),
-            api.consumer_secret.expose()
-        ));
-        Some(
-            http::Request::get(format!(
-                "{}/oauth/v1/generate?grant_type=client_credentials",
-                self.base_url
-            ))
-            .header(http::header::AUTHORIZATION, format!("Basic {basic}"))
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| PollError::Request(e.to_string())),
-        )
+        Some(oauth::token_request(self.api.as_ref()?, &self.base_url))
     }
 
     fn parse_token_reply(&self, status: StatusCode, body: &[u8]) -> Result<AccessToken, PollError> {
-        let reply: TokenReply = json_reply(status, body, PollError::from_token_status)?;
-        let token = reply
-            .access_token
-            .filter(|t| !t.is_empty())
-            .ok_or(ParseError::Missing("access_token"))?;
-        // Documented as "valid ~1 h"; when unreadable, assume the documented hour.
-        let secs = value_text(reply.expires_in)
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or(3600);
-        Ok(AccessToken {
-            token: Secret::new(token),
-            valid_for: std::time::Duration::from_secs(secs),
-        })
+        oauth::parse_token_reply(status, body)
     }
 
     fn ack(&self, event: Option<&CallbackEvent>) -> Ack {
@@ -406,16 +211,6 @@ pub fn parse_body(sub_route: Option<&str>, body: &[u8]) -> Result<CallbackEvent,
             field: "path",
             why: format!("unknown sub-route {other:?}"),
         }),
-    }
-}
-
-/// Parses an STK push result body (`{"Body":{"stkCallback":…}}`); `Ok(None)` when the
-/// body is JSON but not of that shape. Tujenge reuses this for forwarded results.
-pub fn stk_report(body: &[u8]) -> Result<Option<StatusReport>, ParseError> {
-    let env: Envelope = serde_json::from_slice(body)?;
-    match env.Body.and_then(|b| b.stkCallback) {
-        Some(stk) => Ok(stk_event(&stk)?.report),
-        None => Ok(None),
     }
 }
 
@@ -549,284 +344,17 @@ struct Envelope<'a> {
     Result: Option<ResultDoc<'a>>,
 }
 
-#[derive(Deserialize)]
-#[allow(non_snake_case)]
-struct StkBody<'a> {
-    #[serde(borrow)]
-    stkCallback: Option<StkCallback<'a>>,
-}
-
-#[derive(Deserialize)]
-#[allow(non_snake_case)]
-struct StkCallback<'a> {
-    CheckoutRequestID: Option<String>,
-    #[serde(borrow)]
-    ResultCode: Option<&'a RawValue>,
-    #[serde(borrow)]
-    CallbackMetadata: Option<Metadata<'a>>,
-}
-
-#[derive(Deserialize)]
-#[allow(non_snake_case)]
-struct Metadata<'a> {
-    #[serde(borrow)]
-    Item: Option<&'a RawValue>,
-}
-
-fn stk_event(stk: &StkCallback<'_>) -> Result<CallbackEvent, ParseError> {
-    let checkout = required(
-        "Body.stkCallback.CheckoutRequestID",
-        stk.CheckoutRequestID.clone(),
-    )?;
-    let code =
-        value_text(stk.ResultCode).ok_or(ParseError::Missing("Body.stkCallback.ResultCode"))?;
-    let (status, reason) = result_status(ResultFamily::Stk, &code);
-    let items = match stk.CallbackMetadata.as_ref().and_then(|m| m.Item) {
-        Some(raw) => named_values(raw)?,
-        None => Vec::new(),
-    };
-    let mut report = StatusReport::new(checkout.clone(), TxnKind::Stk, status);
-    report.reason = reason.map(str::to_string);
-    report.provider_status = Some(code);
-    report.money = kes(
-        "CallbackMetadata.Amount",
-        value_text(lookup(&items, "Amount")),
-    )?;
-    report.receipt = value_text(lookup(&items, "MpesaReceiptNumber"));
-    report.msisdn = value_text(lookup(&items, "PhoneNumber"));
-    Ok(CallbackEvent {
-        kind: kind::STK.to_string(),
-        // One final result per CheckoutRequestID.
-        dedup_key: format!("{}:{checkout}", kind::STK),
-        report: Some(report),
-    })
-}
-
-#[derive(Deserialize)]
-#[allow(non_snake_case)]
-struct C2b {
-    TransID: Option<String>,
-    TransAmount: Option<Box<RawValue>>,
-    BillRefNumber: Option<String>,
-    MSISDN: Option<String>,
-}
-
-fn c2b_event(body: &[u8], confirmation: bool) -> Result<CallbackEvent, ParseError> {
-    let c: C2b = serde_json::from_slice(body)?;
-    let trans_id = required("TransID", c.TransID)?;
-    let money = kes("TransAmount", value_text(c.TransAmount.as_deref()))?;
-    let kind = if confirmation {
-        kind::C2B_CONFIRMATION
-    } else {
-        kind::C2B_VALIDATION
-    };
-    // Validation asks whether to accept a payment that has not happened; only the
-    // confirmation means the money moved. Validation is stored and changes nothing.
-    let report = confirmation.then(|| {
-        let mut r = StatusReport::new(trans_id.clone(), TxnKind::C2b, Status::Succeeded);
-        r.money = money;
-        r.merchant_ref = c.BillRefNumber.filter(|s| !s.trim().is_empty());
-        r.msisdn = c.MSISDN.filter(|s| !s.trim().is_empty());
-        r.receipt = Some(trans_id.clone());
-        r.provider_status = Some("Completed".to_string());
-        r
-    });
-    Ok(CallbackEvent {
-        kind: kind.to_string(),
-        dedup_key: format!("{kind}:{trans_id}"),
-        report,
-    })
-}
-
-#[derive(Deserialize)]
-#[allow(non_snake_case)]
-struct ResultDoc<'a> {
-    #[serde(borrow)]
-    ResultType: Option<&'a RawValue>,
-    #[serde(borrow)]
-    ResultCode: Option<&'a RawValue>,
-    ResultDesc: Option<String>,
-    OriginatorConversationID: Option<String>,
-    ConversationID: Option<String>,
-    TransactionID: Option<String>,
-    #[serde(borrow)]
-    ResultParameters: Option<ResultParameters<'a>>,
-}
-
-#[derive(Deserialize)]
-#[allow(non_snake_case)]
-struct ResultParameters<'a> {
-    #[serde(borrow)]
-    ResultParameter: Option<&'a RawValue>,
-}
-
-impl<'a> ResultDoc<'a> {
-    fn params(&self) -> Result<Vec<NamedValue<'a>>, ParseError> {
-        match self
-            .ResultParameters
-            .as_ref()
-            .and_then(|p| p.ResultParameter)
-        {
-            Some(raw) => named_values(raw),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// Our `OriginatorConversationID`, else Safaricom's `ConversationID`.
-    fn reference(&self) -> Result<String, ParseError> {
-        required(
-            "Result.OriginatorConversationID",
-            self.OriginatorConversationID
-                .clone()
-                .filter(|s| !s.trim().is_empty())
-                .or_else(|| self.ConversationID.clone()),
-        )
-    }
-}
-
-/// A Transaction Status result carries `TransactionStatus`/`ReceiptNo` parameters;
-/// a B2C result never does.
-fn is_transaction_status(r: &ResultDoc<'_>) -> Result<bool, ParseError> {
-    let params = r.params()?;
-    Ok(lookup(&params, "TransactionStatus").is_some() || lookup(&params, "ReceiptNo").is_some())
-}
-
-fn b2c_event(r: &ResultDoc<'_>) -> Result<CallbackEvent, ParseError> {
-    let reference = r.reference()?;
-    let code = value_text(r.ResultCode).ok_or(ParseError::Missing("Result.ResultCode"))?;
-    let result_type = value_text(r.ResultType).unwrap_or_else(|| "0".to_string());
-    let params = r.params()?;
-    // ResultType 1 is "waiting for further messages": not final.
-    let (status, reason) = if result_type == "1" {
-        (Status::Pending, None)
-    } else {
-        result_status(ResultFamily::B2c, &code)
-    };
-    let mut report = StatusReport::new(reference.clone(), TxnKind::B2c, status);
-    report.reason = reason.map(str::to_string);
-    report.provider_status = Some(code);
-    report.money = kes(
-        "ResultParameter.TransactionAmount",
-        value_text(lookup(&params, "TransactionAmount")),
-    )?;
-    report.receipt = value_text(lookup(&params, "TransactionReceipt"))
-        .or_else(|| r.TransactionID.clone().filter(|s| !s.trim().is_empty()));
-    // "2547XXXXXXXX - Jane Doe": the number is what precedes the dash.
-    report.msisdn = value_text(lookup(&params, "ReceiverPartyPublicName"))
-        .and_then(|s| s.split(" - ").next().map(|n| n.trim().to_string()))
-        .filter(|s| !s.is_empty());
-    Ok(CallbackEvent {
-        kind: kind::B2C_RESULT.to_string(),
-        dedup_key: format!("{}:{reference}:{result_type}", kind::B2C_RESULT),
-        report: Some(report),
-    })
-}
-
-/// The ids of a queue time-out body: the `Result` document's if it has one, else the
-/// same keys at the top level (the time-out payload is not documented).
-fn timeout_ids(body: &[u8]) -> Result<String, ParseError> {
-    #[derive(Deserialize)]
-    #[allow(non_snake_case)]
-    struct Flat {
-        OriginatorConversationID: Option<String>,
-        ConversationID: Option<String>,
-    }
-    let env: Envelope = serde_json::from_slice(body)?;
-    if let Some(r) = env.Result {
-        return r.reference();
-    }
-    let f: Flat = serde_json::from_slice(body)?;
-    required(
-        "OriginatorConversationID",
-        f.OriginatorConversationID
-            .filter(|s| !s.trim().is_empty())
-            .or(f.ConversationID),
-    )
-}
-
-fn b2c_timeout_event(body: &[u8]) -> Result<CallbackEvent, ParseError> {
-    let reference = timeout_ids(body)?;
-    // The request timed out in Safaricom's queue; whether it ran is unknown until
-    // a Transaction Status query says.
-    let mut report = StatusReport::new(reference.clone(), TxnKind::B2c, Status::Indeterminate);
-    report.reason = Some("QUEUE_TIMEOUT".to_string());
-    report.provider_status = Some("QueueTimeout".to_string());
-    Ok(CallbackEvent {
-        kind: kind::B2C_TIMEOUT.to_string(),
-        dedup_key: format!("{}:{reference}", kind::B2C_TIMEOUT),
-        report: Some(report),
-    })
-}
-
-fn transaction_status_event(r: &ResultDoc<'_>) -> Result<CallbackEvent, ParseError> {
-    let reference = r.reference()?;
-    let conversation = r.ConversationID.clone().unwrap_or_default();
-    // This answers a status query; its OriginatorConversationID is the query's,
-    // not the payment's, so only the reconciler (which made the query) can say which
-    // transaction it is about. Stored, and read with `parse_transaction_status`.
-    Ok(CallbackEvent {
-        kind: kind::TRANSACTION_STATUS.to_string(),
-        dedup_key: format!("{}:{reference}:{conversation}", kind::TRANSACTION_STATUS),
-        report: None,
-    })
-}
-
-/// What a Transaction Status result says, for the reconciler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransactionStatusResult {
-    /// The query's `OriginatorConversationID` (correlates with the query made).
-    pub originator_conversation_id: Option<String>,
-    /// Safaricom's `ConversationID` of the query.
-    pub conversation_id: Option<String>,
-    /// The query's `ResultCode`; non-zero means the query failed, not the payment.
-    pub result_code: String,
-    /// `ResultDesc`.
-    pub result_desc: Option<String>,
-    /// `TransactionStatus` parameter, e.g. `Completed`.
-    pub transaction_status: Option<String>,
-    /// `ReceiptNo` parameter (the M-Pesa receipt).
-    pub receipt: Option<String>,
-    /// `Amount` parameter, in KES.
-    pub money: Option<Money>,
-    /// The payment's status by the answer: `None` when the query itself failed or the
-    /// status word is unknown (a failed query never changes a status, invariant 5).
-    pub status: Option<Status>,
-}
-
-/// Parses a Transaction Status result body (`{"Result":{…}}`).
-pub fn parse_transaction_status(body: &[u8]) -> Result<TransactionStatusResult, ParseError> {
-    let env: Envelope = serde_json::from_slice(body)?;
-    let r = env.Result.ok_or(ParseError::Missing("Result"))?;
-    let code = value_text(r.ResultCode).ok_or(ParseError::Missing("Result.ResultCode"))?;
-    let params = r.params()?;
-    let transaction_status = value_text(lookup(&params, "TransactionStatus"));
-    let status = if code.trim() != "0" {
-        None
-    } else {
-        match transaction_status
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("completed") => Some(Status::Succeeded),
-            Some("failed" | "cancelled" | "declined" | "expired") => Some(Status::Failed),
-            Some("pending") => Some(Status::Pending),
-            Some("reversed") => Some(Status::Reversed),
-            _ => None,
-        }
-    };
-    Ok(TransactionStatusResult {
-        originator_conversation_id: r.OriginatorConversationID.clone(),
-        conversation_id: r.ConversationID.clone(),
-        result_code: code,
-        result_desc: r.ResultDesc.clone(),
-        transaction_status,
-        receipt: value_text(lookup(&params, "ReceiptNo")),
-        money: kes(
-            "ResultParameter.Amount",
-            value_text(lookup(&params, "Amount")),
-        )?,
-        status,
+/// A Daraja sample.
+pub(crate) fn sample(d: &DarajaConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let body = stk_body(r, ctx.number(), spec.status, ctx.provider)?;
+    let token = first_token(&d.callback_tokens).ok_or(SampleError::NotConfigured(ctx.provider))?;
+    Ok(SampleCallback {
+        path: format!("/callbacks/daraja/{token}/stk"),
+        headers: Vec::new(),
+        body,
+        provider_ref: r.clone(),
+        signed_as: "the secret callback token in the path (Daraja signs nothing)".into(),
     })
 }
 
@@ -1019,14 +547,6 @@ mod tests {
                 "{rest:?}"
             );
         }
-    }
-
-    #[test]
-    fn match_token_finds_the_index_without_stopping_early() {
-        let tokens = [Secret::new("a"), Secret::new("b"), Secret::new("b")];
-        assert_eq!(match_token(&tokens, "b"), Some(1));
-        assert_eq!(match_token(&tokens, "c"), None);
-        assert_eq!(match_token(&[], "c"), None);
     }
 
     #[test]

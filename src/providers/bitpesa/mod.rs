@@ -10,19 +10,22 @@
 //! Status: `GET /v1/transactions/{id}`, signed like any request, a GET hashing the empty
 //! body; the answer wraps the transaction in `"object"`.
 
+pub mod config;
+
+use super::sample::{Sample, SampleCallback, SampleError, SampleStatus};
 use super::{
-    ct_eq, header_str, json_reply, path_segment, verify_hex_mac, CallbackEvent, ParseError,
-    PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
+    ct_eq, get_json, header_str, json_reply, path_segment, verify_hex_mac, CallbackEvent,
+    ParseError, PendingTxn, PollError, PollInputs, Provider, ProviderId, RawCallback, StatusReport,
     StatusRequest, TxnKind, VerifiedCallback, VerifyError,
 };
-use crate::config::{BitPesaConfig, Secret};
 use crate::money::{decimal_text, Money};
+use crate::secret::Secret;
 use crate::state::Status;
-use bytes::Bytes;
+pub use config::BitPesaConfig;
 use hmac::{Hmac, Mac};
 use http::StatusCode;
-use http_body_util::Full;
 use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha512};
 
@@ -110,7 +113,7 @@ impl Provider for BitPesa {
             // name, a path prefix): name the URL payhook checked, its query redacted.
             tracing::info!(
                 provider = "bitpesa",
-                expected_url = %crate::config::redacted_url(&signed_url),
+                expected_url = %crate::secret::redacted_url(&signed_url),
                 "BitPesa signature mismatch: payhook expected the signature over expected_url; \
                  if TransferZero signs another URL, set providers.bitpesa.webhook_url (or public_base_url) to it"
             );
@@ -173,15 +176,14 @@ impl Provider for BitPesa {
             path_segment(&txn.provider_ref)
         );
         let signature = sign(&self.api_secret, inputs.nonce, "GET", &url, b"");
-        Some(
-            http::Request::get(&url)
-                .header(KEY_HEADER, self.api_key.expose())
-                .header(NONCE_HEADER, inputs.nonce)
-                .header(SIGNATURE_HEADER, signature)
-                .header(http::header::ACCEPT, "application/json")
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| PollError::Request(e.to_string())),
-        )
+        Some(get_json(
+            &url,
+            &[
+                (KEY_HEADER, self.api_key.expose()),
+                (NONCE_HEADER, inputs.nonce),
+                (SIGNATURE_HEADER, &signature),
+            ],
+        ))
     }
 
     fn parse_status_reply(
@@ -311,6 +313,40 @@ fn recipient_report(event: &str, o: &Object<'_>) -> Option<StatusReport> {
     r.reason = reason;
     r.provider_status = Some(format!("{event}:{}", o.state.as_deref().unwrap_or("-")));
     Some(r)
+}
+
+/// A BitPesa sample.
+pub(crate) fn sample(b: &BitPesaConfig, ctx: &Sample<'_>) -> Result<SampleCallback, SampleError> {
+    let (spec, r) = (ctx.spec, &ctx.spec.reference);
+    let path = "/callbacks/bitpesa";
+    let url = match (&b.webhook_url, &b.public_base_url) {
+        (Some(u), _) => u.clone(),
+        (None, Some(base)) => format!("{base}{path}"),
+        (None, None) => return Err(SampleError::NoPublicUrl),
+    };
+    let (event, state) = match spec.status {
+        SampleStatus::Succeeded => ("transaction.paid_out", "paid"),
+        SampleStatus::Failed => ("transaction.canceled", "canceled"),
+        SampleStatus::Pending => ("transaction.processing", "processing"),
+    };
+    let body = json!({"webhook": "fd599451-4f3c-4045-91e1-d68ed12ffb75",
+        "event": event, "object": {"id": r, "state": state,
+        "external_id": format!("order-{r}"), "input_amount": ctx.number(),
+        "input_currency": "KES"}})
+    .to_string()
+    .into_bytes();
+    let sig = sign(&b.api_secret, &spec.nonce, "POST", &url, &body);
+    Ok(SampleCallback {
+        path: path.into(),
+        headers: vec![
+            ("Authorization-Key".into(), b.api_key.expose().to_string()),
+            ("Authorization-Nonce".into(), spec.nonce.clone()),
+            ("Authorization-Signature".into(), sig),
+        ],
+        body,
+        provider_ref: r.clone(),
+        signed_as: format!("HMAC-SHA512 of nonce&POST&{url}&sha512hex(body), hex"),
+    })
 }
 
 #[cfg(test)]
