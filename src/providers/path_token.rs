@@ -68,4 +68,32 @@ mod tests {
         assert_eq!(match_token(&tokens, "c"), None);
         assert_eq!(match_token(&[], "c"), None);
     }
+
+    #[test]
+    fn a_minted_callback_keeps_its_sub_route_and_names_its_payment() {
+        let headers = http::HeaderMap::new();
+        let body = bytes::Bytes::from_static(b"{}");
+        let raw = |rest| RawCallback {
+            path_rest: rest,
+            path: "/callbacks/daraja/p/…",
+            query: None,
+            headers: &headers,
+            body: &body,
+            payment: Some("pay_1"),
+        };
+        let v = minted(ProviderId::Daraja, "pay_1", &raw(Some("/result/")));
+        assert_eq!(v.sub_route.as_deref(), Some("result"));
+        assert_eq!(
+            (v.payment.as_deref(), v.path_token.as_deref()),
+            (Some("pay_1"), Some("pay-pay_1"))
+        );
+        assert_eq!(v.auth, "minted-url:pay_1");
+        for rest in [None, Some("/"), Some("")] {
+            assert_eq!(
+                minted(ProviderId::Daraja, "pay_1", &raw(rest)).sub_route,
+                None,
+                "{rest:?}"
+            );
+        }
+    }
 }
