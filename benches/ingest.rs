@@ -70,7 +70,7 @@ const BP_SECRET: &str = "bench-bitpesa-secret";
 const PUBLIC_BASE: &str = "https://hooks.example.com";
 /// Set in the child process that builds the prefilled store.
 const PREFILL_CHILD: &str = "PAYHOOK_BENCH_PREFILL_CHILD";
-/// Connections in the duplicate storm (the figure).
+/// Connections in the duplicate storm (as many as wrk's ordered rounds).
 const STORM_CONNECTIONS: usize = 64;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -10,47 +10,43 @@ use sha2::Digest;
 use std::fmt;
 use std::str::FromStr;
 
-/// The providers payhook speaks to. The lowercase spelling ([`ProviderId::as_str`]) is the
-/// route name, config key, SQL value, log field and metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProviderId {
-    /// ZengaPay (Uganda mobile money).
-    ZengaPay,
-    /// BitPesa / TransferZero.
-    BitPesa,
-    /// Safaricom M-Pesa Daraja.
-    Daraja,
-    /// Equity Jenga.
-    Jenga,
-    /// Tujenge.
-    Tujenge,
+/// Declares [`ProviderId`], [`ProviderId::ALL`] and [`ProviderId::as_str`] from one list,
+/// so that a provider cannot be missing from either: adding one is one line below.
+macro_rules! provider_ids {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// The providers payhook speaks to. The lowercase spelling
+        /// ([`ProviderId::as_str`]) is the route name, config key, SQL value, log field
+        /// and metric label.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ProviderId {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ProviderId {
+            /// Every provider, in a fixed order.
+            pub const ALL: [ProviderId; [$($name),*].len()] = [$(ProviderId::$variant),*];
+
+            /// The one spelling used everywhere.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( ProviderId::$variant => $name, )*
+                }
+            }
+        }
+    };
 }
 
-impl ProviderId {
-    /// Every provider, in a fixed order (metrics index by it).
-    pub const ALL: [ProviderId; 5] = [
-        ProviderId::ZengaPay,
-        ProviderId::BitPesa,
-        ProviderId::Daraja,
-        ProviderId::Jenga,
-        ProviderId::Tujenge,
-    ];
-
-    /// The one spelling used everywhere.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderId::ZengaPay => "zengapay",
-            ProviderId::BitPesa => "bitpesa",
-            ProviderId::Daraja => "daraja",
-            ProviderId::Jenga => "jenga",
-            ProviderId::Tujenge => "tujenge",
-        }
-    }
-
-    /// Position in [`ProviderId::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
+provider_ids! {
+    /// ZengaPay (Uganda mobile money).
+    ZengaPay => "zengapay",
+    /// BitPesa / TransferZero.
+    BitPesa => "bitpesa",
+    /// Safaricom M-Pesa Daraja.
+    Daraja => "daraja",
+    /// Equity Jenga.
+    Jenga => "jenga",
+    /// Tujenge.
+    Tujenge => "tujenge",
 }
 
 impl fmt::Display for ProviderId {

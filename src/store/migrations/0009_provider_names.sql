@@ -1,6 +1,6 @@
 -- Provider names leave the CHECK constraints of callbacks and transactions, so that
--- adding a provider is one INSERT INTO providers instead of a rebuild of both tables
--- (schema.sql says why at the providers table). This is the rebuild that makes it so,
+-- adding a provider is a row in the providers table (which payhook writes when it opens
+-- the store) instead of a rebuild of both tables (schema.sql says why at that table). This is the rebuild that makes it so,
 -- once: each table is created anew, its rows copied with their ids, the old one dropped
 -- and the new one renamed, then its indexes and triggers are created. The migration
 -- runner turns foreign keys off around it and checks them before committing.
@@ -8,8 +8,8 @@
 -- the old ones are gone.
 PRAGMA legacy_alter_table = ON;
 
--- The providers payhook knows, by route name. Adding a provider adds its row here (one
--- INSERT in a migration). transactions.provider is checked against this table by
+-- The providers payhook knows, by route name; payhook adds the row of a provider added
+-- later when it opens the store. transactions.provider is checked against this table by
 -- triggers, because a merchant's application may INSERT transactions itself; a CHECK
 -- listing the names would make every new provider a rebuild of the table, and a foreign
 -- key is enforced only on connections that enable it. callbacks.provider is written by
