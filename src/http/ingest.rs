@@ -120,9 +120,12 @@ pub async fn handle(
     let received_at_ms = now_ms();
     let schedule = crate::schedule::first_poll(&ctx.config.poll(provider), received_at_ms);
     let trust = trust(ctx, provider, &**p, verified.coverage, verdict);
+    let (body_sha256, report_sha256) = NewCallback::hashes(&verified, &parsed);
     let new = NewCallback {
         verified,
         parsed,
+        body_sha256,
+        report_sha256,
         headers_json: headers_json(&parts.headers),
         client_ip: Some(client.to_string()),
         received_at_ms,

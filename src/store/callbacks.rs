@@ -26,6 +26,28 @@ pub struct NewCallback {
     pub trust: Trust,
     /// Polling plan if it creates a transaction.
     pub schedule: Schedule,
+    /// Lowercase hex SHA-256 of the body. This and `report_sha256` are computed by the
+    /// request task ([`NewCallback::hashes`]), so that the one writer only binds and steps.
+    pub body_sha256: String,
+    /// The parsed report's fingerprint (`domain::report_fingerprint`), if it has a report.
+    pub report_sha256: Option<String>,
+}
+
+impl NewCallback {
+    /// The body's SHA-256 and the report's fingerprint, as [`NewCallback`] carries them.
+    pub fn hashes(
+        verified: &VerifiedCallback,
+        parsed: &Result<CallbackEvent, ParseError>,
+    ) -> (String, Option<String>) {
+        (
+            sha256_hex(&verified.body),
+            parsed
+                .as_ref()
+                .ok()
+                .and_then(|e| e.report.as_ref())
+                .map(report_fingerprint),
+        )
+    }
 }
 
 /// What storing a callback did.
@@ -56,7 +78,7 @@ pub enum IngestOutcome {
 pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, StoreError> {
     let v = &cb.verified;
     let provider = v.provider.as_str();
-    let body_sha = sha256_hex(&v.body);
+    let body_sha = cb.body_sha256.as_str();
     // Checked before anything is written, so that a replay changes nothing. `new_nonce`:
     // a nonce not seen before, to remember with this callback.
     let mut new_nonce = None;
@@ -71,8 +93,8 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
             None => new_nonce = Some(nonce.as_str()),
         }
     }
-    let (kind, dedup_key, report, parse_error) = identity(cb, &body_sha);
-    let fingerprint = report.map(report_fingerprint);
+    let (kind, dedup_key, report, parse_error) = identity(cb, body_sha);
+    let fingerprint = cb.report_sha256.as_deref();
     // The new callback (the common case) is one INSERT; the key is looked up only when
     // that INSERT meets a row already holding it.
     let insert = |dedup_key: &str, first: Option<i64>| -> Result<bool, StoreError> {
@@ -114,25 +136,25 @@ pub fn ingest(conn: &Connection, cb: &NewCallback) -> Result<IngestOutcome, Stor
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
         if sha == body_sha {
-            return duplicate(conn, cb, id, new_nonce, &body_sha);
+            return duplicate(conn, cb, id, new_nonce, body_sha);
         }
         // Another body under a key already seen is kept under the key plus its own hash,
         // linked to the first, and a retry of it is counted against that row. If it says
         // something else (two different results for one payment, or one forged), the
         // payment is disputed; if only its bytes differ, it is applied like any report.
-        let disputes = meaning.is_none() || meaning != fingerprint;
+        let disputes = meaning.is_none() || meaning.as_deref() != fingerprint;
         let own_key = format!("{dedup_key}#sha256:{body_sha}");
         if !insert(&own_key, Some(id))? {
             let again: i64 = conn
                 .prepare_cached("SELECT id FROM callbacks WHERE provider = ?1 AND dedup_key = ?2")?
                 .query_row(params![provider, own_key], |r| r.get(0))?;
-            return duplicate(conn, cb, again, new_nonce, &body_sha);
+            return duplicate(conn, cb, again, new_nonce, body_sha);
         }
         Some((id, disputes))
     };
     let callback_id = conn.last_insert_rowid();
     if let Some(nonce) = new_nonce {
-        record_nonce(conn, cb, nonce, &body_sha, callback_id)?;
+        record_nonce(conn, cb, nonce, body_sha, callback_id)?;
     }
     if parse_error.is_some() {
         return Ok(IngestOutcome::Flagged { callback_id });
