@@ -539,6 +539,34 @@ mod tests {
     use bytes::Bytes;
     use http::HeaderMap;
 
+    #[test]
+    fn only_a_decimal_amount_is_re_formatted_for_the_field_variants() {
+        let variants = |amount: &str| -> Vec<&'static str> {
+            field_candidates("r", "256700000001", amount)
+                .into_iter()
+                .map(|(v, _)| v)
+                .collect()
+        };
+        assert_eq!(
+            variants("12.5"),
+            [variant::FIELDS_AS_SENT, variant::FIELDS_2DP]
+        );
+        // Each signed string once: "126600" is already the integer form...
+        assert_eq!(
+            variants("126600"),
+            [variant::FIELDS_AS_SENT, variant::FIELDS_2DP]
+        );
+        // ...and "126600.00" already the two-decimal one.
+        assert_eq!(
+            variants("126600.00"),
+            [variant::FIELDS_AS_SENT, variant::FIELDS_INTEGER]
+        );
+        // Not a decimal number: signed only as sent, never re-formatted.
+        for amount in ["abc", ".5", "", "12.x", "1a.00"] {
+            assert_eq!(variants(amount), [variant::FIELDS_AS_SENT], "{amount:?}");
+        }
+    }
+
     const REF: &str = "566a4a89-4024-584c-b1f5-8c59aff0d334";
     const BODY: &str = r#"{"event":"collection.success","data":{"transactionStatus":"SUCCEEDED","transactionReference":"566a4a89-4024-584c-b1f5-8c59aff0d334","transactionExternalReference":"20080513164357","MNOTransactionReferenceId":"42026012031","currencyCode":"UGX-ATLMM","amount":"126600","msisdn":"256755329361","channel":"API","transactionType":"INBOUND_MSISDN_CREDIT","transactionInitiationDate":"2020-08-05 13:16:43","transactionCompletionDate":"2020-08-05 13:16:55"}}"#;
 

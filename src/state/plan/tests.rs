@@ -680,6 +680,27 @@ fn a_dispute_names_its_reason_unless_a_review_already_names_a_disagreement() {
     assert_eq!(p.emit, Emit::Settled);
 }
 
+#[test]
+fn an_operator_s_decision_keeps_a_held_hint_s_amount_as_unconfirmed() {
+    // The operator settles a payment whose hint claimed another amount than registered:
+    // the claim is not known, and stays beside the decision as unconfirmed.
+    let mut c = stored(Pending, None);
+    c.expected = Some(ugx(100));
+    let hint = Details {
+        amount: Some(ugx(200)),
+        ..Details::default()
+    };
+    c.held = Some(Held {
+        status: Succeeded,
+        details: hint.clone(),
+    });
+    let p = plan(
+        Some(&c),
+        &inc(Succeeded, &Details::default(), Operator, false),
+    );
+    assert_eq!((p.status, p.unconfirmed), (Succeeded, Some(hint)));
+}
+
 /// A model of the store: applies a plan to the stored row the way
 /// `store::transactions` does.
 fn execute(cur: Option<Stored>, p: &Plan) -> Stored {
