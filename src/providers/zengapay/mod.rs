@@ -728,6 +728,15 @@ mod tests {
         // A field signature leaves the status, the event and the currency unproven: the
         // same one verifies a body that says something else about the same payment.
         assert!(!two_dp.signed && !as_sent.signed);
+        // ...and so covers fields only: what it reports is a hint, the raw body's is not.
+        assert_eq!(raw.coverage, crate::domain::Coverage::Body);
+        assert_eq!(
+            (two_dp.coverage, as_sent.coverage),
+            (
+                crate::domain::Coverage::Fields,
+                crate::domain::Coverage::Fields
+            )
+        );
         let flipped = BODY.replace("SUCCEEDED", "FAILED").replace("UGX", "KES");
         assert_ne!(flipped, BODY);
         let still = verify(
