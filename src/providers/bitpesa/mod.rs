@@ -549,4 +549,64 @@ mod tests {
         assert_eq!(r.status, Status::Pending);
         assert_eq!(r.reason.as_deref(), Some("RECIPIENT_ERROR:temporary_error"));
     }
+
+    /// The report a webhook `event` about `object` (JSON) gives.
+    fn report(event: &str, object: &str) -> Option<StatusReport> {
+        let body = format!(r#"{{"webhook":"w","event":"{event}","object":{object}}}"#);
+        let v = VerifiedCallback::new(ProviderId::BitPesa, "t", true, Bytes::from(body));
+        provider("https://x.test/")
+            .parse_callback(&v)
+            .unwrap()
+            .report
+    }
+
+    #[test]
+    fn every_transaction_state_has_its_status() {
+        use Status::*;
+        for (state, want) in [
+            ("paid", (Succeeded, None)),
+            ("refunded", (Failed, Some("REFUNDED"))),
+            ("canceled", (Failed, Some("CANCELLED"))),
+            ("cancelled", (Failed, Some("CANCELLED"))),
+            ("pending", (Pending, None)),
+            ("mispaid", (Pending, None)),
+            ("manual", (Indeterminate, Some("NEEDS_PROVIDER_ACTION"))),
+        ] {
+            assert_eq!(map_transaction_state(state), Some(want), "{state}");
+        }
+        assert_eq!(map_transaction_state("teleported"), None);
+    }
+
+    #[test]
+    fn a_webhook_without_a_state_is_read_from_its_event_name() {
+        use Status::*;
+        for (event, status, reason) in [
+            ("transaction.paid_out", Succeeded, None),
+            ("transaction.refunded", Failed, Some("REFUNDED")),
+            ("transaction.canceled", Failed, Some("CANCELLED")),
+            ("transaction.created", Pending, None),
+            ("transaction.error", Pending, Some("PROVIDER_ERROR")),
+        ] {
+            let r = report(event, r#"{"id":"t-1"}"#).unwrap();
+            assert_eq!((r.status, r.reason.as_deref()), (status, reason), "{event}");
+        }
+        // An error event names the provider's error only where the state gives no reason.
+        let r = report("transaction.error", r#"{"id":"t-1","state":"canceled"}"#).unwrap();
+        assert_eq!(r.reason.as_deref(), Some("CANCELLED"));
+        let r = report("transaction.paid_out", r#"{"id":"t-1","state":"paid"}"#).unwrap();
+        assert_eq!(r.reason, None);
+    }
+
+    #[test]
+    fn a_stuck_recipient_needs_the_provider() {
+        let r = report(
+            "recipient.stuck",
+            r#"{"id":"r-1","transaction_id":"t-1","transaction_state":"processing","state":"stuck"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.provider_ref.as_str(), r.status, r.reason.as_deref()),
+            ("t-1", Status::Indeterminate, Some("RECIPIENT_STUCK"))
+        );
+    }
 }
