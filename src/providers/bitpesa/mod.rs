@@ -608,5 +608,15 @@ mod tests {
             (r.provider_ref.as_str(), r.status, r.reason.as_deref()),
             ("t-1", Status::Indeterminate, Some("RECIPIENT_STUCK"))
         );
+        // Any other recipient event reports its transaction's state.
+        let r = report(
+            "recipient.paid",
+            r#"{"id":"r-1","transaction_id":"t-1","transaction_state":"paid","state":"success"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.provider_ref.as_str(), r.status),
+            ("t-1", Status::Succeeded)
+        );
     }
 }
