@@ -253,11 +253,11 @@ pub fn result_status(family: ResultFamily, code: &str) -> (Status, Option<&'stat
         (ResultFamily::Stk, "1019" | "1037") => "TIMEOUT",
         (ResultFamily::Stk, "1031" | "1032") => "CANCELLED_BY_USER",
         (ResultFamily::Stk, "2001") => "WRONG_PIN",
-        (ResultFamily::Stk, "1025") => "PROVIDER_ERROR",
         (ResultFamily::Stk, "2028" | "8006" | "SFC_IC0003") => "REJECTED",
         (ResultFamily::B2c, "11" | "21" | "2001" | "2006" | "2028" | "2040" | "8006") => "REJECTED",
         // Every non-zero STK code is terminal for its CheckoutRequestID, and the
-        // same for B2C. Unknown codes keep the verbatim code in provider_status.
+        // same for B2C. Unknown codes, and 1025 (the push could not be sent), keep the
+        // verbatim code in provider_status.
         _ => "PROVIDER_ERROR",
     };
     (Status::Failed, Some(reason))

@@ -575,6 +575,21 @@ mod tests {
             Err(PollError::Refused(_))
         ));
         assert_eq!(parse(401, "{}"), Err(PollError::Unauthorized(401)));
+        // An answer about another payment is refused; one that names none is read.
+        let about = |reference: &str| {
+            format!(
+                r#"{{"status":true,"data":{{"stateCode":2,"code":0,"transactionReference":"{reference}"}}}}"#
+            )
+        };
+        assert!(matches!(
+            parse(200, &about("999999999999")),
+            Err(PollError::Malformed(_))
+        ));
+        assert_eq!(parse(200, &about(" ")).unwrap().status, Status::Succeeded);
+        assert_eq!(
+            parse(200, &about(" 328411183176 ")).unwrap().status,
+            Status::Succeeded
+        );
     }
 
     fn verify(auth: Option<&str>) -> Result<VerifiedCallback, VerifyError> {
