@@ -677,7 +677,14 @@ mod tests {
         let r = ev.report.unwrap();
         assert_eq!(r.provider_ref, "S2596405");
         assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.reason.as_deref(), Some("PROVIDER_FAILED"));
         assert_eq!(r.money.unwrap().minor, 1000);
+        // A success carries no failure reason.
+        let ok = parse_body(&fixture("ipn_success.json"))
+            .unwrap()
+            .report
+            .unwrap();
+        assert_eq!(ok.reason, None);
     }
 
     #[test]

@@ -798,6 +798,50 @@ mod tests {
         assert!(verify(&body(REF, "256755329361", "0126600"), &sig).is_err());
     }
 
+    /// What ZengaPay's parser makes of `body` (verification is not its concern).
+    fn parse(body: &str) -> Result<CallbackEvent, ParseError> {
+        let v = VerifiedCallback::new(
+            ProviderId::ZengaPay,
+            "t",
+            true,
+            Bytes::from(body.to_string()),
+        );
+        provider().parse_callback(&v)
+    }
+
+    #[test]
+    fn without_a_status_field_the_event_name_decides() {
+        let body = |event: &str| {
+            format!(r#"{{"event":"{event}","data":{{"transactionReference":"{REF}"}}}}"#)
+        };
+        let report = |event: &str| parse(&body(event)).unwrap().report.unwrap();
+        let r = report("transfer.success");
+        assert_eq!(
+            (r.kind, r.status, r.reason),
+            (TxnKind::Transfer, Status::Succeeded, None)
+        );
+        let r = report("collection.failed");
+        assert_eq!(
+            (r.kind, r.status, r.reason.as_deref()),
+            (TxnKind::Collection, Status::Failed, Some("PROVIDER_FAILED"))
+        );
+        assert!(matches!(
+            parse(&body("collection.pending")),
+            Err(ParseError::Missing("data.transactionStatus"))
+        ));
+        // An amount that is not a number is an error, not an absent amount.
+        let odd = format!(
+            r#"{{"event":"collection.success","data":{{"transactionReference":"{REF}","transactionStatus":"SUCCEEDED","amount":true,"currencyCode":"UGX"}}}}"#
+        );
+        assert!(matches!(
+            parse(&odd),
+            Err(ParseError::Invalid {
+                field: "data.amount",
+                ..
+            })
+        ));
+    }
+
     #[test]
     fn parses_the_documented_webhook() {
         let p = provider();
