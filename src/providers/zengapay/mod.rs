@@ -661,8 +661,16 @@ mod tests {
         let r = p
             .parse_status_reply(&txn, StatusCode::OK, body.as_bytes())
             .unwrap();
-        assert_eq!(r.status, Status::Succeeded);
+        assert_eq!((r.status, r.reason), (Status::Succeeded, None));
         assert_eq!(r.money.unwrap().minor, 126600);
+        let failed = body.replace("SUCCEEDED", "FAILED");
+        let r = p
+            .parse_status_reply(&txn, StatusCode::OK, failed.as_bytes())
+            .unwrap();
+        assert_eq!(
+            (r.status, r.reason.as_deref()),
+            (Status::Failed, Some("PROVIDER_FAILED"))
+        );
         let indeterminate = body.replace("SUCCEEDED", "INDETERMINATE");
         assert_eq!(
             p.parse_status_reply(&txn, StatusCode::OK, indeterminate.as_bytes())
