@@ -654,6 +654,31 @@ mod tests {
         let ts = parse_transaction_status(&fixture("transaction_status.json")).unwrap();
         assert_eq!(ts.status, Some(Status::Succeeded));
         assert_eq!(ts.receipt.as_deref(), Some("OEI2AK4Q16"));
+        // Every documented TransactionStatus word, and a non-zero ResultCode states none.
+        let text = String::from_utf8(fixture("transaction_status.json")).unwrap();
+        for (word, status) in [
+            ("Failed", Some(Status::Failed)),
+            ("Cancelled", Some(Status::Failed)),
+            ("Declined", Some(Status::Failed)),
+            ("Expired", Some(Status::Failed)),
+            ("Pending", Some(Status::Pending)),
+            ("Reversed", Some(Status::Reversed)),
+            ("Mislaid", None),
+        ] {
+            let body = text.replace("\"Completed\"", &format!("\"{word}\""));
+            assert_eq!(
+                parse_transaction_status(body.as_bytes()).unwrap().status,
+                status,
+                "{word}"
+            );
+        }
+        let failed_query = text.replace("\"ResultCode\":0", "\"ResultCode\":1");
+        assert_eq!(
+            parse_transaction_status(failed_query.as_bytes())
+                .unwrap()
+                .status,
+            None
+        );
     }
 
     #[test]

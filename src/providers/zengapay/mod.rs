@@ -818,6 +818,22 @@ mod tests {
     }
 
     #[test]
+    fn every_status_word_has_its_status() {
+        for (word, status) in [
+            ("PENDING", Some(Status::Pending)),
+            ("INDETERMINATE", Some(Status::Indeterminate)),
+            ("SUCCEEDED", Some(Status::Succeeded)),
+            ("Successful", Some(Status::Succeeded)),
+            (" success ", Some(Status::Succeeded)),
+            ("failed", Some(Status::Failed)),
+            ("REVERSED", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_status(word), status, "{word:?}");
+        }
+    }
+
+    #[test]
     fn without_a_status_field_the_event_name_decides() {
         let body = |event: &str| {
             format!(r#"{{"event":"{event}","data":{{"transactionReference":"{REF}"}}}}"#)
