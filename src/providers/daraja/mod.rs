@@ -461,6 +461,9 @@ mod tests {
         );
         let still = ok.replace(r#""ResultCode":"0""#, r#""ResultCode":"4999""#);
         assert_eq!(parse(200, &still).unwrap().status, Status::Pending);
+        // Not JSON: a failed HTTP answer is that failure, a 200 is a malformed answer.
+        assert_eq!(parse(502, "<html>"), Err(PollError::Http(502)));
+        assert!(matches!(parse(200, "<html>"), Err(PollError::Malformed(_))));
         let processing = r#"{"requestId":"ws_CO_1","errorCode":"500.001.1001","errorMessage":"The transaction is being processed"}"#;
         assert_eq!(parse(500, processing).unwrap().status, Status::Pending);
         let wrong_creds =
