@@ -13,6 +13,10 @@
 --     the providers table: zengapay | bitpesa | daraja | jenga | tujenge.
 --   * status is one of PENDING, INDETERMINATE, SUCCEEDED, FAILED, REVERSED, NEEDS_REVIEW
 --     (the normalised status of every provider). SUCCEEDED, FAILED and REVERSED are terminal.
+--   * A CHECK lists the values a column allows as col = 'a' OR col = 'b' ..., not as
+--     col IN ('a', 'b', ...): SQLite evaluates an IN list of more than two constants by
+--     building a temporary B-tree each time it checks a row, which made up much of the
+--     cost of every insert on the writer (docs/benchmarks.md).
 --   * Only payhook's single writer changes rows, except that a merchant application may
 --     INSERT new transactions to have them tracked (see README "Tracking a payment").
 
@@ -68,9 +72,9 @@ CREATE TABLE transactions (
     provider              TEXT    NOT NULL,     -- a name in providers (triggers transactions_provider_*)
     provider_ref          TEXT    NOT NULL,     -- the provider's id: ZengaPay transactionReference, TransferZero transaction id, Daraja CheckoutRequestID/TransID/OriginatorConversationID, Jenga reference, Tujenge tok_<id of the matching callback token>
     kind                  TEXT    NOT NULL DEFAULT 'unknown' -- payment kind: collection, transfer (payout), stk, c2b, b2c, ipn
-                          CHECK (kind IN ('collection','transfer','stk','c2b','b2c','ipn','unknown')),
+                          CHECK (kind = 'collection' OR kind = 'transfer' OR kind = 'stk' OR kind = 'c2b' OR kind = 'b2c' OR kind = 'ipn' OR kind = 'unknown'),
     status                TEXT    NOT NULL DEFAULT 'PENDING' -- normalised status (see Conventions)
-                          CHECK (status IN ('PENDING','INDETERMINATE','SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW')),
+                          CHECK (status = 'PENDING' OR status = 'INDETERMINATE' OR status = 'SUCCEEDED' OR status = 'FAILED' OR status = 'REVERSED' OR status = 'NEEDS_REVIEW'),
     reason                TEXT,                 -- normalised why: CANCELLED_BY_USER, INSUFFICIENT_FUNDS, AMOUNT_MISMATCH, DEADLINE_PASSED, ...
     provider_status       TEXT,                 -- the provider's own last status word or code, verbatim
     amount_minor          INTEGER,              -- amount the provider reported, in minor units
@@ -87,7 +91,7 @@ CREATE TABLE transactions (
     poll_attempts         INTEGER NOT NULL DEFAULT 0, -- status queries made so far
     deadline_at_ms        INTEGER,              -- still open by then: escalate to NEEDS_REVIEW (never auto-FAILED)
     review_polls          INTEGER NOT NULL DEFAULT 0, -- status queries made to confirm a success held on a NEEDS_REVIEW row; the reconciler stops at its cap
-    unconfirmed_status    TEXT CHECK (unconfirmed_status IN ('SUCCEEDED','FAILED','REVERSED')), -- a settlement reported only by a hint (token-only or field-signed callback), held until a status query confirms it
+    unconfirmed_status    TEXT CHECK (unconfirmed_status = 'SUCCEEDED' OR unconfirmed_status = 'FAILED' OR unconfirmed_status = 'REVERSED'), -- a settlement reported only by a hint (token-only or field-signed callback), held until a status query confirms it
     unconfirmed_details   TEXT,                 -- JSON of values only a hint stated (amount, amount_minor, currency, merchant_ref, msisdn, receipt): while held, the hint's claim; once settled, what nothing authenticated confirmed
     status_confirmed      INTEGER NOT NULL DEFAULT 1 CHECK (status_confirmed IN (0, 1)), -- 0: the status was applied from a hint that no status query could check (told to the merchant as unconfirmed)
     UNIQUE (provider, provider_ref)
@@ -121,14 +125,14 @@ CREATE TABLE transitions (
     transaction_id INTEGER NOT NULL REFERENCES transactions(id), -- the transaction reported on
     seq            INTEGER NOT NULL,            -- 1, 2, 3, ... within the transaction
     outcome        TEXT    NOT NULL
-                   CHECK (outcome IN ('applied','conflict','stale','unconfirmed')),
+                   CHECK (outcome = 'applied' OR outcome = 'conflict' OR outcome = 'stale' OR outcome = 'unconfirmed'),
                    -- applied: status (or a review's reason) changed; conflict: contradicted a terminal status, not applied;
                    -- stale: an older non-terminal report after the outcome, not applied;
                    -- unconfirmed: an unsigned success, held until a poll confirms it
     from_status    TEXT,                        -- status before; NULL when this row created the transaction
     to_status      TEXT    NOT NULL,            -- status reported or requested
     reason         TEXT,                        -- normalised reason given with the report
-    source         TEXT    NOT NULL CHECK (source IN ('callback','poll','operator','merchant','reconciler')), -- who reported it
+    source         TEXT    NOT NULL CHECK (source = 'callback' OR source = 'poll' OR source = 'operator' OR source = 'merchant' OR source = 'reconciler'), -- who reported it
     callback_id    INTEGER REFERENCES callbacks(id), -- set when source = 'callback'
     poll_id        INTEGER REFERENCES polls(id),     -- set when source = 'poll'
     note           TEXT,                        -- operator's note, or detail of a conflict
@@ -163,24 +167,21 @@ CREATE TABLE events (
     type               TEXT    NOT NULL,        -- transaction.succeeded | .failed | .reversed | .needs_review | .conflict
     payload            TEXT    NOT NULL,        -- the JSON body delivered to the merchant, fixed at creation
     status             TEXT    NOT NULL DEFAULT 'pending' -- pending: to deliver; delivered: acknowledged (2xx); dead: gave up, replayable
-                       CHECK (status IN ('pending','delivered','dead')),
+                       CHECK (status = 'pending' OR status = 'delivered' OR status = 'dead'),
     attempts           INTEGER NOT NULL DEFAULT 0, -- delivery attempts in the current schedule (replay resets it; table attempts keeps every one)
     next_attempt_at_ms INTEGER,                 -- when to try next; NULL once delivered or dead
     created_at_ms      INTEGER NOT NULL,
     delivered_at_ms    INTEGER,
     last_error         TEXT,                    -- why the last attempt failed; NULL after a delivery
     schedule_started_at_ms INTEGER,             -- start of the current retry schedule (NULL: created_at_ms); replay resets it; retry_horizon counts from it
-    seq                INTEGER                  -- outbox position: 1, 2, 3, ... in commit order, never reused (trigger events_seq); the pull feed's cursor
+    seq                INTEGER NOT NULL         -- outbox position: 1, 2, 3, ... in commit order, never reused (given by the INSERT, see below); the pull feed's cursor
 );
 CREATE INDEX events_due ON events (next_attempt_at_ms) WHERE status = 'pending';
 CREATE INDEX events_transaction ON events (transaction_id, transition_id);
 CREATE UNIQUE INDEX events_seq ON events (seq);
--- Numbers each event inside the transaction that writes it, under SQLite's single write
--- lock, so that seq order is commit order (src/store/feed.rs explains the cursor).
-CREATE TRIGGER events_seq AFTER INSERT ON events WHEN NEW.seq IS NULL
-BEGIN
-    UPDATE events SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM events) WHERE id = NEW.id;
-END;
+-- seq is one more than the largest, given by the INSERT that writes the event inside the
+-- writer's transaction, under SQLite's single write lock, so that seq order is commit
+-- order (src/store/feed.rs explains the cursor; store::transactions::emit writes it).
 
 -- Every delivery attempt of an event to the merchant.
 CREATE TABLE attempts (
@@ -222,7 +223,7 @@ CREATE TABLE deliveries (
     transaction_id         INTEGER NOT NULL REFERENCES transactions(id), -- the event's, for ordering
     transition_id          INTEGER NOT NULL, -- the event's, for ordering within its transaction
     status                 TEXT    NOT NULL DEFAULT 'pending' -- pending: to deliver; delivered: acknowledged (2xx); dead: gave up, replayable
-                           CHECK (status IN ('pending','delivered','dead')),
+                           CHECK (status = 'pending' OR status = 'delivered' OR status = 'dead'),
     attempts               INTEGER NOT NULL DEFAULT 0, -- attempts in the current schedule
     next_attempt_at_ms     INTEGER,             -- when to try next; NULL once delivered or dead
     schedule_started_at_ms INTEGER NOT NULL,    -- start of the current schedule (creation, replay, resume); retry_horizon counts from it

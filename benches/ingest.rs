@@ -838,8 +838,8 @@ fn prefilled(n: u64) -> PathBuf {
         let mut ev = tx
             .prepare(
                 "INSERT INTO events (id, transaction_id, transition_id, type, payload, status,
-                     attempts, next_attempt_at_ms, created_at_ms, delivered_at_ms)
-                 VALUES (?1, ?2, ?3, 'transaction.succeeded', ?4, 'delivered', 1, NULL, ?5, ?5)",
+                     attempts, next_attempt_at_ms, created_at_ms, delivered_at_ms, seq)
+                 VALUES (?1, ?2, ?3, 'transaction.succeeded', ?4, 'delivered', 1, NULL, ?5, ?5, ?6)",
             )
             .unwrap();
         let mut rng = fastrand::Rng::with_seed(0x0b5e55ed);
@@ -916,8 +916,15 @@ fn prefilled(n: u64) -> PathBuf {
             let payload = format!(
                 r#"{{"id":"{event_id}","type":"transaction.succeeded","data":{{"provider":"{provider}","provider_ref":"{r}","merchant_ref":"INV-{r}","status":"SUCCEEDED","amount_minor":{amount},"currency":"{currency}","transition_seq":1}}}}"#
             );
-            ev.execute(rusqlite::params![event_id, txn_id, tr_id, payload, at])
-                .unwrap();
+            ev.execute(rusqlite::params![
+                event_id,
+                txn_id,
+                tr_id,
+                payload,
+                at,
+                k as i64 + 1
+            ])
+            .unwrap();
         }
     }
     tx.commit().unwrap();

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_destinations.sql"),
     include_str!("migrations/0008_minted_payments.sql"),
     include_str!("migrations/0009_provider_names.sql"),
+    include_str!("migrations/0010_check_lists.sql"),
 ];
 
 /// The schema version this binary writes.

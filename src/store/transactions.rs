@@ -699,8 +699,8 @@ fn emit(
         }
     })
     .to_string();
-    // The feed position is given here rather than by the `events_seq` trigger (which
-    // stays for any other writer): one write of the row instead of an INSERT and an UPDATE.
+    // The feed position (src/store/feed.rs says why it is one more than the largest) is
+    // given by this INSERT: a trigger would make every insert keep a statement journal.
     conn.prepare_cached(
         "INSERT INTO events (id, transaction_id, transition_id, type, payload, status, attempts,
                              next_attempt_at_ms, created_at_ms, seq)
