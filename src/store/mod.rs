@@ -33,11 +33,13 @@ pub use checkpoint::{CATCH_UP_AT_FRAMES, CATCH_UP_AT_LEAST_EVERY_BATCHES};
 use checkpoint::checkpoint_loop;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use writer::{make_job, open_writer, pipelined_sync, sync_loop, writer_loop, Completion, Job};
+use writer::{
+    make_job, open_writer, pipelined_sync, sync_loop, writer_loop, Completion, Job, Syncer,
+};
 
 /// Queue depth in front of the writer; beyond it callers wait (back-pressure).
 const QUEUE_DEPTH: usize = 8192;
@@ -180,14 +182,18 @@ impl Store {
         let wanted = catch_up.clone();
         let syncer = match wal {
             Some(wal) => {
-                let (tx, synced) = std::sync::mpsc::channel::<Vec<Completion>>();
+                let (groups, synced) = std::sync::mpsc::channel::<Vec<Completion>>();
                 let flag = poisoned.clone();
+                let in_flight = Arc::new(AtomicUsize::new(0));
+                let counted = in_flight.clone();
+                // Weak: the syncer's wake-ups must not keep the writer's queue open.
+                let writer = jobs.downgrade();
                 let handle = std::thread::Builder::new()
                     .name("payhook-sync".into())
-                    .spawn(move || sync_loop(&wal, &synced, &flag))
+                    .spawn(move || sync_loop(&wal, &synced, &flag, &counted, &writer))
                     .map_err(|e| StoreError::Unavailable(format!("cannot start syncer: {e}")))?;
                 threads.push(handle);
-                Some(tx)
+                Some(Syncer { groups, in_flight })
             }
             None => None,
         };

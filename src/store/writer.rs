@@ -9,7 +9,12 @@
 //! syncer `fdatasync`s the WAL file once for every batch committed since its last sync and
 //! only then answers their callers, so "2xx means on disk" holds exactly as with
 //! `synchronous=FULL`, while the writer already runs the next batch instead of waiting for
-//! the disk. An fsync that fails poisons the store: everything after it is refused (503)
+//! the disk. While an fsync is in flight the writer keeps its transaction open and runs
+//! every job that arrives inside it, and commits only when the syncer is free again: the
+//! callers wait for the next fsync either way, and each commit writes every page its
+//! transaction touched to the WAL (the rightmost leaf of every table and index, for
+//! appends), so one commit per fsync instead of one per queued batch writes those pages
+//! once, not once per batch. An fsync that fails poisons the store: everything after it is refused (503)
 //! until payhook restarts, because after a failed fsync the kernel may have dropped the
 //! pages and a later "successful" fsync proves nothing. The same goes for the database
 //! file's fsync after a checkpoint pass, and for a checkpoint that hits an I/O error. If
@@ -29,7 +34,8 @@ use super::{migrations, StoreError, StoreOptions, BUSY_TIMEOUT, STATEMENT_CACHE}
 use rusqlite::{Connection, ErrorCode};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most closures committed together. Bounds the latency one commit adds to the callers
@@ -38,15 +44,21 @@ const MAX_BATCH: usize = 512;
 /// Bytes the WAL file is truncated back to when SQLite restarts it.
 pub(super) const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
-/// A job for the writer.
-pub(super) struct Job {
-    /// Run inside its own SAVEPOINT, so that its failure undoes only itself. `false` for
-    /// jobs that change nothing when they fail ([`Store::write_prechecked`]).
-    savepoint: bool,
-    /// Runs the closure, reports whether it succeeded, and returns what to do once the
-    /// batch's commit outcome is known. Given `None`, it runs nothing (its batch could not
-    /// start) and only produces its completion.
-    run: RunJob,
+/// What the writer's queue carries.
+pub(super) enum Job {
+    /// A closure to run.
+    Write {
+        /// Run inside its own SAVEPOINT, so that its failure undoes only itself. `false`
+        /// for jobs that change nothing when they fail ([`super::Store::write_prechecked`]).
+        savepoint: bool,
+        /// Runs the closure, reports whether it succeeded, and returns what to do once the
+        /// batch's commit outcome is known. Given `None`, it runs nothing (its batch could
+        /// not start) and only produces its completion.
+        run: RunJob,
+    },
+    /// The syncer has answered everything handed to it: commit the transaction held open
+    /// meanwhile, if any.
+    Synced,
 }
 
 type RunJob = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
@@ -132,88 +144,147 @@ where
         });
         (ok, completion)
     });
-    (Job { savepoint, run }, rx)
+    (Job::Write { savepoint, run }, rx)
+}
+
+/// The writer's side of the syncer thread.
+pub(super) struct Syncer {
+    /// Each committed batch's completions, to answer once an fsync covers them.
+    pub(super) groups: std::sync::mpsc::Sender<Vec<Completion>>,
+    /// Batches handed to the syncer and not yet answered.
+    pub(super) in_flight: Arc<AtomicUsize>,
+}
+
+impl Syncer {
+    /// Hands a committed batch's completions over, or answers them with an error if the
+    /// syncer has stopped.
+    fn hand_over(&self, completions: Vec<Completion>) {
+        #[cfg(feature = "ack-before-fsync")]
+        let completions = {
+            // The defect the power-cut test must catch (feature `ack-before-fsync`, used
+            // only by its documented proof run): answer at COMMIT, sync afterwards.
+            answer(completions, &Ok(()));
+            Vec::new()
+        };
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if let Err(unsent) = self.groups.send(completions) {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            for done in unsent.0 {
+                done(Err(StoreError::Unavailable("syncer stopped".into())));
+            }
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
+    }
 }
 
 pub(super) fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<Job>,
-    syncer: Option<std::sync::mpsc::Sender<Vec<Completion>>>,
+    syncer: Option<Syncer>,
     poisoned: &AtomicBool,
     catch_up: &AtomicBool,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // The transaction jobs have run in and that is not committed yet.
+    let mut open: Option<Batch> = None;
     let mut batches_since_catch_up: u32 = 0;
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let (outcome, completions) = if poisoned.load(Ordering::Acquire) {
-            let refused = batch.drain(..).map(|job| (job.run)(None).1).collect();
-            (Err(POISONED.to_string()), refused)
-        } else {
-            run_batch(&conn, &mut batch)
+    loop {
+        // Hold the transaction open while an fsync is in flight (module docs), up to a
+        // batch's worth of jobs; `Job::Synced` wakes the writer when the syncer is free.
+        let hold = match (&open, &syncer) {
+            (Some(batch), Some(syncer)) => batch.len() < MAX_BATCH && syncer.busy(),
+            _ => false,
         };
-        match (&outcome, &syncer) {
-            // The defect the power-cut test must catch (feature `ack-before-fsync`, used
-            // only by its documented proof run): answer at COMMIT, sync afterwards.
-            #[cfg(feature = "ack-before-fsync")]
-            (Ok(()), Some(syncer)) => {
-                answer(completions, &outcome);
-                let _ = syncer.send(Vec::new());
-            }
-            // Committed to the WAL but not yet on disk: the syncer answers once it is.
-            #[cfg(not(feature = "ack-before-fsync"))]
-            (Ok(()), Some(syncer)) => {
-                if let Err(unsent) = syncer.send(completions) {
-                    for done in unsent.0 {
-                        done(Err(StoreError::Unavailable("syncer stopped".into())));
-                    }
+        if !hold {
+            if let Some(batch) = open.take() {
+                commit(&conn, batch, syncer.as_ref());
+                batches_since_catch_up += 1;
+                if !checkpoints_paused()
+                    && (catch_up.swap(false, Ordering::AcqRel)
+                        || batches_since_catch_up >= CATCH_UP_AT_LEAST_EVERY_BATCHES)
+                {
+                    batches_since_catch_up = 0;
+                    catch_up_checkpoint(&conn, poisoned, catch_up);
                 }
             }
-            // `synchronous=FULL` (the commit was synced), or nothing to sync.
-            _ => answer(completions, &outcome),
         }
-        batches_since_catch_up += 1;
-        if checkpoints_paused() {
-            continue;
-        }
-        if catch_up.swap(false, Ordering::AcqRel)
-            || batches_since_catch_up >= CATCH_UP_AT_LEAST_EVERY_BATCHES
-        {
-            batches_since_catch_up = 0;
-            // Between commits, nothing of ours is in flight: finish what the background
-            // checkpointer started so the next commit restarts the WAL (`checkpoint` module docs).
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
-                // The background checkpointer is in the middle of a pass: try again after
-                // the next batch rather than wait for it to ask again.
-                Ok(busy) if busy != 0 => catch_up.store(true, Ordering::Release),
-                Ok(_) => {}
-                Err(e) if is_io_failure(&e) => {
-                    poison(poisoned, &format!("catch-up checkpoint: {e}"))
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            if let Job::Write { savepoint, run } = job {
+                if poisoned.load(Ordering::Acquire) {
+                    refuse_all(&conn, open.take(), run);
+                } else {
+                    open.get_or_insert_with(|| Batch::begin(&conn))
+                        .run(&conn, savepoint, run);
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "catch-up checkpoint failed; the background one continues");
-                }
+            }
+            if open.as_ref().map_or(0, Batch::len) < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
         }
     }
+    if let Some(batch) = open.take() {
+        commit(&conn, batch, syncer.as_ref());
+    }
     tracing::debug!("store writer stopped");
+}
+
+/// Commits `batch` and hands its answers to the syncer, or answers them itself when the
+/// commit failed or was already synced (`synchronous=FULL`).
+fn commit(conn: &Connection, batch: Batch, syncer: Option<&Syncer>) {
+    let (outcome, completions) = batch.finish(conn);
+    match (&outcome, syncer) {
+        // Committed to the WAL but not yet on disk: the syncer answers once it is.
+        (Ok(()), Some(syncer)) => syncer.hand_over(completions),
+        _ => answer(completions, &outcome),
+    }
+}
+
+/// After a failed fsync: the open transaction is rolled back and its callers, with the
+/// one whose job just arrived, are told why.
+fn refuse_all(conn: &Connection, open: Option<Batch>, run: RunJob) {
+    if let Some(batch) = open {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        answer(batch.completions, &Err(POISONED.to_string()));
+    }
+    answer([run(None).1], &Err(POISONED.to_string()));
+}
+
+/// Between commits, nothing of ours is in flight: finish what the background checkpointer
+/// started so the next commit restarts the WAL (`checkpoint` module docs).
+fn catch_up_checkpoint(conn: &Connection, poisoned: &AtomicBool, catch_up: &AtomicBool) {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+        // The background checkpointer is in the middle of a pass: try again after the next
+        // batch rather than wait for it to ask again.
+        Ok(busy) if busy != 0 => catch_up.store(true, Ordering::Release),
+        Ok(_) => {}
+        Err(e) if is_io_failure(&e) => poison(poisoned, &format!("catch-up checkpoint: {e}")),
+        Err(e) => {
+            tracing::debug!(error = %e, "catch-up checkpoint failed; the background one continues");
+        }
+    }
 }
 
 /// Why every write is refused after a failed fsync.
 const POISONED: &str = "an fsync of the WAL failed earlier; restart payhook once the disk is fixed";
 
 /// The syncer: one `fdatasync` of the WAL for every batch committed since the previous
-/// one, then their answers. Runs until the writer drops its sender.
+/// one, then their answers; then, once nothing handed to it is left, a wake-up for the
+/// writer, which may be holding a transaction open until now (module docs). Runs until
+/// the writer drops its sender.
 pub(super) fn sync_loop(
     wal: &File,
     batches: &std::sync::mpsc::Receiver<Vec<Completion>>,
     poisoned: &AtomicBool,
+    in_flight: &AtomicUsize,
+    writer: &mpsc::WeakSender<Job>,
 ) {
     while let Ok(first) = batches.recv() {
         let mut synced = vec![first];
@@ -233,7 +304,14 @@ pub(super) fn sync_loop(
         if let (Ok(()), Ok(len)) = (&outcome, covered) {
             failpoint::wal_synced(len);
         }
+        let groups = synced.len();
         answer(synced.into_iter().flatten(), &outcome);
+        if in_flight.fetch_sub(groups, Ordering::AcqRel) == groups {
+            // A full queue wakes the writer anyway, and a closed one means it is stopping.
+            if let Some(queue) = writer.upgrade() {
+                let _ = queue.try_send(Job::Synced);
+            }
+        }
     }
     tracing::debug!("store syncer stopped");
 }
@@ -264,40 +342,56 @@ fn answer(completions: impl IntoIterator<Item = Completion>, outcome: &Result<()
     }
 }
 
-/// Runs one batch in one transaction and returns the commit's outcome with every job's
-/// completion, to be called exactly once each when the outcome is durable (or known to
-/// have failed).
-fn run_batch(conn: &Connection, batch: &mut Vec<Job>) -> (Result<(), String>, Vec<Completion>) {
-    let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
-    let mut aborted: Option<String> = conn
-        .execute_batch("BEGIN IMMEDIATE")
-        .err()
-        .map(|e| StoreError::from(e).to_string());
-    for job in batch.drain(..) {
-        if aborted.is_none() && job.savepoint {
+/// Jobs run in one SQL transaction that is not committed yet, each in its own SAVEPOINT
+/// unless it is prechecked, and their completions.
+struct Batch {
+    completions: Vec<Completion>,
+    /// Set once the transaction cannot commit: every later job is only told so.
+    aborted: Option<String>,
+}
+
+impl Batch {
+    fn begin(conn: &Connection) -> Batch {
+        Batch {
+            completions: Vec::with_capacity(MAX_BATCH),
+            aborted: conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .err()
+                .map(|e| StoreError::from(e).to_string()),
+        }
+    }
+
+    /// Jobs run so far.
+    fn len(&self) -> usize {
+        self.completions.len()
+    }
+
+    fn run(&mut self, conn: &Connection, savepoint: bool, run: RunJob) {
+        if self.aborted.is_none() && savepoint {
             // Cached: parsing these two statements again for every job costs the writer
             // more than running them.
             if let Err(e) = conn
                 .prepare_cached("SAVEPOINT job")
                 .and_then(|mut s| s.execute([]))
             {
-                aborted = Some(StoreError::from(e).to_string());
+                self.aborted = Some(StoreError::from(e).to_string());
             }
         }
-        if aborted.is_some() {
-            completions.push((job.run)(None).1);
-            continue;
+        if self.aborted.is_some() {
+            self.completions.push(run(None).1);
+            return;
         }
         let before = conn.total_changes();
-        let (ok, done) = (job.run)(Some(conn));
-        completions.push(done);
+        let (ok, done) = run(Some(conn));
+        self.completions.push(done);
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back by itself (SQLITE_FULL, IOERR,
             // ...): every job so far in this batch is lost, and must be told so.
-            aborted = Some("transaction rolled back by SQLite (disk full or I/O error)".into());
-            continue;
+            self.aborted =
+                Some("transaction rolled back by SQLite (disk full or I/O error)".into());
+            return;
         }
-        let end = match (job.savepoint, ok) {
+        let end = match (savepoint, ok) {
             (true, true) => conn
                 .prepare_cached("RELEASE job")
                 .and_then(|mut s| s.execute([]))
@@ -308,27 +402,33 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>) -> (Result<(), String>, Ve
             (false, false) => {
                 // Part of it may be in the transaction, and only the whole batch can be
                 // undone: commit none of it.
-                aborted = Some("a write failed halfway; the batch was rolled back".into());
-                continue;
+                self.aborted = Some("a write failed halfway; the batch was rolled back".into());
+                return;
             }
         };
         if let Err(e) = end {
-            aborted = Some(StoreError::from(e).to_string());
+            self.aborted = Some(StoreError::from(e).to_string());
         }
     }
-    let outcome = match aborted {
-        Some(msg) => Err(msg),
-        None => conn
-            .execute_batch("COMMIT")
-            .map_err(|e| StoreError::from(e).to_string()),
-    };
-    if let Err(msg) = &outcome {
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
+
+    /// Commits (or, if a job broke the transaction, rolls back) and returns the outcome
+    /// with every job's completion, to be called exactly once each when the outcome is
+    /// durable (or known to have failed).
+    fn finish(self, conn: &Connection) -> (Result<(), String>, Vec<Completion>) {
+        let outcome = match self.aborted {
+            Some(msg) => Err(msg),
+            None => conn
+                .execute_batch("COMMIT")
+                .map_err(|e| StoreError::from(e).to_string()),
+        };
+        if let Err(msg) = &outcome {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            tracing::warn!(error = %msg, jobs = self.completions.len(), "store commit failed");
         }
-        tracing::warn!(error = %msg, jobs = completions.len(), "store commit failed");
+        (outcome, self.completions)
     }
-    (outcome, completions)
 }
 
 #[cfg(test)]
@@ -352,8 +452,14 @@ mod tests {
     }
 
     /// Runs one batch as the writer does and answers every job with the commit's outcome.
-    fn run(conn: &Connection, mut jobs: Vec<Job>) -> Result<(), String> {
-        let (outcome, completions) = run_batch(conn, &mut jobs);
+    fn run(conn: &Connection, jobs: Vec<Job>) -> Result<(), String> {
+        let mut batch = Batch::begin(conn);
+        for job in jobs {
+            if let Job::Write { savepoint, run } = job {
+                batch.run(conn, savepoint, run);
+            }
+        }
+        let (outcome, completions) = batch.finish(conn);
         answer(completions, &outcome);
         outcome
     }
