@@ -163,7 +163,7 @@ CREATE INDEX polls_transaction ON polls (transaction_id);
 CREATE TABLE events (
     id                 TEXT    PRIMARY KEY,     -- evt_<12 hex: transaction id><20 hex: hash of provider, provider_ref, transition seq>; sorts by transaction, stable across redeliveries and replays
     transaction_id     INTEGER NOT NULL REFERENCES transactions(id), -- the transaction it is about
-    transition_id      INTEGER NOT NULL UNIQUE REFERENCES transitions(id), -- the transition it announces: one event each
+    transition_id      INTEGER NOT NULL REFERENCES transitions(id), -- the transition it announces: one event each (unique index events_transaction)
     type               TEXT    NOT NULL,        -- transaction.succeeded | .failed | .reversed | .needs_review | .conflict
     payload            TEXT    NOT NULL,        -- the JSON body delivered to the merchant, fixed at creation
     status             TEXT    NOT NULL DEFAULT 'pending' -- pending: to deliver; delivered: acknowledged (2xx); dead: gave up, replayable
@@ -177,11 +177,11 @@ CREATE TABLE events (
     seq                INTEGER NOT NULL         -- outbox position: 1, 2, 3, ... in commit order, never reused (given by the INSERT, see below); the pull feed's cursor
 );
 CREATE INDEX events_due ON events (next_attempt_at_ms) WHERE status = 'pending';
-CREATE INDEX events_transaction ON events (transaction_id, transition_id);
+CREATE UNIQUE INDEX events_transaction ON events (transaction_id, transition_id);
 CREATE UNIQUE INDEX events_seq ON events (seq);
 -- seq is one more than the largest, given by the INSERT that writes the event inside the
 -- writer's transaction, under SQLite's single write lock, so that seq order is commit
--- order (src/store/feed.rs explains the cursor; store::transactions::emit writes it).
+-- order (src/store/feed.rs explains the cursor; store::events::emit writes it).
 
 -- Every delivery attempt of an event to the merchant.
 CREATE TABLE attempts (

@@ -16,6 +16,7 @@
 pub mod callbacks;
 pub mod checkpoint;
 pub mod destinations;
+pub mod events;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
 pub mod feed;

@@ -5,8 +5,9 @@
 //! row in the same SQL transaction, so that every settled transition has exactly one
 //! event and no crash can separate them.
 
+use super::events::emit;
+pub use super::events::event_id;
 use super::StoreError;
-use crate::clock::rfc3339;
 use crate::domain::{Kinds, ProviderId, StatusReport, TxnKind};
 use crate::money::Money;
 use crate::state::plan::{
@@ -528,9 +529,11 @@ fn insert(
 
 /// A written transition: its row id and per-transaction sequence number.
 #[derive(Debug, Clone, Copy)]
-struct Transition {
-    id: i64,
-    seq: i64,
+pub(super) struct Transition {
+    /// `transitions.id`.
+    pub(super) id: i64,
+    /// `transitions.seq`.
+    pub(super) seq: i64,
 }
 
 /// Appends the history row of a plan.
@@ -574,141 +577,6 @@ fn record(
         id: conn.last_insert_rowid(),
         seq,
     })
-}
-
-/// The event id of transition `seq` of transaction `transaction_id` (provider
-/// `provider_ref`): `evt_`, the transaction id in 12 hex digits, then 20 hex digits of a
-/// hash of (provider, reference, seq). It is derived from the transition, so the same
-/// settlement always has the same id, and it is stored with the event, so every
-/// redelivery and replay carries it.
-///
-/// Why the transaction id comes first: ids then sort by transaction, and a new
-/// transaction's event is appended to the `events.id` index instead of dirtying a random
-/// page of it on the acknowledgement path (README "Numbers"). Nothing needs the id to be
-/// recomputable from the provider's reference alone: the forwarder claims events in writer
-/// jobs, which are answered only once their batch, and every commit before it, is
-/// fsynced, so no event that a crash could still undo is ever delivered. The hash keeps
-/// two different transitions apart even if transaction ids were reused (a store restored
-/// from a backup).
-///
-/// ```
-/// use payhook::domain::ProviderId;
-/// use payhook::store::transactions::event_id;
-/// let a = event_id(42, ProviderId::ZengaPay, "ref-1", 2);
-/// assert_eq!(a, event_id(42, ProviderId::ZengaPay, "ref-1", 2));
-/// assert!(a.starts_with("evt_00000000002a") && a.len() == 36);
-/// assert!(a < event_id(43, ProviderId::ZengaPay, "ref-0", 1), "sorted by transaction");
-/// assert_ne!(a, event_id(42, ProviderId::ZengaPay, "ref-1", 3));
-/// ```
-pub fn event_id(transaction_id: i64, provider: ProviderId, provider_ref: &str, seq: i64) -> String {
-    let digest =
-        crate::domain::sha256_hex(format!("{provider}\u{1f}{provider_ref}\u{1f}{seq}").as_bytes());
-    format!("evt_{transaction_id:012x}{}", &digest[..20])
-}
-
-/// Writes the outbox row for a settled transition (or a conflict, when `reported` is set).
-fn emit(
-    conn: &Connection,
-    txn: i64,
-    t: Transition,
-    now_ms: i64,
-    previous: Option<Status>,
-    reported: Option<Status>,
-) -> Result<String, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT provider, provider_ref, kind, status, reason, amount_minor, currency,
-                    merchant_ref, msisdn, receipt, status_confirmed, unconfirmed_details
-               FROM transactions WHERE id = ?1",
-        )?
-        .query_row([txn], |r| {
-            Ok((
-                (
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                ),
-                r.get::<_, bool>(10)?,
-                r.get::<_, Option<String>>(11)?,
-            ))
-        })?;
-    let (row, confirmed, unconfirmed) = row;
-    let (
-        provider,
-        provider_ref,
-        kind,
-        status,
-        reason,
-        amount_minor,
-        currency,
-        merchant_ref,
-        msisdn,
-        receipt,
-    ) = row;
-    let provider_id: ProviderId = provider
-        .parse()
-        .map_err(|e: crate::domain::UnknownProvider| StoreError::Refused(e.to_string()))?;
-    let id = event_id(txn, provider_id, &provider_ref, t.seq);
-    let event_type = match reported {
-        Some(_) => "transaction.conflict".to_string(),
-        None => format!("transaction.{}", status.to_ascii_lowercase()),
-    };
-    let amount = match (amount_minor, currency.as_deref()) {
-        (Some(minor), Some(cur)) => Some(
-            crate::money::Money {
-                minor,
-                currency: cur.to_string(),
-            }
-            .decimal(),
-        ),
-        _ => None,
-    };
-    let payload = serde_json::json!({
-        "id": id,
-        "type": event_type,
-        "timestamp": rfc3339(now_ms),
-        "data": {
-            "provider": provider,
-            "provider_ref": provider_ref,
-            "merchant_ref": merchant_ref,
-            "kind": kind,
-            "status": status,
-            "previous_status": previous.map(Status::as_str),
-            "reported_status": reported.map(Status::as_str),
-            "reason": reason,
-            "amount": amount,
-            "amount_minor": amount_minor,
-            "currency": currency,
-            "msisdn": msisdn,
-            "receipt": receipt,
-            // False when no authenticated source vouched for this status (a token-only
-            // callback from a channel without a status query).
-            "confirmed": confirmed,
-            // Values only an unauthenticated callback stated; never in the fields above.
-            "unconfirmed": unconfirmed
-                .as_deref()
-                .and_then(|u| serde_json::from_str::<serde_json::Value>(u).ok()),
-            "transition_seq": t.seq,
-        }
-    })
-    .to_string();
-    // The feed position (src/store/feed.rs says why it is one more than the largest) is
-    // given by this INSERT: a trigger would make every insert keep a statement journal.
-    conn.prepare_cached(
-        "INSERT INTO events (id, transaction_id, transition_id, type, payload, status, attempts,
-                             next_attempt_at_ms, created_at_ms, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6,
-                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM events))",
-    )?
-    .execute(params![id, txn, t.id, event_type, payload, now_ms])?;
-    Ok(id)
 }
 
 /// What a merchant's registration did ([`register`]).

@@ -1,12 +1,18 @@
--- Every CHECK that listed more than two values with IN (...) is written as an OR chain of
--- equalities (schema.sql, Conventions, says why: SQLite built a temporary B-tree for each
--- such list every time it checked a row, three times per new transaction). events.seq
--- becomes NOT NULL and its trigger goes: store::transactions::emit gives every event its
--- position in its INSERT, and a trigger on a table makes every INSERT into it keep a
--- statement journal. SQLite cannot change a CHECK in place, so the four tables are rebuilt
--- as migration 0009 rebuilt two: each is created anew, its rows copied with their keys, the
--- old one dropped and the new one renamed, then its indexes and triggers are created. The
--- migration runner turns foreign keys off around it and checks them before committing.
+-- The writer's inserts get cheaper; nothing a row may hold changes.
+-- * Every CHECK that listed more than two values with IN (...) becomes an OR chain of
+--   equalities (schema.sql, Conventions, says why: SQLite built a temporary B-tree for
+--   each such list every time it checked a row, three times per new transaction).
+-- * events.seq becomes NOT NULL and its trigger goes: store::events::emit gives every
+--   event its position in its INSERT, and any trigger on a table makes every INSERT into
+--   it keep a statement journal.
+-- * events.transition_id loses its own UNIQUE index. events_transaction, which the queries
+--   by transaction need anyway, becomes unique instead; a transition belongs to one
+--   transaction, so it still refuses a second event for a transition, with one index
+--   fewer to write per event.
+-- SQLite cannot change a CHECK in place, so the four tables are rebuilt as migration 0009
+-- rebuilt two: each is created anew, its rows copied with their keys, the old one dropped
+-- and the new one renamed, then its indexes and triggers are created. The migration
+-- runner turns foreign keys off around it and checks them before committing.
 PRAGMA legacy_alter_table = ON;
 
 CREATE TABLE transactions_new (
@@ -68,7 +74,7 @@ INSERT INTO transitions_new (id, transaction_id, seq, outcome, from_status, to_s
 CREATE TABLE events_new (
     id                 TEXT    PRIMARY KEY,     -- evt_<12 hex: transaction id><20 hex: hash of provider, provider_ref, transition seq>; sorts by transaction, stable across redeliveries and replays
     transaction_id     INTEGER NOT NULL REFERENCES transactions(id), -- the transaction it is about
-    transition_id      INTEGER NOT NULL UNIQUE REFERENCES transitions(id), -- the transition it announces: one event each
+    transition_id      INTEGER NOT NULL REFERENCES transitions(id), -- the transition it announces: one event each (unique index events_transaction)
     type               TEXT    NOT NULL,        -- transaction.succeeded | .failed | .reversed | .needs_review | .conflict
     payload            TEXT    NOT NULL,        -- the JSON body delivered to the merchant, fixed at creation
     status             TEXT    NOT NULL DEFAULT 'pending' -- pending: to deliver; delivered: acknowledged (2xx); dead: gave up, replayable
@@ -136,7 +142,7 @@ END;
 
 CREATE INDEX events_due ON events (next_attempt_at_ms) WHERE status = 'pending';
 
-CREATE INDEX events_transaction ON events (transaction_id, transition_id);
+CREATE UNIQUE INDEX events_transaction ON events (transaction_id, transition_id);
 
 CREATE UNIQUE INDEX events_seq ON events (seq);
 
