@@ -6,6 +6,7 @@ use super::transactions::Transition;
 use super::StoreError;
 use crate::clock::rfc3339;
 use crate::domain::ProviderId;
+use crate::money::Money;
 use crate::state::Status;
 use rusqlite::{params, Connection};
 
@@ -72,7 +73,25 @@ struct EventData<'a> {
     unconfirmed: Option<&'a serde_json::value::RawValue>,
 }
 
-/// Writes the outbox row for a settled transition (or a conflict, when `reported` is set).
+/// The transaction's values an event states, as they stand after its transition.
+pub(super) struct Snapshot<'a> {
+    pub(super) provider: ProviderId,
+    pub(super) provider_ref: &'a str,
+    pub(super) kind: &'a str,
+    pub(super) status: &'a str,
+    pub(super) reason: Option<&'a str>,
+    pub(super) amount: Option<&'a Money>,
+    pub(super) merchant_ref: Option<&'a str>,
+    pub(super) msisdn: Option<&'a str>,
+    pub(super) receipt: Option<&'a str>,
+    /// `transactions.status_confirmed`.
+    pub(super) confirmed: bool,
+    /// `transactions.unconfirmed_details`.
+    pub(super) unconfirmed: Option<&'a str>,
+}
+
+/// [`emit_snapshot`] for a transaction whose values are read back from its row (an
+/// update: the row holds what the UPDATE's CASEs made of the old values and the plan).
 pub(super) fn emit(
     conn: &Connection,
     txn: i64,
@@ -81,7 +100,17 @@ pub(super) fn emit(
     previous: Option<Status>,
     reported: Option<Status>,
 ) -> Result<String, StoreError> {
-    let row = conn
+    type Row = (
+        (String, String, String, String, Option<String>, Option<i64>),
+        (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ),
+        (bool, Option<String>),
+    );
+    let row: Row = conn
         .prepare_cached(
             "SELECT provider, provider_ref, kind, status, reason, amount_minor, currency,
                     merchant_ref, msisdn, receipt, status_confirmed, unconfirmed_details
@@ -90,72 +119,82 @@ pub(super) fn emit(
         .query_row([txn], |r| {
             Ok((
                 (
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, Option<String>>(9)?,
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
                 ),
-                r.get::<_, bool>(10)?,
-                r.get::<_, Option<String>>(11)?,
+                (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?),
+                (r.get(10)?, r.get(11)?),
             ))
         })?;
-    let (row, confirmed, unconfirmed) = row;
     let (
-        provider,
-        provider_ref,
-        kind,
-        status,
-        reason,
-        amount_minor,
-        currency,
-        merchant_ref,
-        msisdn,
-        receipt,
+        (provider, provider_ref, kind, status, reason, amount_minor),
+        (currency, merchant_ref, msisdn, receipt),
+        (confirmed, unconfirmed),
     ) = row;
-    let provider_id: ProviderId = provider
-        .parse()
-        .map_err(|e: crate::domain::UnknownProvider| StoreError::Refused(e.to_string()))?;
-    let id = event_id(txn, provider_id, &provider_ref, t.seq);
+    let amount = match (amount_minor, currency) {
+        (Some(minor), Some(currency)) => Some(Money { minor, currency }),
+        _ => None,
+    };
+    let snapshot = Snapshot {
+        provider: provider
+            .parse()
+            .map_err(|e: crate::domain::UnknownProvider| StoreError::Refused(e.to_string()))?,
+        provider_ref: &provider_ref,
+        kind: &kind,
+        status: &status,
+        reason: reason.as_deref(),
+        amount: amount.as_ref(),
+        merchant_ref: merchant_ref.as_deref(),
+        msisdn: msisdn.as_deref(),
+        receipt: receipt.as_deref(),
+        confirmed,
+        unconfirmed: unconfirmed.as_deref(),
+    };
+    emit_snapshot(conn, txn, t, now_ms, previous, reported, &snapshot)
+}
+
+/// Writes the outbox row for a settled transition (or a conflict, when `reported` is
+/// set) of transaction `txn`, whose values after the transition are `row`.
+pub(super) fn emit_snapshot(
+    conn: &Connection,
+    txn: i64,
+    t: Transition,
+    now_ms: i64,
+    previous: Option<Status>,
+    reported: Option<Status>,
+    row: &Snapshot<'_>,
+) -> Result<String, StoreError> {
+    let id = event_id(txn, row.provider, row.provider_ref, t.seq);
     let event_type = match reported {
         Some(_) => "transaction.conflict".to_string(),
-        None => format!("transaction.{}", status.to_ascii_lowercase()),
-    };
-    let amount = match (amount_minor, currency.as_deref()) {
-        (Some(minor), Some(cur)) => Some(
-            crate::money::Money {
-                minor,
-                currency: cur.to_string(),
-            }
-            .decimal(),
-        ),
-        _ => None,
+        None => format!("transaction.{}", row.status.to_ascii_lowercase()),
     };
     // Written from a struct rather than a `serde_json::Value`: no map to build and free on
     // the writer. Fields are in alphabetical order, the order `json!` gave them before,
     // so the payload bytes did not change with it.
-    let unconfirmed = unconfirmed.and_then(|u| serde_json::value::RawValue::from_string(u).ok());
+    let unconfirmed = row
+        .unconfirmed
+        .and_then(|u| serde_json::value::RawValue::from_string(u.to_string()).ok());
     let payload = serde_json::to_string(&EventPayload {
         data: EventData {
-            amount,
-            amount_minor,
-            confirmed,
-            currency: currency.as_deref(),
-            kind: &kind,
-            merchant_ref: merchant_ref.as_deref(),
-            msisdn: msisdn.as_deref(),
+            amount: row.amount.map(Money::decimal),
+            amount_minor: row.amount.map(|m| m.minor),
+            confirmed: row.confirmed,
+            currency: row.amount.map(|m| m.currency.as_str()),
+            kind: row.kind,
+            merchant_ref: row.merchant_ref,
+            msisdn: row.msisdn,
             previous_status: previous.map(Status::as_str),
-            provider: &provider,
-            provider_ref: &provider_ref,
-            reason: reason.as_deref(),
-            receipt: receipt.as_deref(),
+            provider: row.provider.as_str(),
+            provider_ref: row.provider_ref,
+            reason: row.reason,
+            receipt: row.receipt,
             reported_status: reported.map(Status::as_str),
-            status: &status,
+            status: row.status,
             transition_seq: t.seq,
             unconfirmed: unconfirmed.as_deref(),
         },

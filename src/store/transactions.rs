@@ -5,8 +5,8 @@
 //! row in the same SQL transaction, so that every settled transition has exactly one
 //! event and no crash can separate them.
 
-use super::events::emit;
 pub use super::events::event_id;
+use super::events::{emit, emit_snapshot, Snapshot};
 use super::StoreError;
 use crate::domain::{Kinds, ProviderId, StatusReport, TxnKind};
 use crate::money::Money;
@@ -173,48 +173,12 @@ fn execute(
     schedule: Schedule,
     now_ms: i64,
 ) -> Result<Applied, StoreError> {
+    let Some(cur) = current else {
+        return create(conn, provider, report, p, source, schedule, now_ms);
+    };
     let held_status = match &p.hold {
         HoldChange::Set(h) => Some(h.status),
         _ => None,
-    };
-    let Some(cur) = current else {
-        let next_poll = match (p.poll, p.status.is_open()) {
-            (PollChange::Now, _) => Some(now_ms),
-            (_, true) => schedule.next_poll_at_ms.or(Some(now_ms)),
-            (_, false) => None,
-        };
-        let unconfirmed = match &p.hold {
-            HoldChange::Set(h) => details_json(&h.details),
-            _ => p.unconfirmed.as_ref().and_then(details_json),
-        };
-        let id = insert(
-            conn,
-            provider,
-            report,
-            p,
-            held_status,
-            unconfirmed.as_deref(),
-            next_poll,
-            schedule,
-            now_ms,
-        )?;
-        let t = record(conn, id, 1, p, None, source, now_ms)?;
-        let event_id = match p.emit {
-            Emit::Nothing => None,
-            Emit::Settled => Some(emit(conn, id, t, now_ms, None, None)?),
-            Emit::Conflict => Some(emit(conn, id, t, now_ms, None, Some(p.reported))?),
-        };
-        let outcome = if held_status.is_some() {
-            Outcome::Unconfirmed
-        } else {
-            Outcome::Created
-        };
-        return Ok(Applied {
-            transaction_id: id,
-            outcome,
-            status: p.status,
-            event_id,
-        });
     };
     let from = cur.stored.status;
     update(conn, cur.id, from, report, p, held_status, now_ms)?;
@@ -266,6 +230,86 @@ fn execute(
     }
     Ok(Applied {
         transaction_id: cur.id,
+        outcome,
+        status: p.status,
+        event_id,
+    })
+}
+
+/// Writes a plan for a transaction payhook did not know: the new row, its first history
+/// row and its event.
+fn create(
+    conn: &Connection,
+    provider: ProviderId,
+    report: &StatusReport,
+    p: &Plan,
+    source: Source<'_>,
+    schedule: Schedule,
+    now_ms: i64,
+) -> Result<Applied, StoreError> {
+    let held_status = match &p.hold {
+        HoldChange::Set(h) => Some(h.status),
+        _ => None,
+    };
+    let next_poll = match (p.poll, p.status.is_open()) {
+        (PollChange::Now, _) => Some(now_ms),
+        (_, true) => schedule.next_poll_at_ms.or(Some(now_ms)),
+        (_, false) => None,
+    };
+    let unconfirmed = match &p.hold {
+        HoldChange::Set(h) => details_json(&h.details),
+        _ => p.unconfirmed.as_ref().and_then(details_json),
+    };
+    // One set of values for the row and for its event, which then needs no read back.
+    let reason = p.reason.clone().flatten();
+    let row = Snapshot {
+        provider,
+        provider_ref: &report.provider_ref,
+        kind: report.kind.as_str(),
+        status: p.status.as_str(),
+        reason: reason.as_deref(),
+        amount: p.fill.amount.as_ref(),
+        merchant_ref: p.fill.merchant_ref.as_deref(),
+        msisdn: p.fill.msisdn.as_deref(),
+        receipt: p.fill.receipt.as_deref(),
+        confirmed: p.status_confirmed.unwrap_or(true),
+        unconfirmed: unconfirmed.as_deref(),
+    };
+    let deadline = p
+        .status
+        .is_open()
+        .then_some(schedule.deadline_at_ms)
+        .flatten();
+    let id = insert(
+        conn,
+        &row,
+        report.provider_status.as_deref(),
+        held_status,
+        (next_poll, deadline),
+        p.status.is_settled().then_some(now_ms),
+        now_ms,
+    )?;
+    let t = record(conn, id, 1, p, None, source, now_ms)?;
+    let event_id = match p.emit {
+        Emit::Nothing => None,
+        Emit::Settled => Some(emit_snapshot(conn, id, t, now_ms, None, None, &row)?),
+        Emit::Conflict => Some(emit_snapshot(
+            conn,
+            id,
+            t,
+            now_ms,
+            None,
+            Some(p.reported),
+            &row,
+        )?),
+    };
+    let outcome = if held_status.is_some() {
+        Outcome::Unconfirmed
+    } else {
+        Outcome::Created
+    };
+    Ok(Applied {
+        transaction_id: id,
         outcome,
         status: p.status,
         event_id,
@@ -481,16 +525,15 @@ fn load(
     }))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Inserts a new transaction holding `row`; `poll` is its first status query and its
+/// deadline.
 fn insert(
     conn: &Connection,
-    provider: ProviderId,
-    r: &StatusReport,
-    p: &Plan,
+    row: &Snapshot<'_>,
+    provider_status: Option<&str>,
     held_status: Option<Status>,
-    unconfirmed: Option<&str>,
-    next_poll_at_ms: Option<i64>,
-    schedule: Schedule,
+    (next_poll_at_ms, deadline_at_ms): (Option<i64>, Option<i64>),
+    settled_at_ms: Option<i64>,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     conn.prepare_cached(
@@ -501,28 +544,24 @@ fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
-        provider.as_str(),
-        r.provider_ref,
-        r.kind.as_str(),
-        p.status.as_str(),
-        p.reason.clone().flatten(),
-        r.provider_status,
+        row.provider.as_str(),
+        row.provider_ref,
+        row.kind,
+        row.status,
+        row.reason,
+        provider_status,
         held_status.map(Status::as_str),
-        unconfirmed,
-        p.status_confirmed.unwrap_or(true),
-        p.fill.amount.as_ref().map(|m| m.minor),
-        p.fill.amount.as_ref().map(|m| m.currency.as_str()),
-        p.fill.merchant_ref,
-        p.fill.msisdn,
-        p.fill.receipt,
+        row.unconfirmed,
+        row.confirmed,
+        row.amount.map(|m| m.minor),
+        row.amount.map(|m| m.currency.as_str()),
+        row.merchant_ref,
+        row.msisdn,
+        row.receipt,
         now_ms,
-        p.status.is_settled().then_some(now_ms),
+        settled_at_ms,
         next_poll_at_ms,
-        if p.status.is_open() {
-            schedule.deadline_at_ms
-        } else {
-            None
-        },
+        deadline_at_ms,
     ])?;
     Ok(conn.last_insert_rowid())
 }
