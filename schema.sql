@@ -181,7 +181,7 @@ CREATE UNIQUE INDEX events_transaction ON events (transaction_id, transition_id)
 CREATE UNIQUE INDEX events_seq ON events (seq);
 -- seq is one more than the largest, given by the INSERT that writes the event inside the
 -- writer's transaction, under SQLite's single write lock, so that seq order is commit
--- order (src/store/feed.rs explains the cursor; store::events::emit writes it).
+-- order (src/store/feed.rs explains the cursor; src/store/events.rs writes it).
 
 -- Every delivery attempt of an event to the merchant.
 CREATE TABLE attempts (

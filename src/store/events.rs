@@ -80,7 +80,10 @@ pub(super) struct Snapshot<'a> {
     pub(super) kind: &'a str,
     pub(super) status: &'a str,
     pub(super) reason: Option<&'a str>,
-    pub(super) amount: Option<&'a Money>,
+    /// `transactions.amount_minor` and `currency`, each as stored (the event states each
+    /// one, and the decimal amount when both are there).
+    pub(super) amount_minor: Option<i64>,
+    pub(super) currency: Option<&'a str>,
     pub(super) merchant_ref: Option<&'a str>,
     pub(super) msisdn: Option<&'a str>,
     pub(super) receipt: Option<&'a str>,
@@ -135,10 +138,6 @@ pub(super) fn emit(
         (currency, merchant_ref, msisdn, receipt),
         (confirmed, unconfirmed),
     ) = row;
-    let amount = match (amount_minor, currency) {
-        (Some(minor), Some(currency)) => Some(Money { minor, currency }),
-        _ => None,
-    };
     let snapshot = Snapshot {
         provider: provider
             .parse()
@@ -147,7 +146,8 @@ pub(super) fn emit(
         kind: &kind,
         status: &status,
         reason: reason.as_deref(),
-        amount: amount.as_ref(),
+        amount_minor,
+        currency: currency.as_deref(),
         merchant_ref: merchant_ref.as_deref(),
         msisdn: msisdn.as_deref(),
         receipt: receipt.as_deref(),
@@ -181,10 +181,19 @@ pub(super) fn emit_snapshot(
         .and_then(|u| serde_json::value::RawValue::from_string(u.to_string()).ok());
     let payload = serde_json::to_string(&EventPayload {
         data: EventData {
-            amount: row.amount.map(Money::decimal),
-            amount_minor: row.amount.map(|m| m.minor),
+            amount: match (row.amount_minor, row.currency) {
+                (Some(minor), Some(currency)) => Some(
+                    Money {
+                        minor,
+                        currency: currency.to_string(),
+                    }
+                    .decimal(),
+                ),
+                _ => None,
+            },
+            amount_minor: row.amount_minor,
             confirmed: row.confirmed,
-            currency: row.amount.map(|m| m.currency.as_str()),
+            currency: row.currency,
             kind: row.kind,
             merchant_ref: row.merchant_ref,
             msisdn: row.msisdn,

@@ -2,8 +2,9 @@
 //!
 //! # Why a cursor never skips an event
 //! The cursor is `events.seq`, which the INSERT that writes an event sets to one more than
-//! the largest so far *inside the transaction that inserts the event* (`store::events::emit`;
-//! the column is NOT NULL, so no event goes without one). SQLite lets one write
+//! the largest so far *inside the transaction that inserts the event*
+//! (`store::events::emit_snapshot`; the column is NOT NULL, so no event goes without
+//! one). SQLite lets one write
 //! transaction run at a time (payhook's writer thread, or the CLI in another process, each
 //! waits for the write lock), so `seq` values are handed out in commit order: a
 //! transaction that commits after a reader's snapshot started its writes after every

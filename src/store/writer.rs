@@ -168,7 +168,8 @@ impl Syncer {
         };
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         if let Err(unsent) = self.groups.send(completions) {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            // The syncer is gone, so nothing is in flight any more: never hold again.
+            self.in_flight.store(0, Ordering::Release);
             for done in unsent.0 {
                 done(Err(StoreError::Unavailable("syncer stopped".into())));
             }
@@ -192,16 +193,19 @@ pub(super) fn writer_loop(
     let mut batches_since_catch_up: u32 = 0;
     loop {
         // Hold the transaction open while an fsync is in flight (module docs), up to a
-        // batch's worth of jobs; `Job::Synced` wakes the writer when the syncer is free.
+        // batch's worth of jobs; `Job::Synced` wakes the writer when the syncer is free. A
+        // batch that can no longer commit is closed at once, so that only the jobs already
+        // in it fail with it.
         let hold = match (&open, &syncer) {
-            (Some(batch), Some(syncer)) => batch.len() < MAX_BATCH && syncer.busy(),
+            (Some(batch), Some(syncer)) => batch.open() && syncer.busy(),
             _ => false,
         };
         if !hold {
             if let Some(batch) = open.take() {
-                commit(&conn, batch, syncer.as_ref());
+                commit(&conn, batch, syncer.as_ref(), poisoned);
                 batches_since_catch_up += 1;
                 if !checkpoints_paused()
+                    && !poisoned.load(Ordering::Acquire)
                     && (catch_up.swap(false, Ordering::AcqRel)
                         || batches_since_catch_up >= CATCH_UP_AT_LEAST_EVERY_BATCHES)
                 {
@@ -223,20 +227,24 @@ pub(super) fn writer_loop(
                         .run(&conn, savepoint, run);
                 }
             }
-            if open.as_ref().map_or(0, Batch::len) < MAX_BATCH {
+            if open.as_ref().is_none_or(Batch::open) {
                 next = rx.try_recv().ok();
             }
         }
     }
     if let Some(batch) = open.take() {
-        commit(&conn, batch, syncer.as_ref());
+        commit(&conn, batch, syncer.as_ref(), poisoned);
     }
     tracing::debug!("store writer stopped");
 }
 
 /// Commits `batch` and hands its answers to the syncer, or answers them itself when the
-/// commit failed or was already synced (`synchronous=FULL`).
-fn commit(conn: &Connection, batch: Batch, syncer: Option<&Syncer>) {
+/// commit failed or was already synced (`synchronous=FULL`). After a failed fsync nothing
+/// more is committed: the batch is rolled back and its callers are told why.
+fn commit(conn: &Connection, mut batch: Batch, syncer: Option<&Syncer>, poisoned: &AtomicBool) {
+    if poisoned.load(Ordering::Acquire) {
+        batch.aborted.get_or_insert_with(|| POISONED.to_string());
+    }
     let (outcome, completions) = batch.finish(conn);
     match (&outcome, syncer) {
         // Committed to the WAL but not yet on disk: the syncer answers once it is.
@@ -286,6 +294,9 @@ pub(super) fn sync_loop(
     in_flight: &AtomicUsize,
     writer: &mpsc::WeakSender<Job>,
 ) {
+    // However this loop ends (a panic included), the writer must not keep holding a
+    // transaction for an fsync that will never come.
+    let _gone = SyncerGone { in_flight, writer };
     while let Ok(first) = batches.recv() {
         let mut synced = vec![first];
         synced.extend(batches.try_iter());
@@ -314,6 +325,21 @@ pub(super) fn sync_loop(
         }
     }
     tracing::debug!("store syncer stopped");
+}
+
+/// Tells the writer, when the syncer stops, that nothing is in flight any more.
+struct SyncerGone<'a> {
+    in_flight: &'a AtomicUsize,
+    writer: &'a mpsc::WeakSender<Job>,
+}
+
+impl Drop for SyncerGone<'_> {
+    fn drop(&mut self) {
+        self.in_flight.store(0, Ordering::Release);
+        if let Some(queue) = self.writer.upgrade() {
+            let _ = queue.try_send(Job::Synced);
+        }
+    }
 }
 
 /// Refuses every write from now on (module docs): after a failed fsync the kernel may
@@ -361,9 +387,9 @@ impl Batch {
         }
     }
 
-    /// Jobs run so far.
-    fn len(&self) -> usize {
-        self.completions.len()
+    /// True while the batch can take another job: it can still commit and is not full.
+    fn open(&self) -> bool {
+        self.aborted.is_none() && self.completions.len() < MAX_BATCH
     }
 
     fn run(&mut self, conn: &Connection, savepoint: bool, run: RunJob) {
@@ -535,6 +561,169 @@ mod tests {
             assert!(r.is_err());
         }
         assert!(conn.is_autocommit(), "the transaction was closed");
+    }
+
+    /// The writer loop with the test playing the syncer: `in_flight` says whether an
+    /// fsync is in flight, and the committed batches' completions arrive on `groups`.
+    struct Held {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        jobs: Option<mpsc::Sender<Job>>,
+        groups: std::sync::mpsc::Receiver<Vec<Completion>>,
+        in_flight: Arc<AtomicUsize>,
+        poisoned: Arc<AtomicBool>,
+        writer: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Held {
+        /// A writer whose syncer is busy with an fsync.
+        fn start() -> Held {
+            let (dir, conn) = scratch();
+            conn.execute_batch("PRAGMA journal_mode=WAL").unwrap();
+            let path = dir.path().join("batch.db");
+            let (jobs, rx) = mpsc::channel(16);
+            let (groups_tx, groups) = std::sync::mpsc::channel();
+            let in_flight = Arc::new(AtomicUsize::new(1));
+            let poisoned = Arc::new(AtomicBool::new(false));
+            let syncer = Syncer {
+                groups: groups_tx,
+                in_flight: in_flight.clone(),
+            };
+            let flag = poisoned.clone();
+            let writer = std::thread::spawn(move || {
+                writer_loop(conn, rx, Some(syncer), &flag, &AtomicBool::new(false))
+            });
+            Held {
+                _dir: dir,
+                path,
+                jobs: Some(jobs),
+                groups,
+                in_flight,
+                poisoned,
+                writer: Some(writer),
+            }
+        }
+
+        fn send(&self, job: Job) {
+            self.jobs.as_ref().unwrap().blocking_send(job).unwrap();
+        }
+
+        /// The fsync in flight is done: the writer may commit what it holds.
+        fn synced(&self) {
+            self.in_flight.store(0, Ordering::Release);
+            self.send(Job::Synced);
+        }
+
+        /// What another connection sees committed.
+        fn committed(&self) -> Vec<String> {
+            rows(&Connection::open(&self.path).unwrap())
+        }
+
+        /// The next batch handed to the syncer, answered as a successful fsync would.
+        fn sync_next(&self) -> usize {
+            let group = self
+                .groups
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("a committed batch");
+            let n = group.len();
+            answer(group, &Ok(()));
+            n
+        }
+
+        fn stop(mut self) -> Self {
+            self.jobs.take();
+            self.writer.take().unwrap().join().unwrap();
+            self
+        }
+    }
+
+    /// Long enough for the writer thread to have run what it was sent.
+    fn settle() {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+
+    #[test]
+    fn while_an_fsync_is_in_flight_jobs_run_but_commit_only_once_the_syncer_is_free() {
+        let held = Held::start();
+        let (a, mut ra) = make_job(insert("a"), true);
+        let (b, mut rb) = make_job(insert("b"), false);
+        held.send(a);
+        held.send(b);
+        settle();
+        assert!(held.committed().is_empty(), "held open, not committed");
+        assert!(
+            held.groups.try_recv().is_err(),
+            "nothing handed to the syncer"
+        );
+        assert!(
+            ra.try_recv().is_err() && rb.try_recv().is_err(),
+            "nobody answered yet"
+        );
+        held.synced();
+        assert_eq!(held.sync_next(), 2, "one commit for both jobs");
+        assert_eq!(held.committed(), ["a", "b"]);
+        assert!(ra.try_recv().unwrap().is_ok() && rb.try_recv().unwrap().is_ok());
+        held.stop();
+    }
+
+    #[test]
+    fn a_batch_that_cannot_commit_is_closed_at_once_and_the_next_job_starts_afresh() {
+        let held = Held::start();
+        let (a, mut ra) = make_job(insert("a"), false);
+        let (halfway, mut rh) = make_job(
+            |c: &Connection| -> Result<(), StoreError> {
+                insert("half")(c)?;
+                Err(StoreError::Refused("failed halfway".into()))
+            },
+            false,
+        );
+        held.send(a);
+        held.send(halfway);
+        settle();
+        // Answered without waiting for the fsync in flight: nothing of it commits.
+        assert!(ra.try_recv().unwrap().is_err() && rh.try_recv().unwrap().is_err());
+        let (b, mut rb) = make_job(insert("b"), false);
+        held.send(b);
+        settle();
+        assert!(rb.try_recv().is_err(), "b is held in a new batch");
+        held.synced();
+        assert_eq!(held.sync_next(), 1);
+        assert_eq!(held.committed(), ["b"]);
+        assert!(rb.try_recv().unwrap().is_ok());
+        held.stop();
+    }
+
+    #[test]
+    fn stopping_with_a_held_transaction_commits_it_and_hands_it_to_the_syncer() {
+        let held = Held::start();
+        let (a, mut ra) = make_job(insert("a"), true);
+        held.send(a);
+        settle();
+        let held = held.stop();
+        assert_eq!(held.committed(), ["a"]);
+        assert_eq!(held.sync_next(), 1);
+        assert!(ra.try_recv().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_held_transaction_is_rolled_back_when_the_fsync_in_flight_failed() {
+        let held = Held::start();
+        let (a, mut ra) = make_job(insert("a"), true);
+        held.send(a);
+        settle();
+        held.poisoned.store(true, Ordering::Release);
+        held.synced();
+        settle();
+        assert!(
+            held.committed().is_empty(),
+            "nothing written after a failed fsync"
+        );
+        assert!(held.groups.try_recv().is_err());
+        assert!(matches!(
+            ra.try_recv().unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        held.stop();
     }
 
     /// A checkpoint's I/O error poisons the store; a lock held elsewhere does not.

@@ -493,7 +493,8 @@ fn check_store(n: u64, c: &Connection, acked: &Acked) {
     let wrong_events: i64 = c
         .query_row(
             "SELECT count(*) FROM transitions r
-              WHERE (SELECT count(*) FROM events e WHERE e.transition_id = r.id)
+              WHERE (SELECT count(*) FROM events e
+                                  WHERE e.transaction_id = r.transaction_id AND e.transition_id = r.id)
                  != CASE WHEN r.outcome = 'conflict' THEN 1
                          WHEN r.outcome = 'applied'
                           AND r.to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW') THEN 1

@@ -1272,7 +1272,8 @@ async fn payments_converge_to_the_providers_truth() {
               WHERE ((r.outcome = 'applied' AND r.to_status IN ('SUCCEEDED','FAILED','REVERSED','NEEDS_REVIEW')
                       AND r.from_status IS NOT r.to_status)
                      OR r.outcome = 'conflict')
-                AND NOT EXISTS (SELECT 1 FROM events e WHERE e.transition_id = r.id)",
+                AND NOT EXISTS (SELECT 1 FROM events e
+                                 WHERE e.transaction_id = r.transaction_id AND e.transition_id = r.id)",
         )
         .unwrap()
         .query_map([], |r| r.get(0))

@@ -2,9 +2,9 @@
 -- * Every CHECK that listed more than two values with IN (...) becomes an OR chain of
 --   equalities (schema.sql, Conventions, says why: SQLite built a temporary B-tree for
 --   each such list every time it checked a row, three times per new transaction).
--- * events.seq becomes NOT NULL and its trigger goes: store::events::emit gives every
---   event its position in its INSERT, and any trigger on a table makes every INSERT into
---   it keep a statement journal.
+-- * events.seq becomes NOT NULL and its trigger goes: src/store/events.rs gives every
+--   event its position in the INSERT that writes it, and any trigger on a table makes
+--   every INSERT into it keep a statement journal.
 -- * events.transition_id loses its own UNIQUE index. events_transaction, which the queries
 --   by transaction need anyway, becomes unique instead; a transition belongs to one
 --   transaction, so it still refuses a second event for a transition, with one index
