@@ -191,7 +191,7 @@ impl Store {
                 let writer = jobs.downgrade();
                 let handle = std::thread::Builder::new()
                     .name("payhook-sync".into())
-                    .spawn(move || sync_loop(&wal, &synced, &flag, &counted, &writer))
+                    .spawn(move || sync_loop(&wal, synced, &flag, &counted, &writer))
                     .map_err(|e| StoreError::Unavailable(format!("cannot start syncer: {e}")))?;
                 threads.push(handle);
                 Some(Syncer { groups, in_flight })

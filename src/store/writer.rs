@@ -289,14 +289,21 @@ const POISONED: &str = "an fsync of the WAL failed earlier; restart payhook once
 /// the writer drops its sender.
 pub(super) fn sync_loop(
     wal: &File,
-    batches: &std::sync::mpsc::Receiver<Vec<Completion>>,
+    batches: std::sync::mpsc::Receiver<Vec<Completion>>,
     poisoned: &AtomicBool,
     in_flight: &AtomicUsize,
     writer: &mpsc::WeakSender<Job>,
 ) {
     // However this loop ends (a panic included), the writer must not keep holding a
     // transaction for an fsync that will never come.
-    let _gone = SyncerGone { in_flight, writer };
+    let gone = SyncerGone {
+        batches: Some(batches),
+        in_flight,
+        writer,
+    };
+    let Some(batches) = gone.batches.as_ref() else {
+        return;
+    };
     while let Ok(first) = batches.recv() {
         let mut synced = vec![first];
         synced.extend(batches.try_iter());
@@ -329,12 +336,18 @@ pub(super) fn sync_loop(
 
 /// Tells the writer, when the syncer stops, that nothing is in flight any more.
 struct SyncerGone<'a> {
+    batches: Option<std::sync::mpsc::Receiver<Vec<Completion>>>,
     in_flight: &'a AtomicUsize,
     writer: &'a mpsc::WeakSender<Job>,
 }
 
 impl Drop for SyncerGone<'_> {
     fn drop(&mut self) {
+        // The queue closes first: a batch handed over after this fails to send, and
+        // `Syncer::hand_over` then clears the count itself; one handed over before it is
+        // counted already, and cleared here. (Batches left in the queue are dropped
+        // unanswered: their callers learn the writer stopped, never a success.)
+        self.batches.take();
         self.in_flight.store(0, Ordering::Release);
         if let Some(queue) = self.writer.upgrade() {
             let _ = queue.try_send(Job::Synced);
@@ -637,19 +650,52 @@ mod tests {
         }
     }
 
-    /// Long enough for the writer thread to have run what it was sent.
-    fn settle() {
-        std::thread::sleep(std::time::Duration::from_millis(150));
+    /// A job that inserts `v` and then says so on `ran`, so that a test knows it ran (in
+    /// the batch the writer holds) before looking at what is committed.
+    fn signalled(
+        v: &'static str,
+        ran: &std::sync::mpsc::Sender<&'static str>,
+        prechecked: bool,
+    ) -> (Job, oneshot::Receiver<Result<(), StoreError>>) {
+        let ran = ran.clone();
+        make_job(
+            move |c: &Connection| {
+                insert(v)(c)?;
+                let _ = ran.send(v);
+                Ok(())
+            },
+            !prechecked,
+        )
+    }
+
+    fn ran(rx: &std::sync::mpsc::Receiver<&'static str>) -> &'static str {
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the writer ran the job")
+    }
+
+    /// The answer a caller gets, waiting for it up to five seconds.
+    fn answered<T>(rx: &mut oneshot::Receiver<T>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match rx.try_recv() {
+                Ok(v) => return v,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(e) => panic!("no answer: {e}"),
+            }
+        }
     }
 
     #[test]
     fn while_an_fsync_is_in_flight_jobs_run_but_commit_only_once_the_syncer_is_free() {
         let held = Held::start();
-        let (a, mut ra) = make_job(insert("a"), true);
-        let (b, mut rb) = make_job(insert("b"), false);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (a, mut ra) = signalled("a", &tx, false);
+        let (b, mut rb) = signalled("b", &tx, true);
         held.send(a);
         held.send(b);
-        settle();
+        assert_eq!((ran(&rx), ran(&rx)), ("a", "b"));
         assert!(held.committed().is_empty(), "held open, not committed");
         assert!(
             held.groups.try_recv().is_err(),
@@ -662,14 +708,15 @@ mod tests {
         held.synced();
         assert_eq!(held.sync_next(), 2, "one commit for both jobs");
         assert_eq!(held.committed(), ["a", "b"]);
-        assert!(ra.try_recv().unwrap().is_ok() && rb.try_recv().unwrap().is_ok());
+        assert!(answered(&mut ra).is_ok() && answered(&mut rb).is_ok());
         held.stop();
     }
 
     #[test]
     fn a_batch_that_cannot_commit_is_closed_at_once_and_the_next_job_starts_afresh() {
         let held = Held::start();
-        let (a, mut ra) = make_job(insert("a"), false);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (a, mut ra) = signalled("a", &tx, true);
         let (halfway, mut rh) = make_job(
             |c: &Connection| -> Result<(), StoreError> {
                 insert("half")(c)?;
@@ -678,51 +725,77 @@ mod tests {
             false,
         );
         held.send(a);
+        assert_eq!(ran(&rx), "a");
         held.send(halfway);
-        settle();
-        // Answered without waiting for the fsync in flight: nothing of it commits.
-        assert!(ra.try_recv().unwrap().is_err() && rh.try_recv().unwrap().is_err());
-        let (b, mut rb) = make_job(insert("b"), false);
+        // Answered while the fsync is still in flight: nothing of that batch commits.
+        assert!(answered(&mut ra).is_err() && answered(&mut rh).is_err());
+        let (b, mut rb) = signalled("b", &tx, true);
         held.send(b);
-        settle();
+        assert_eq!(ran(&rx), "b");
         assert!(rb.try_recv().is_err(), "b is held in a new batch");
         held.synced();
         assert_eq!(held.sync_next(), 1);
         assert_eq!(held.committed(), ["b"]);
-        assert!(rb.try_recv().unwrap().is_ok());
+        assert!(answered(&mut rb).is_ok());
         held.stop();
     }
 
     #[test]
     fn stopping_with_a_held_transaction_commits_it_and_hands_it_to_the_syncer() {
         let held = Held::start();
-        let (a, mut ra) = make_job(insert("a"), true);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (a, mut ra) = signalled("a", &tx, false);
         held.send(a);
-        settle();
+        assert_eq!(ran(&rx), "a");
         let held = held.stop();
         assert_eq!(held.committed(), ["a"]);
         assert_eq!(held.sync_next(), 1);
-        assert!(ra.try_recv().unwrap().is_ok());
+        assert!(answered(&mut ra).is_ok());
     }
 
     #[test]
     fn a_held_transaction_is_rolled_back_when_the_fsync_in_flight_failed() {
         let held = Held::start();
-        let (a, mut ra) = make_job(insert("a"), true);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (a, mut ra) = signalled("a", &tx, false);
         held.send(a);
-        settle();
+        assert_eq!(
+            ran(&rx),
+            "a",
+            "a ran in the held batch before the fsync failed"
+        );
         held.poisoned.store(true, Ordering::Release);
         held.synced();
-        settle();
+        assert!(matches!(answered(&mut ra), Err(StoreError::Unavailable(_))));
         assert!(
             held.committed().is_empty(),
             "nothing written after a failed fsync"
         );
         assert!(held.groups.try_recv().is_err());
-        assert!(matches!(
-            ra.try_recv().unwrap(),
-            Err(StoreError::Unavailable(_))
-        ));
+        held.stop();
+    }
+
+    /// A syncer that stops, however it stops, ends the hold: the writer commits and
+    /// answers instead of waiting for an fsync that will never come.
+    #[test]
+    fn a_syncer_that_stopped_ends_the_hold() {
+        let held = Held::start();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (a, mut ra) = signalled("a", &tx, false);
+        held.send(a);
+        assert_eq!(ran(&rx), "a");
+        // What the syncer's guard does as it stops, here with nothing queued.
+        let (weak_tx, weak_rx) = std::sync::mpsc::channel::<Vec<Completion>>();
+        drop(weak_tx);
+        let writer = held.jobs.as_ref().unwrap().downgrade();
+        drop(SyncerGone {
+            batches: Some(weak_rx),
+            in_flight: &held.in_flight,
+            writer: &writer,
+        });
+        assert_eq!(held.sync_next(), 1, "committed and handed over");
+        assert_eq!(held.committed(), ["a"]);
+        assert!(answered(&mut ra).is_ok());
         held.stop();
     }
 
