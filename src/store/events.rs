@@ -176,9 +176,8 @@ pub(super) fn emit_snapshot(
     // Written from a struct rather than a `serde_json::Value`: no map to build and free on
     // the writer. Fields are in alphabetical order, the order `json!` gave them before,
     // so the payload bytes did not change with it.
-    let unconfirmed = row
-        .unconfirmed
-        .and_then(|u| serde_json::value::RawValue::from_string(u.to_string()).ok());
+    let unconfirmed: Option<&serde_json::value::RawValue> =
+        row.unconfirmed.and_then(|u| serde_json::from_str(u).ok());
     let payload = serde_json::to_string(&EventPayload {
         data: EventData {
             amount: match (row.amount_minor, row.currency) {
@@ -205,7 +204,7 @@ pub(super) fn emit_snapshot(
             reported_status: reported.map(Status::as_str),
             status: row.status,
             transition_seq: t.seq,
-            unconfirmed: unconfirmed.as_deref(),
+            unconfirmed,
         },
         id: &id,
         timestamp: rfc3339(now_ms),

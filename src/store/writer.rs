@@ -14,8 +14,8 @@
 //! callers wait for the next fsync either way, and each commit writes every page its
 //! transaction touched to the WAL (the rightmost leaf of every table and index, for
 //! appends), so one commit per fsync instead of one per queued batch writes those pages
-//! once, not once per batch. An fsync that fails poisons the store: everything after it is refused (503)
-//! until payhook restarts, because after a failed fsync the kernel may have dropped the
+//! once, not once per batch. An fsync that fails poisons the store: everything after it
+//! is refused (503) until payhook restarts, because after a failed fsync the kernel may have dropped the
 //! pages and a later "successful" fsync proves nothing. The same goes for the database
 //! file's fsync after a checkpoint pass, and for a checkpoint that hits an I/O error. If
 //! the WAL file cannot be opened for syncing, the writer falls back to `synchronous=FULL`
@@ -221,7 +221,12 @@ pub(super) fn writer_loop(
         while let Some(job) = next.take() {
             if let Job::Write { savepoint, run } = job {
                 if poisoned.load(Ordering::Acquire) {
-                    refuse_all(&conn, open.take(), run);
+                    // After a failed fsync: the open transaction is rolled back (`commit`),
+                    // and the job that just arrived is refused without running.
+                    if let Some(batch) = open.take() {
+                        commit(&conn, batch, syncer.as_ref(), poisoned);
+                    }
+                    answer([run(None).1], &Err(POISONED.to_string()));
                 } else {
                     open.get_or_insert_with(|| Batch::begin(&conn))
                         .run(&conn, savepoint, run);
@@ -251,18 +256,6 @@ fn commit(conn: &Connection, mut batch: Batch, syncer: Option<&Syncer>, poisoned
         (Ok(()), Some(syncer)) => syncer.hand_over(completions),
         _ => answer(completions, &outcome),
     }
-}
-
-/// After a failed fsync: the open transaction is rolled back and its callers, with the
-/// one whose job just arrived, are told why.
-fn refuse_all(conn: &Connection, open: Option<Batch>, run: RunJob) {
-    if let Some(batch) = open {
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        answer(batch.completions, &Err(POISONED.to_string()));
-    }
-    answer([run(None).1], &Err(POISONED.to_string()));
 }
 
 /// Between commits, nothing of ours is in flight: finish what the background checkpointer
