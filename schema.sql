@@ -107,11 +107,15 @@ CREATE INDEX transactions_held_due ON transactions (next_poll_at_ms)
     WHERE status = 'NEEDS_REVIEW' AND unconfirmed_status IS NOT NULL
       AND next_poll_at_ms IS NOT NULL;
 
--- A provider name must be in providers, whoever writes the row (see providers).
+-- A provider name must be in providers, whoever writes the row (see providers). A new
+-- row's check FAILs rather than ABORTs, so that payhook's INSERT keeps no statement journal
+-- (migration 0011): a single-row INSERT with an unknown provider writes nothing, but a
+-- multi-row INSERT keeps the rows before the one refused; run it in a transaction and roll
+-- back on error to have all or none.
 CREATE TRIGGER transactions_provider_insert BEFORE INSERT ON transactions
     WHEN NEW.provider NOT IN (SELECT name FROM providers)
 BEGIN
-    SELECT RAISE(ABORT, 'unknown provider: not in the providers table');
+    SELECT RAISE(FAIL, 'unknown provider: not in the providers table');
 END;
 CREATE TRIGGER transactions_provider_update BEFORE UPDATE OF provider ON transactions
     WHEN NEW.provider NOT IN (SELECT name FROM providers)

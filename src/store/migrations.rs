@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_minted_payments.sql"),
     include_str!("migrations/0009_provider_names.sql"),
     include_str!("migrations/0010_check_lists.sql"),
+    include_str!("migrations/0011_provider_check_fails.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -351,6 +352,47 @@ mod tests {
             [],
         )
         .unwrap();
+    }
+
+    /// A new row's unknown provider is refused with FAIL (no statement journal for payhook's
+    /// own inserts): a single row leaves nothing behind, a multi-row INSERT keeps the rows
+    /// before the refused one, and a transaction rolled back keeps none (schema.sql).
+    #[test]
+    fn an_unknown_provider_fails_its_row_and_writes_nothing_of_it() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let trigger: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'transactions_provider_insert'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(trigger.contains("RAISE(FAIL"), "{trigger}");
+        let refs = |conn: &Connection| -> Vec<String> {
+            conn.prepare("SELECT provider_ref FROM transactions ORDER BY provider_ref")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let err = conn
+            .execute(
+                "INSERT INTO transactions (provider, provider_ref) VALUES ('zengapy', 'x')",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown provider"), "{err}");
+        assert!(refs(&conn).is_empty());
+        let multi = "INSERT INTO transactions (provider, provider_ref)
+                     VALUES ('jenga', 'a'), ('nope', 'b'), ('jenga', 'c')";
+        conn.execute_batch("BEGIN").unwrap();
+        assert!(conn.execute(multi, []).is_err());
+        conn.execute_batch("ROLLBACK").unwrap();
+        assert!(refs(&conn).is_empty(), "rolled back: none");
+        assert!(conn.execute(multi, []).is_err());
+        assert_eq!(refs(&conn), ["a"], "the rows before the refused one stay");
     }
 
     /// Every provider payhook has is in the providers table, and nothing else; a provider

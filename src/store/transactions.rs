@@ -537,8 +537,12 @@ fn insert(
     settled_at_ms: Option<i64>,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
+    // OR FAIL, with the provider trigger's RAISE(FAIL): nothing in this INSERT can abort
+    // after writing, so SQLite keeps no statement journal (a copy of every page it touches)
+    // for it. A single row is checked in full before it is written, so a refusal leaves
+    // nothing behind either way (migration 0011).
     conn.prepare_cached(
-        "INSERT INTO transactions (provider, provider_ref, kind, status, reason, provider_status,
+        "INSERT OR FAIL INTO transactions (provider, provider_ref, kind, status, reason, provider_status,
              unconfirmed_status, unconfirmed_details, status_confirmed, amount_minor, currency,
              merchant_ref, msisdn, receipt, created_at_ms, updated_at_ms, settled_at_ms,
              next_poll_at_ms, deadline_at_ms)
