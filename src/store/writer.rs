@@ -1,5 +1,5 @@
 //! The writer: one thread owns the one read-write connection. Callers hand it closures
-//! ([`super::Store::write`]); it runs every closure that queued up meanwhile inside one SQL
+//! ([`super::Store::write`]); it runs the closures that queued up meanwhile inside one SQL
 //! transaction (each in its own SAVEPOINT, so one failing closure does not undo the
 //! others) and commits once. That is group commit: throughput does not collapse to one
 //! fsync per request.
@@ -15,14 +15,14 @@
 //! that arrives inside it, and commits only when the syncer is free again: the callers
 //! wait for the next fsync either way, and each commit writes every page its transaction
 //! touched to the WAL (the rightmost leaf of every table and index, for appends), so one
-//! commit per fsync writes those pages once, not once per queued batch. Conversely, while
-//! the syncer is idle the writer commits after each job instead of first draining the
-//! queue: the jobs still queued run in the next transaction, held open during this one's
-//! fsync, so that the disk and the writer work at the same time. Draining first made every
-//! caller of a batch wait for the last job and then for an fsync, and sent all their
-//! answers (and so the providers' next requests) out in one burst: under load, the request
-//! tasks, the writer and the disk then took turns instead of overlapping
-//! (docs/benchmarks.md).
+//! commit per fsync writes those pages once, not once per queued batch. While the syncer
+//! is idle, the writer commits once its transaction holds [`IDLE_BATCH`] jobs instead of
+//! first draining the whole queue: the jobs still queued then run in the next transaction,
+//! held open during this one's fsync, so that the disk and the writer work at the same
+//! time. Draining first made every caller of a batch wait for the last job and then for an
+//! fsync, and sent all their answers, and so the providers' next requests, out in one
+//! burst. Without a syncer (`synchronous=FULL`, below) the writer drains the queue as
+//! before, since each of its commits waits for its own fsync.
 //!
 //! An fsync that fails poisons the store: everything after it is refused (503) until
 //! payhook restarts, because after a failed fsync the kernel may have dropped the pages
@@ -51,6 +51,11 @@ use tokio::sync::{mpsc, oneshot};
 /// Most closures committed together. Bounds the latency one commit adds to the callers
 /// queued behind it.
 const MAX_BATCH: usize = 512;
+/// Most closures committed together while the syncer is idle (module docs). Fewer made
+/// each commit write the WAL frames of every B-tree's rightmost page for too few callers
+/// when fsyncs are fast; more made the disk wait for the writer when they are slow
+/// (docs/benchmarks.md).
+pub(super) const IDLE_BATCH: usize = 32;
 /// Bytes the WAL file is truncated back to when SQLite restarts it.
 pub(super) const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
@@ -189,10 +194,6 @@ impl Syncer {
     fn busy(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) > 0
     }
-
-    fn idle(&self) -> bool {
-        !self.busy()
-    }
 }
 
 pub(super) fn writer_loop(
@@ -246,10 +247,14 @@ pub(super) fn writer_loop(
                         .run(&conn, savepoint, run);
                 }
             }
-            // A queued job joins this transaction only while it would be held anyway (an
-            // fsync in flight); with the syncer idle, this one commits now (module docs).
-            let take_more =
-                open.as_ref().is_none_or(Batch::open) && !syncer.as_ref().is_some_and(Syncer::idle);
+            // While an fsync is in flight (or with no syncer) every queued job joins the
+            // transaction; with the syncer idle, it commits once it holds IDLE_BATCH jobs,
+            // so that the disk starts on them while the writer runs the rest (module docs).
+            let take_more = open.as_ref().is_none_or(|batch| {
+                batch.open()
+                    && (syncer.as_ref().is_none_or(Syncer::busy)
+                        || batch.completions.len() < IDLE_BATCH)
+            });
             if take_more {
                 next = rx.try_recv().ok();
             }

@@ -123,7 +123,7 @@ impl Held {
         let (dir, conn) = scratch();
         conn.execute_batch("PRAGMA journal_mode=WAL").unwrap();
         let path = dir.path().join("batch.db");
-        let (jobs, rx) = mpsc::channel(16);
+        let (jobs, rx) = mpsc::channel(MAX_BATCH);
         let (groups_tx, groups) = std::sync::mpsc::channel();
         let in_flight = Arc::new(AtomicUsize::new(1));
         let poisoned = Arc::new(AtomicBool::new(false));
@@ -242,44 +242,94 @@ fn while_an_fsync_is_in_flight_jobs_run_but_commit_only_once_the_syncer_is_free(
 }
 
 #[test]
-fn with_the_syncer_idle_a_job_commits_at_once_and_the_jobs_queued_behind_it_wait_for_its_fsync() {
+fn with_the_syncer_idle_a_batch_commits_at_its_idle_size_and_the_jobs_behind_it_wait_for_its_fsync()
+{
     let held = Held::start();
     held.in_flight.store(0, Ordering::Release);
     let (tx, rx) = std::sync::mpsc::channel();
     let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
-    // `a` waits on the test so that `b` and `c` are queued before it finishes.
-    let (a, mut ra) = make_job(
+    // The first job waits on the test, so that all the others are queued before it ends.
+    let (first, mut r_first) = make_job(
         move |c: &Connection| {
             gate_rx.recv().unwrap();
-            insert("a")(c)
+            insert("first")(c)
         },
         false,
     );
-    let (b, mut rb) = signalled("b", &tx, true);
-    let (c, mut rc) = signalled("c", &tx, true);
-    held.send(a);
-    held.send(b);
-    held.send(c);
+    held.send(first);
+    let mut answers = Vec::new();
+    for i in 0..IDLE_BATCH + 1 {
+        let v: &'static str = Box::leak(format!("j{i}").into_boxed_str());
+        let (job, answer) = signalled(v, &tx, true);
+        held.send(job);
+        answers.push(answer);
+    }
     gate.send(()).unwrap();
-    assert_eq!(
-        held.sync_next(),
-        1,
-        "a committed alone: the syncer was idle"
-    );
-    assert_eq!(held.committed(), ["a"]);
-    assert!(answered(&mut ra).is_ok());
-    // b and c ran in the next transaction, held while a's fsync was in flight.
-    assert_eq!((ran(&rx), ran(&rx)), ("b", "c"));
-    assert!(rb.try_recv().is_err() && rc.try_recv().is_err());
+    assert_eq!(held.sync_next(), IDLE_BATCH, "committed at the idle size");
+    assert_eq!(held.committed().len(), IDLE_BATCH);
+    assert!(answered(&mut r_first).is_ok());
+    // The two jobs left ran in the next transaction, held while that fsync is in flight.
+    for _ in 0..IDLE_BATCH + 1 {
+        ran(&rx);
+    }
+    assert!(held.groups.try_recv().is_err(), "nothing more handed over");
+    assert_eq!(held.committed().len(), IDLE_BATCH, "held, not committed");
     held.synced();
-    assert_eq!(
-        held.sync_next(),
-        2,
-        "one commit for the jobs queued meanwhile"
-    );
-    assert_eq!(held.committed(), ["a", "b", "c"]);
-    assert!(answered(&mut rb).is_ok() && answered(&mut rc).is_ok());
+    assert_eq!(held.sync_next(), 2, "one commit for the jobs held");
+    assert_eq!(held.committed().len(), IDLE_BATCH + 2);
+    assert!(answers.iter_mut().all(|a| answered(a).is_ok()));
     held.stop();
+}
+
+#[test]
+fn without_a_syncer_the_writer_commits_every_queued_job_together() {
+    let (dir, conn) = scratch();
+    let path = dir.path().join("batch.db");
+    let (jobs, rx) = mpsc::channel(MAX_BATCH);
+    let writer = std::thread::spawn(move || {
+        writer_loop(
+            conn,
+            rx,
+            None,
+            &AtomicBool::new(false),
+            &AtomicBool::new(false),
+        )
+    });
+    let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
+    let (first, mut r_first) = make_job(
+        move |c: &Connection| {
+            gate_rx.recv().unwrap();
+            insert("first")(c)
+        },
+        false,
+    );
+    jobs.blocking_send(first).unwrap();
+    // Each later job reports what another connection sees committed when it runs: nothing,
+    // while all of them share the first job's transaction.
+    let mut seen = Vec::new();
+    for _ in 0..IDLE_BATCH + 1 {
+        let path = path.clone();
+        let (job, answer) = make_job(
+            move |c: &Connection| {
+                insert("later")(c)?;
+                Ok(rows(&Connection::open(&path).unwrap()).len())
+            },
+            false,
+        );
+        jobs.blocking_send(job).unwrap();
+        seen.push(answer);
+    }
+    gate.send(()).unwrap();
+    assert!(answered(&mut r_first).is_ok());
+    for s in &mut seen {
+        assert_eq!(answered(s).unwrap(), 0, "one transaction for all");
+    }
+    drop(jobs);
+    writer.join().unwrap();
+    assert_eq!(
+        rows(&Connection::open(&path).unwrap()).len(),
+        IDLE_BATCH + 2
+    );
 }
 
 #[test]
