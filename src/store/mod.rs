@@ -1,10 +1,10 @@
 //! The SQLite store: the only module that writes SQL.
 //!
 //! One writer thread owns the one read-write connection. Callers hand it closures
-//! ([`Store::write`]); it runs every closure that queued up meanwhile inside one SQL
+//! ([`Store::write`]); it runs the closures that queued up meanwhile inside one SQL
 //! transaction (each in its own SAVEPOINT, so one failing closure does not undo the
 //! others) and commits once. That is group commit: throughput does not collapse to one
-//! fsync per request.
+//! fsync per request. [`writer`] says how big a batch grows.
 //!
 //! [`writer`] holds that thread, the syncer that makes each batch durable before its
 //! callers hear of it, and what happens after a failed fsync; [`checkpoint`] keeps the

@@ -16,7 +16,7 @@
 //! wait for the next fsync either way, and each commit writes every page its transaction
 //! touched to the WAL (the rightmost leaf of every table and index, for appends), so one
 //! commit per fsync writes those pages once, not once per queued batch. While the syncer
-//! is idle, the writer commits once its transaction holds [`IDLE_BATCH`] jobs instead of
+//! is idle, the writer commits once its transaction holds `IDLE_BATCH` (32) jobs instead of
 //! first draining the whole queue: the jobs still queued then run in the next transaction,
 //! held open during this one's fsync, so that the disk and the writer work at the same
 //! time. Draining first made every caller of a batch wait for the last job and then for an
