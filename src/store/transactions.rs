@@ -540,9 +540,10 @@ fn insert(
     // OR FAIL, with the provider trigger's RAISE(FAIL): nothing in this INSERT can abort
     // after writing, so SQLite keeps no statement journal (a copy of every page it touches)
     // for it. A single row is checked in full before it is written, so a refusal leaves
-    // nothing behind either way (migration 0011). Without that journal, a disk that fills
-    // halfway through rolls back the whole transaction rather than the statement; the
-    // writer then fails its whole batch (`writer::Batch::run`), as it does for any job.
+    // nothing behind either way (migration 0011). Without that journal, a store that
+    // fills halfway through (the disk, or `max_size_mb`) rolls back the whole transaction
+    // rather than the statement; the writer then fails its whole batch (`writer::Batch::run`),
+    // as it already did when payhook's other inserts, which keep no journal either, filled it.
     conn.prepare_cached(
         "INSERT OR FAIL INTO transactions (provider, provider_ref, kind, status, reason, provider_status,
              unconfirmed_status, unconfirmed_details, status_confirmed, amount_minor, currency,

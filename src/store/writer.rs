@@ -16,7 +16,7 @@
 //! wait for the next fsync either way, and each commit writes every page its transaction
 //! touched to the WAL (the rightmost leaf of every table and index, for appends), so one
 //! commit per fsync writes those pages once, not once per queued batch. While the syncer
-//! is idle, the writer commits once its transaction holds `IDLE_BATCH` (32) jobs instead of
+//! is idle, the writer commits once its transaction holds `IDLE_BATCH` jobs instead of
 //! first draining the whole queue: the jobs still queued then run in the next transaction,
 //! held open during this one's fsync, so that the disk and the writer work at the same
 //! time. Draining first made every caller of a batch wait for the last job and then for an
@@ -51,11 +51,13 @@ use tokio::sync::{mpsc, oneshot};
 /// Most closures committed together. Bounds the latency one commit adds to the callers
 /// queued behind it.
 const MAX_BATCH: usize = 512;
-/// Most closures committed together while the syncer is idle (module docs). Fewer made
-/// each commit write the WAL frames of every B-tree's rightmost page for too few callers
-/// when fsyncs are fast; more made the disk wait for the writer when they are slow
-/// (docs/benchmarks.md).
-pub(super) const IDLE_BATCH: usize = 32;
+/// How many jobs the writer takes into its transaction while the syncer is idle before it
+/// commits (module docs); a transaction held during an fsync may grow beyond it, up to
+/// [`MAX_BATCH`]. Measured at 1, 8, 16, 32 and 512 (docs/benchmarks.md): one job per commit
+/// made every commit write each B-tree's rightmost page to the WAL for a single caller,
+/// which a disk with fast fsyncs showed to cost more than it saved; 512 (draining the
+/// queue) made the disk wait for the writer; 16 and 32 did best on both kinds of disk.
+const IDLE_BATCH: usize = 32;
 /// Bytes the WAL file is truncated back to when SQLite restarts it.
 pub(super) const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 

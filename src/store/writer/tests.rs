@@ -61,6 +61,41 @@ fn a_failing_job_undoes_only_itself() {
     ));
 }
 
+/// A statement with no statement journal (payhook's inserts: no trigger that may abort)
+/// that fills the store halfway makes SQLite roll the whole transaction back: every job
+/// of the batch fails, none is told it was stored, and the next batch starts afresh.
+#[test]
+fn a_store_that_fills_halfway_through_a_statement_fails_the_whole_batch() {
+    let (_dir, conn) = scratch();
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    conn.pragma_update(None, "max_page_count", pages + 2)
+        .unwrap();
+    let (a, mut ra) = make_job(insert("a"), true);
+    let (big, mut rbig) = make_job(
+        |c: &Connection| -> Result<(), StoreError> {
+            c.execute(
+                "INSERT INTO scratch (v) VALUES (?1)",
+                ["x".repeat(64 * 1024)],
+            )?;
+            Ok(())
+        },
+        true,
+    );
+    let (b, mut rb) = make_job(insert("b"), false);
+    assert!(run(&conn, vec![a, big, b]).is_err());
+    assert!(conn.is_autocommit());
+    assert!(rows(&conn).is_empty());
+    for r in [&mut ra, &mut rbig, &mut rb] {
+        assert!(r.try_recv().unwrap().is_err());
+    }
+    let (c, mut rc) = make_job(insert("c"), true);
+    assert!(run(&conn, vec![c]).is_ok());
+    assert_eq!(rows(&conn), ["c"]);
+    assert!(rc.try_recv().unwrap().is_ok());
+}
+
 #[test]
 fn a_prechecked_job_that_refuses_before_writing_leaves_its_batch_alone() {
     let (_dir, conn) = scratch();
@@ -268,12 +303,16 @@ fn with_the_syncer_idle_a_batch_commits_at_its_idle_size_and_the_jobs_behind_it_
     assert_eq!(held.sync_next(), IDLE_BATCH, "committed at the idle size");
     assert_eq!(held.committed().len(), IDLE_BATCH);
     assert!(answered(&mut r_first).is_ok());
-    // The two jobs left ran in the next transaction, held while that fsync is in flight.
+    // Every queued job has run; the two that did not fit ran in the next transaction, held
+    // while that fsync is in flight, and their callers are not answered yet.
     for _ in 0..IDLE_BATCH + 1 {
         ran(&rx);
     }
     assert!(held.groups.try_recv().is_err(), "nothing more handed over");
     assert_eq!(held.committed().len(), IDLE_BATCH, "held, not committed");
+    assert!(answers[IDLE_BATCH - 1..]
+        .iter_mut()
+        .all(|a| a.try_recv().is_err()));
     held.synced();
     assert_eq!(held.sync_next(), 2, "one commit for the jobs held");
     assert_eq!(held.committed().len(), IDLE_BATCH + 2);
