@@ -40,17 +40,44 @@ fn rows(conn: &Connection) -> Vec<String> {
     out.map(Result::unwrap).collect()
 }
 
+/// A job that inserts `v` and then fails with `why`, as a job that breaks halfway does.
+fn fails_after_inserting(
+    v: &'static str,
+    why: &'static str,
+    savepoint: bool,
+) -> (Job, oneshot::Receiver<Result<(), StoreError>>) {
+    make_job(
+        move |c: &Connection| -> Result<(), StoreError> {
+            insert(v)(c)?;
+            Err(StoreError::Refused(why.into()))
+        },
+        savepoint,
+    )
+}
+
+/// A prechecked job that inserts `first` only once the test sends on the returned gate, so
+/// that the test can queue other jobs behind it while it runs.
+fn gated_first() -> (
+    Job,
+    oneshot::Receiver<Result<(), StoreError>>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
+    let (job, answer) = make_job(
+        move |c: &Connection| {
+            gate_rx.recv().unwrap();
+            insert("first")(c)
+        },
+        false,
+    );
+    (job, answer, gate)
+}
+
 #[test]
 fn a_failing_job_undoes_only_itself() {
     let (_dir, conn) = scratch();
     let (a, mut ra) = make_job(insert("a"), true);
-    let (bad, mut rbad) = make_job(
-        |c: &Connection| -> Result<(), StoreError> {
-            insert("undone")(c)?;
-            Err(StoreError::Refused("no".into()))
-        },
-        true,
-    );
+    let (bad, mut rbad) = fails_after_inserting("undone", "no", true);
     let (b, mut rb) = make_job(insert("b"), false);
     assert!(run(&conn, vec![a, bad, b]).is_ok());
     assert_eq!(rows(&conn), ["a", "b"]);
@@ -120,13 +147,7 @@ fn a_prechecked_job_that_refuses_before_writing_leaves_its_batch_alone() {
 fn a_prechecked_job_that_fails_after_writing_aborts_its_whole_batch() {
     let (_dir, conn) = scratch();
     let (a, mut ra) = make_job(insert("a"), true);
-    let (halfway, mut rh) = make_job(
-        |c: &Connection| -> Result<(), StoreError> {
-            insert("half")(c)?;
-            Err(StoreError::Refused("failed halfway".into()))
-        },
-        false,
-    );
+    let (halfway, mut rh) = fails_after_inserting("half", "failed halfway", false);
     let (b, mut rb) = make_job(insert("b"), false);
     assert!(run(&conn, vec![a, halfway, b]).is_err());
     assert!(rows(&conn).is_empty(), "nothing of the batch committed");
@@ -282,15 +303,8 @@ fn with_the_syncer_idle_a_batch_commits_at_its_idle_size_and_the_jobs_behind_it_
     let held = Held::start();
     held.in_flight.store(0, Ordering::Release);
     let (tx, rx) = std::sync::mpsc::channel();
-    let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
     // The first job waits on the test, so that all the others are queued before it ends.
-    let (first, mut r_first) = make_job(
-        move |c: &Connection| {
-            gate_rx.recv().unwrap();
-            insert("first")(c)
-        },
-        false,
-    );
+    let (first, mut r_first, gate) = gated_first();
     held.send(first);
     let mut answers = Vec::new();
     for i in 0..IDLE_BATCH + 1 {
@@ -334,14 +348,7 @@ fn without_a_syncer_the_writer_commits_every_queued_job_together() {
             &AtomicBool::new(false),
         )
     });
-    let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
-    let (first, mut r_first) = make_job(
-        move |c: &Connection| {
-            gate_rx.recv().unwrap();
-            insert("first")(c)
-        },
-        false,
-    );
+    let (first, mut r_first, gate) = gated_first();
     jobs.blocking_send(first).unwrap();
     // Each later job reports what another connection sees committed when it runs: nothing,
     // while all of them share the first job's transaction.
@@ -376,13 +383,7 @@ fn a_batch_that_cannot_commit_is_closed_at_once_and_the_next_job_starts_afresh()
     let held = Held::start();
     let (tx, rx) = std::sync::mpsc::channel();
     let (a, mut ra) = signalled("a", &tx, true);
-    let (halfway, mut rh) = make_job(
-        |c: &Connection| -> Result<(), StoreError> {
-            insert("half")(c)?;
-            Err(StoreError::Refused("failed halfway".into()))
-        },
-        false,
-    );
+    let (halfway, mut rh) = fails_after_inserting("half", "failed halfway", false);
     held.send(a);
     assert_eq!(ran(&rx), "a");
     held.send(halfway);
