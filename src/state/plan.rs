@@ -165,6 +165,16 @@ pub enum HoldChange {
     Clear,
 }
 
+impl HoldChange {
+    /// The status held from now on, when this sets one (`transactions.unconfirmed_status`).
+    pub fn held_status(&self) -> Option<Status> {
+        match self {
+            HoldChange::Set(h) => Some(h.status),
+            HoldChange::Keep | HoldChange::Clear => None,
+        }
+    }
+}
+
 /// What happens to the transaction's next status query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PollChange {

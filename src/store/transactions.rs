@@ -176,10 +176,7 @@ fn execute(
     let Some(cur) = current else {
         return create(conn, provider, report, p, source, schedule, now_ms);
     };
-    let held_status = match &p.hold {
-        HoldChange::Set(h) => Some(h.status),
-        _ => None,
-    };
+    let held_status = p.hold.held_status();
     let from = cur.stored.status;
     update(conn, cur.id, from, report, p, held_status, now_ms)?;
     let Some(outcome) = p.record else {
@@ -247,10 +244,7 @@ fn create(
     schedule: Schedule,
     now_ms: i64,
 ) -> Result<Applied, StoreError> {
-    let held_status = match &p.hold {
-        HoldChange::Set(h) => Some(h.status),
-        _ => None,
-    };
+    let held_status = p.hold.held_status();
     let next_poll = match (p.poll, p.status.is_open()) {
         (PollChange::Now, _) => Some(now_ms),
         (_, true) => schedule.next_poll_at_ms.or(Some(now_ms)),
