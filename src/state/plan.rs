@@ -166,7 +166,8 @@ pub enum HoldChange {
 }
 
 impl HoldChange {
-    /// The status held from now on, when this sets one (`transactions.unconfirmed_status`).
+    /// The status this change sets as held (`Set`); `None` for `Keep` and `Clear`, which
+    /// leave `transactions.unconfirmed_status` as it is or clear it.
     pub fn held_status(&self) -> Option<Status> {
         match self {
             HoldChange::Set(h) => Some(h.status),
