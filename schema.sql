@@ -165,7 +165,7 @@ CREATE INDEX polls_transaction ON polls (transaction_id);
 -- rows in deliveries, one per destination (triggers deliveries_summary_*): pending while a
 -- destination still has it (or before any destination took it), dead when one gave up.
 CREATE TABLE events (
-    id                 TEXT    PRIMARY KEY,     -- evt_<12 hex: transaction id><20 hex: hash of provider, provider_ref, transition seq>; sorts by transaction, stable across redeliveries and replays
+    id                 TEXT    NOT NULL UNIQUE, -- evt_<12 hex: transaction id><20 hex: hash of provider, provider_ref, transition seq>; sorts by transaction, stable across redeliveries and replays
     transaction_id     INTEGER NOT NULL REFERENCES transactions(id), -- the transaction it is about
     transition_id      INTEGER NOT NULL REFERENCES transitions(id), -- the transition it announces: one event each (unique index events_transaction)
     type               TEXT    NOT NULL,        -- transaction.succeeded | .failed | .reversed | .needs_review | .conflict
@@ -178,11 +178,10 @@ CREATE TABLE events (
     delivered_at_ms    INTEGER,
     last_error         TEXT,                    -- why the last attempt failed; NULL after a delivery
     schedule_started_at_ms INTEGER,             -- start of the current retry schedule (NULL: created_at_ms); replay resets it; retry_horizon counts from it
-    seq                INTEGER NOT NULL         -- outbox position: 1, 2, 3, ... in commit order, never reused (given by the INSERT, see below); the pull feed's cursor
+    seq                INTEGER PRIMARY KEY      -- outbox position: 1, 2, 3, ... in commit order, never reused (given by the INSERT, see below); the pull feed's cursor; the table's rowid, which VACUUM keeps
 );
 CREATE INDEX events_due ON events (next_attempt_at_ms) WHERE status = 'pending';
 CREATE UNIQUE INDEX events_transaction ON events (transaction_id, transition_id);
-CREATE UNIQUE INDEX events_seq ON events (seq);
 -- seq is one more than the largest, given by the INSERT that writes the event inside the
 -- writer's transaction, under SQLite's single write lock, so that seq order is commit
 -- order (src/store/feed.rs explains the cursor; src/store/events.rs writes it).

@@ -213,6 +213,7 @@ pub(super) fn emit_snapshot(
     .map_err(|e| StoreError::Refused(format!("event payload: {e}")))?;
     // The feed position (src/store/feed.rs says why it is one more than the largest) is
     // given by this INSERT: a trigger would make every insert keep a statement journal.
+    // It is the table's key, so MAX(seq) reads the last row.
     conn.prepare_cached(
         "INSERT INTO events (id, transaction_id, transition_id, type, payload, status, attempts,
                              next_attempt_at_ms, created_at_ms, seq)

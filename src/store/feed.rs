@@ -11,10 +11,10 @@
 //! transaction visible in that snapshot had committed, and so saw their `seq`s and numbered
 //! its events above all of them. A consumer that has read up to `seq = n` can therefore
 //! never later find an event with `seq <= n` it has not seen. (A rolled-back transaction's
-//! numbers are reused, but nobody saw them; events are never deleted, and `seq` is a plain
-//! column, so `VACUUM` does not renumber it as it may an implicit rowid.) The rowid of
-//! `events` itself is not used: the table has a TEXT primary key, so its rowid is not
-//! stable across `VACUUM`.
+//! numbers are reused, but nobody saw them; events are never deleted.) `seq` is the
+//! table's `INTEGER PRIMARY KEY`, a named column for its rowid, which `VACUUM` keeps as it
+//! is (it may renumber only an implicit rowid); the table being keyed by it is what makes
+//! the INSERT's `MAX(seq)` one step to the last row.
 
 use super::StoreError;
 use rusqlite::{params, Connection};
