@@ -3,18 +3,18 @@
 //! # Why a cursor never skips an event
 //! The cursor is `events.seq`, which the INSERT that writes an event sets to one more than
 //! the largest so far *inside the transaction that inserts the event*
-//! (`store::events::emit_snapshot`; the column is NOT NULL, so no event goes without
-//! one). SQLite lets one write
-//! transaction run at a time (payhook's writer thread, or the CLI in another process, each
-//! waits for the write lock), so `seq` values are handed out in commit order: a
+//! (`store::events::emit_snapshot`; the column is the table's rowid, never NULL: an INSERT
+//! that gave none would be numbered one more than the largest all the same). SQLite lets
+//! one write transaction run at a time (payhook's writer thread, or the CLI in another
+//! process, each waits for the write lock), so `seq` values are handed out in commit order: a
 //! transaction that commits after a reader's snapshot started its writes after every
 //! transaction visible in that snapshot had committed, and so saw their `seq`s and numbered
 //! its events above all of them. A consumer that has read up to `seq = n` can therefore
 //! never later find an event with `seq <= n` it has not seen. (A rolled-back transaction's
 //! numbers are reused, but nobody saw them; events are never deleted.) `seq` is the
 //! table's `INTEGER PRIMARY KEY`, a named column for its rowid, which `VACUUM` keeps as it
-//! is (it may renumber only an implicit rowid); the table being keyed by it is what makes
-//! the INSERT's `MAX(seq)` one step to the last row.
+//! is (it may renumber only an implicit rowid); the table being keyed by it keeps the
+//! INSERT's `MAX(seq)` one step to the last row without an index of its own.
 
 use super::StoreError;
 use rusqlite::{params, Connection};

@@ -404,10 +404,10 @@ mod tests {
         assert_eq!(refs(&conn), ["a"], "the rows before the refused one stay");
     }
 
-    /// Making `events.seq` the rowid rebuilds events: every row keeps its id, position and
-    /// columns (in their order), the references to it from deliveries, attempts and replays
-    /// still resolve and are still enforced, the summary triggers still write to it, and a
-    /// second event with the same id or position is refused.
+    /// Making `events.seq` the rowid rebuilds events: every row keeps every value, its columns
+    /// keep their order, the references to it from deliveries, attempts and replays still
+    /// resolve and are still enforced, the summary triggers still write to it, and a second
+    /// event with the same id or position is refused.
     #[test]
     fn events_seq_becomes_the_rowid_and_events_and_references_survive() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -416,45 +416,47 @@ mod tests {
         }
         conn.pragma_update(None, "user_version", 11).unwrap();
         conn.pragma_update(None, "foreign_keys", true).unwrap();
-        let columns = "SELECT name FROM pragma_table_info('events') ORDER BY cid";
-        let before = strings(&conn, columns);
         conn.execute_batch(
             "INSERT INTO transactions (id, provider, provider_ref, status)
                   VALUES (7, 'zengapay', 'ZP-7', 'SUCCEEDED');
              INSERT INTO transitions (id, transaction_id, seq, outcome, to_status, source, at_ms)
                   VALUES (1, 7, 1, 'applied', 'PENDING', 'operator', 1),
-                         (2, 7, 2, 'applied', 'SUCCEEDED', 'operator', 2);
-             INSERT INTO events (id, transaction_id, transition_id, type, payload, created_at_ms, seq)
-                  VALUES ('evt_b', 7, 2, 'transaction.succeeded', '{\"n\":2}', 2, 5),
-                         ('evt_a', 7, 1, 'transaction.pending', '{\"n\":1}', 1, 2);
+                         (2, 7, 2, 'applied', 'SUCCEEDED', 'operator', 2),
+                         (3, 7, 3, 'applied', 'SUCCEEDED', 'operator', 3);
+             INSERT INTO events (id, transaction_id, transition_id, type, payload, status,
+                                 attempts, next_attempt_at_ms, created_at_ms, delivered_at_ms,
+                                 last_error, schedule_started_at_ms, seq)
+                  VALUES ('evt_b', 7, 2, 'transaction.succeeded', '{\"n\":2}', 'dead', 3, 11,
+                          12, 13, 'boom', 14, 5),
+                         ('evt_a', 7, 1, 'transaction.pending', '{\"n\":1}', 'delivered', 4,
+                          21, 22, 23, 'late', 24, 2);
              INSERT INTO destination_state (name, url, created_at_ms)
                   VALUES ('default', 'http://127.0.0.1:1/', 1);
-             INSERT INTO deliveries (event_id, destination, transaction_id, transition_id,
-                                     schedule_started_at_ms, next_attempt_at_ms)
-                  VALUES ('evt_b', 'default', 7, 2, 2, 10);
              INSERT INTO attempts (event_id, destination, at_ms, latency_ms, http_status)
                   VALUES ('evt_b', 'http://127.0.0.1:1/', 3, 1, 500);
              INSERT INTO replays (event_id, destination, at_ms, requested_by)
                   VALUES ('evt_b', 'default', 4, 'ops');",
         )
         .unwrap();
+        // Every value of every row, column by column in the table's order.
+        let columns = strings(
+            &conn,
+            "SELECT name FROM pragma_table_info('events') ORDER BY cid",
+        );
+        let values = columns
+            .iter()
+            .map(|c| format!("quote({c})"))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let rows = format!("SELECT {values} FROM events ORDER BY seq");
+        let before = strings(&conn, &rows);
         migrate(&mut conn).unwrap();
-        assert_eq!(strings(&conn, columns), before, "same columns, same order");
-        let rows: Vec<(i64, String, i64, String, String)> = conn
-            .prepare("SELECT rowid, id, seq, payload, status FROM events ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let after = "SELECT name FROM pragma_table_info('events') ORDER BY cid";
+        assert_eq!(strings(&conn, after), columns, "same columns, same order");
+        assert_eq!(strings(&conn, &rows), before, "same values");
         assert_eq!(
-            rows,
-            [
-                (2, "evt_a".into(), 2, r#"{"n":1}"#.into(), "pending".into()),
-                (5, "evt_b".into(), 5, r#"{"n":2}"#.into(), "pending".into()),
-            ]
+            strings(&conn, "SELECT rowid || '=' || seq FROM events ORDER BY seq"),
+            ["2=2", "5=5"]
         );
         let indexes = "SELECT name FROM pragma_index_list('events') ORDER BY name";
         assert_eq!(
@@ -465,46 +467,42 @@ mod tests {
                 "sqlite_autoindex_events_1"
             ]
         );
-        let broken: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(broken, 0);
-        // The summary trigger still writes the event's columns.
-        conn.execute(
-            "UPDATE deliveries SET status = 'delivered', next_attempt_at_ms = NULL,
-                                   delivered_at_ms = 6 WHERE event_id = 'evt_b'",
-            [],
+        // Both summary triggers still write the event's columns.
+        conn.execute_batch(
+            "INSERT INTO deliveries (event_id, destination, transaction_id, transition_id,
+                                     schedule_started_at_ms, next_attempt_at_ms)
+                  VALUES ('evt_b', 'default', 7, 2, 30, 31);",
         )
         .unwrap();
-        let summary: (String, Option<i64>) = conn
-            .query_row(
-                "SELECT status, delivered_at_ms FROM events WHERE id = 'evt_b'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!(summary, ("delivered".into(), Some(6)));
-        let insert = |id: &str, transition: i64, seq: i64| {
+        let status = "SELECT status || ',' || next_attempt_at_ms FROM events WHERE id = 'evt_b'";
+        assert_eq!(strings(&conn, status), ["pending,31"]);
+        conn.execute_batch(
+            "UPDATE deliveries SET status = 'dead', next_attempt_at_ms = NULL
+              WHERE event_id = 'evt_b'",
+        )
+        .unwrap();
+        let status =
+            "SELECT status || ',' || quote(next_attempt_at_ms) FROM events WHERE id = 'evt_b'";
+        assert_eq!(strings(&conn, status), ["dead,NULL"]);
+        let insert = |id: &str, seq: i64| {
             conn.execute(
                 "INSERT INTO events (id, transaction_id, transition_id, type, payload, created_at_ms, seq)
-                      VALUES (?1, 7, ?2, 'transaction.succeeded', '{}', 9, ?3)",
-                rusqlite::params![id, transition, seq],
+                      VALUES (?1, 7, 3, 'transaction.succeeded', '{}', 9, ?2)",
+                rusqlite::params![id, seq],
             )
+            .unwrap_err()
+            .to_string()
         };
-        assert!(
-            insert("evt_c", 3, 5).is_err(),
-            "a position is never given twice"
-        );
-        assert!(insert("evt_b", 3, 6).is_err(), "an id is never given twice");
-        assert!(conn
+        assert!(insert("evt_c", 5).contains("UNIQUE constraint failed: events.seq"));
+        assert!(insert("evt_b", 6).contains("UNIQUE constraint failed: events.id"));
+        let orphan = conn
             .execute(
                 "INSERT INTO replays (event_id, destination, at_ms, requested_by)
                       VALUES ('evt_missing', 'default', 5, 'ops')",
-                []
+                [],
             )
-            .is_err());
+            .unwrap_err();
+        assert!(orphan.to_string().contains("FOREIGN KEY constraint failed"));
     }
 
     /// Every provider payhook has is in the providers table, and nothing else; a provider

@@ -1,6 +1,8 @@
 -- events.seq, the outbox position, becomes the table's INTEGER PRIMARY KEY (its rowid), and
--- events.id, the stable event id, a UNIQUE column. Nothing a row may hold changes and the
--- columns keep their order, but each new event writes one B-tree fewer: the table itself
+-- events.id, the stable event id, a UNIQUE column. The columns keep their order and what
+-- payhook writes to them does not change (only a row written by hand with a NULL id or a
+-- seq that is not an integer, which payhook never writes, would now be refused, and the
+-- migration with it), but each new event writes one B-tree fewer: the table itself
 -- is keyed by seq, so the separate unique index events_seq goes, and the INSERT's
 -- MAX(seq) reads the table's last row. An INTEGER PRIMARY KEY is a named column, which
 -- VACUUM never renumbers, so the pull feed's cursor is as stable as before.
@@ -25,7 +27,7 @@ CREATE TABLE events_new (
     delivered_at_ms    INTEGER,
     last_error         TEXT,                    -- why the last attempt failed; NULL after a delivery
     schedule_started_at_ms INTEGER,             -- start of the current retry schedule (NULL: created_at_ms); replay resets it; retry_horizon counts from it
-    seq                INTEGER PRIMARY KEY      -- outbox position: 1, 2, 3, ... in commit order, never reused (given by the INSERT, see below); the pull feed's cursor
+    seq                INTEGER PRIMARY KEY      -- outbox position: 1, 2, 3, ... in commit order, never reused (given by the INSERT in src/store/events.rs); the pull feed's cursor
 );
 
 INSERT INTO events_new (id, transaction_id, transition_id, type, payload, status, attempts, next_attempt_at_ms, created_at_ms, delivered_at_ms, last_error, schedule_started_at_ms, seq)
