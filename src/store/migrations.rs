@@ -105,6 +105,17 @@ fn apply_pending(conn: &mut Connection) -> Result<i64, StoreError> {
 mod tests {
     use super::*;
 
+    /// A database as the first `version` migrations left it, marked as such.
+    fn at_version(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        conn
+    }
+
     /// The first column of every row `sql` returns, as text.
     fn strings(conn: &Connection, sql: &str) -> Vec<String> {
         conn.prepare(sql)
@@ -128,11 +139,7 @@ mod tests {
     /// columns; after the upgrade they are unconfirmed, not known.
     #[test]
     fn a_held_hint_s_values_become_unconfirmed_on_upgrade() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..3] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        let mut conn = at_version(3);
         conn.execute_batch(
             "INSERT INTO transactions (id, provider, provider_ref, status, unconfirmed_status,
                                        amount_minor, currency, msisdn, receipt, merchant_ref)
@@ -178,11 +185,7 @@ mod tests {
 
     #[test]
     fn events_before_named_destinations_belong_to_default() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..3] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        let mut conn = at_version(3);
         conn.execute_batch(
             "INSERT INTO transactions (id, provider, provider_ref) VALUES (1, 'zengapay', 'r');
              INSERT INTO transitions (id, transaction_id, seq, outcome, to_status, source, at_ms)
@@ -226,11 +229,7 @@ mod tests {
 
     #[test]
     fn stored_destination_urls_are_redacted_on_upgrade() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..3] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        let mut conn = at_version(3);
         conn.execute_batch(
             "INSERT INTO destinations (url, disabled_at_ms) VALUES
                ('https://m.example/h?token=tok-SECRET-1', 5),
@@ -275,11 +274,7 @@ mod tests {
     /// still refused, also on a connection that does not enforce foreign keys.
     #[test]
     fn provider_names_move_to_a_table_and_rows_and_references_survive() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..8] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 8).unwrap();
+        let mut conn = at_version(8);
         conn.pragma_update(None, "foreign_keys", true).unwrap();
         conn.execute_batch(
             "INSERT INTO transactions (id, provider, provider_ref, kind, status, amount_minor, currency)
@@ -410,11 +405,7 @@ mod tests {
     /// event with the same id or position is refused.
     #[test]
     fn events_seq_becomes_the_rowid_and_events_and_references_survive() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..11] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 11).unwrap();
+        let mut conn = at_version(11);
         conn.pragma_update(None, "foreign_keys", true).unwrap();
         conn.execute_batch(
             "INSERT INTO transactions (id, provider, provider_ref, status)

@@ -202,6 +202,17 @@ impl Held {
         }
     }
 
+    /// A writer whose syncer is busy, holding a transaction in which job "a" has run; its
+    /// caller's answer.
+    fn holding_a() -> (Held, oneshot::Receiver<Result<(), StoreError>>) {
+        let held = Held::start();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (a, ra) = signalled("a", &tx, false);
+        held.send(a);
+        assert_eq!(ran(&rx), "a", "a ran in the held batch");
+        (held, ra)
+    }
+
     fn send(&self, job: Job) {
         self.jobs.as_ref().unwrap().blocking_send(job).unwrap();
     }
@@ -402,11 +413,7 @@ fn a_batch_that_cannot_commit_is_closed_at_once_and_the_next_job_starts_afresh()
 
 #[test]
 fn stopping_with_a_held_transaction_commits_it_and_hands_it_to_the_syncer() {
-    let held = Held::start();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (a, mut ra) = signalled("a", &tx, false);
-    held.send(a);
-    assert_eq!(ran(&rx), "a");
+    let (held, mut ra) = Held::holding_a();
     let held = held.stop();
     assert_eq!(held.committed(), ["a"]);
     assert_eq!(held.sync_next(), 1);
@@ -415,15 +422,7 @@ fn stopping_with_a_held_transaction_commits_it_and_hands_it_to_the_syncer() {
 
 #[test]
 fn a_held_transaction_is_rolled_back_when_the_fsync_in_flight_failed() {
-    let held = Held::start();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (a, mut ra) = signalled("a", &tx, false);
-    held.send(a);
-    assert_eq!(
-        ran(&rx),
-        "a",
-        "a ran in the held batch before the fsync failed"
-    );
+    let (held, mut ra) = Held::holding_a();
     held.poisoned.store(true, Ordering::Release);
     held.synced();
     assert!(matches!(answered(&mut ra), Err(StoreError::Unavailable(_))));
@@ -439,11 +438,7 @@ fn a_held_transaction_is_rolled_back_when_the_fsync_in_flight_failed() {
 /// answers instead of waiting for an fsync that will never come.
 #[test]
 fn a_syncer_that_stopped_ends_the_hold() {
-    let held = Held::start();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (a, mut ra) = signalled("a", &tx, false);
-    held.send(a);
-    assert_eq!(ran(&rx), "a");
+    let (held, mut ra) = Held::holding_a();
     // What the syncer's guard does as it stops, here with nothing queued.
     let (weak_tx, weak_rx) = std::sync::mpsc::channel::<Vec<Completion>>();
     drop(weak_tx);
