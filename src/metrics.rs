@@ -262,11 +262,17 @@ fn series(name: &str, labels: &[(&str, &str)]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(
-            s,
-            "{k}=\"{}\"",
-            v.replace('\\', "\\\\").replace('"', "\\\"")
-        );
+        // Written piece by piece: a callback's request task formats one series per
+        // increment, and `replace` allocated twice per label.
+        s.push_str(k);
+        s.push_str("=\"");
+        for c in v.chars() {
+            if c == '\\' || c == '"' {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s.push('"');
     }
     s.push('}');
     s
@@ -502,6 +508,15 @@ mod tests {
             "payhook_transactions_open{provider=\"zengapay\",status=\"INDETERMINATE\"} 0\n"
         ));
         assert!(text.contains("payhook_build_info{version=\""));
+    }
+
+    #[test]
+    fn label_values_escape_backslashes_and_quotes() {
+        assert_eq!(series("m", &[]), "m");
+        assert_eq!(
+            series("m", &[("a", "x"), ("b", r#"q"u\o"#)]),
+            r#"m{a="x",b="q\"u\\o"}"#
+        );
     }
 
     #[test]

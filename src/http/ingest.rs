@@ -19,6 +19,8 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -315,25 +317,40 @@ pub(crate) async fn read_body(
 }
 
 /// Request headers as a JSON object for `callbacks.headers`: the [`KEPT_HEADERS`] with
-/// their values, the [`REDACTED_HEADERS`] as `[redacted]`, nothing else.
+/// their values, the [`REDACTED_HEADERS`] as `[redacted]`, nothing else, in name order.
+///
+/// Every callback's request task builds it, so names and single values are borrowed from
+/// the request rather than copied into a `serde_json::Map` of owned strings.
 fn headers_json(headers: &HeaderMap) -> String {
-    let mut map = serde_json::Map::new();
+    let mut kept: BTreeMap<&str, Cow<'_, str>> = BTreeMap::new();
     for name in headers.keys() {
-        let value = if KEPT_HEADERS.contains(&name.as_str()) {
-            let values: Vec<String> = headers
+        let n = name.as_str();
+        let value = if KEPT_HEADERS.contains(&n) {
+            let mut values = headers
                 .get_all(name)
                 .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .collect();
-            values.join(", ")
-        } else if REDACTED_HEADERS.contains(&name.as_str()) {
-            "[redacted]".to_string()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let Some(first) = values.next() else { continue };
+            match values.next() {
+                None => first,
+                Some(second) => {
+                    let mut joined = format!("{first}, {second}");
+                    for v in values {
+                        joined.push_str(", ");
+                        joined.push_str(&v);
+                    }
+                    Cow::Owned(joined)
+                }
+            }
+        } else if REDACTED_HEADERS.contains(&n) {
+            Cow::Borrowed("[redacted]")
         } else {
             continue;
         };
-        map.insert(name.as_str().to_string(), serde_json::Value::String(value));
+        kept.insert(n, value);
     }
-    serde_json::Value::Object(map).to_string()
+    // Serialising string keys and values cannot fail.
+    serde_json::to_string(&kept).unwrap_or_else(|_| String::from("{}"))
 }
 
 #[cfg(test)]
@@ -362,6 +379,40 @@ mod tests {
             "{j}"
         );
         assert!(j.contains("x-zengapay-signature"), "{j}");
+    }
+
+    #[test]
+    fn headers_json_is_what_a_json_map_of_the_same_headers_serialises_to() {
+        // The stored text is unchanged from when it was built through a
+        // `serde_json::Map`: same keys, joined values, escaping and order.
+        let mut h = HeaderMap::new();
+        h.insert("user-agent", "Agent \"q\" \\ 1".parse().unwrap());
+        h.append("x-forwarded-for", "10.0.0.1".parse().unwrap());
+        h.append("x-forwarded-for", "196.201.214.200".parse().unwrap());
+        h.append("via", "1.1 proxy".parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        h.insert(
+            "x-real-ip",
+            http::HeaderValue::from_bytes(b"caf\xe9\tx").unwrap(),
+        );
+        h.insert("authorization", "Basic c2VjcmV0".parse().unwrap());
+        h.insert("cookie", "session=abc123".parse().unwrap());
+        let mut expected = serde_json::Map::new();
+        for (k, v) in [
+            ("user-agent", "Agent \"q\" \\ 1"),
+            ("x-forwarded-for", "10.0.0.1, 196.201.214.200"),
+            ("via", "1.1 proxy"),
+            ("content-type", "application/json"),
+            ("x-real-ip", "caf\u{fffd}\tx"),
+            ("authorization", "[redacted]"),
+        ] {
+            expected.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+        }
+        assert_eq!(
+            headers_json(&h),
+            serde_json::Value::Object(expected).to_string()
+        );
+        assert_eq!(headers_json(&HeaderMap::new()), "{}");
     }
 
     #[test]
