@@ -134,27 +134,30 @@ pub async fn handle(
         trust,
         schedule,
     };
-    let parsed_event = new.parsed.as_ref().ok().cloned();
+    // What the answer and the log line need, taken before the callback moves into the
+    // writer's job: the ack depends only on what the body says, not on the store.
+    let ack = p.ack(new.parsed.as_ref().ok());
+    let parsed_ref = new
+        .parsed
+        .as_ref()
+        .ok()
+        .and_then(|e| e.report.as_ref())
+        .map(|r| r.provider_ref.clone());
     let outcome = ctx
         .store
         .write_prechecked(move |conn| callbacks::ingest(conn, &new))
         .await
         .map_err(|e| store_error(ctx, provider, client, e))?;
-    let parsed_ref = parsed_event
-        .as_ref()
-        .and_then(|e| e.report.as_ref())
-        .map(|r| r.provider_ref.as_str());
     let (label, txn_ref) = match &outcome {
-        IngestOutcome::Stored { .. } => ("stored", parsed_ref),
+        IngestOutcome::Stored { .. } => ("stored", parsed_ref.as_deref()),
         // A retry parses as the original did: its reference says which payment it was.
-        IngestOutcome::Duplicate { .. } => ("duplicate", parsed_ref),
+        IngestOutcome::Duplicate { .. } => ("duplicate", parsed_ref.as_deref()),
         IngestOutcome::Flagged { .. } => ("flagged", None),
     };
     count(label);
     wake_and_count(ctx, provider, &outcome);
     ctx.metrics.observe_ack(started.elapsed());
     tracing::info!(provider = %provider, outcome = label, txn_ref = txn_ref.unwrap_or("-"), "callback stored");
-    let ack = p.ack(parsed_event.as_ref());
     Ok(json(
         StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),
         &ack.body,
