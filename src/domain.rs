@@ -376,7 +376,7 @@ mod tests {
 
     #[test]
     fn sha256_hex_is_lowercase_hex_of_the_digest() {
-        // FIPS 180-2's vectors.
+        // The digests of "" and "abc" published with SHA-256.
         assert_eq!(
             sha256_hex(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
