@@ -66,6 +66,41 @@ pub struct ForwardConfig {
     /// The `default` destination's active `whsec_` secrets (empty without `url`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<Secret>,
+    /// The timing keys at the top of `[forward]`: every destination's defaults.
+    #[serde(flatten)]
+    pub timing: DeliveryTiming,
+    /// Every destination, `default` first when `url` is given. Names are unique.
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// One destination: where events go, signed with its own secrets, on its own schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationConfig {
+    /// Stable name (`[a-z0-9-]`): the key of its delivery state, CLI argument, metric label.
+    pub name: String,
+    /// The URL every event is POSTed to (http or https).
+    pub url: DestinationUrl,
+    /// Active `whsec_` secrets; each one signs every request, so a secret can be rotated
+    /// by adding the new one, updating the receiver, then removing the old one.
+    pub secrets: Vec<Secret>,
+    /// How deliveries to it are bounded and retried.
+    #[serde(flatten)]
+    pub timing: DeliveryTiming,
+    /// Only events of these types (`transaction.succeeded`, ...); `None`: every type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub types: Option<Vec<String>>,
+    /// Only events about these providers' transactions; `None`: every provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub providers: Option<Vec<String>>,
+    /// When first configured, also deliver the events already in the outbox (the
+    /// `default` destination always does, as the single-URL form always did).
+    pub backfill: bool,
+}
+
+/// How deliveries to a destination are bounded and retried: the timing keys of `[forward]`
+/// (the defaults) or of one `[[forward.destinations]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryTiming {
     /// Bound on one delivery: connect, send, and read the answer.
     #[serde(serialize_with = "ser_duration")]
     pub timeout: Duration,
@@ -81,46 +116,18 @@ pub struct ForwardConfig {
     pub retry_horizon: Duration,
     /// Deliveries in flight at once to one destination.
     pub max_in_flight: usize,
-    /// Every destination, `default` first when `url` is given. Names are unique.
-    pub destinations: Vec<DestinationConfig>,
 }
 
-/// One destination: where events go, signed with its own secrets, on its own schedule.
-#[derive(Debug, Clone, Serialize)]
-pub struct DestinationConfig {
-    /// Stable name (`[a-z0-9-]`): the key of its delivery state, CLI argument, metric label.
-    pub name: String,
-    /// The URL every event is POSTed to (http or https).
-    pub url: DestinationUrl,
-    /// Active `whsec_` secrets; each one signs every request, so a secret can be rotated
-    /// by adding the new one, updating the receiver, then removing the old one.
-    pub secrets: Vec<Secret>,
-    /// Bound on one delivery.
-    #[serde(serialize_with = "ser_duration")]
-    pub timeout: Duration,
-    /// Delay after the first failure.
-    #[serde(serialize_with = "ser_duration")]
-    pub retry_first_after: Duration,
-    /// Longest delay between two attempts.
-    #[serde(serialize_with = "ser_duration")]
-    pub retry_max_interval: Duration,
-    /// Dead-letter after this long since the schedule started.
-    #[serde(serialize_with = "ser_duration")]
-    pub retry_horizon: Duration,
-    /// Deliveries in flight at once to this destination.
-    pub max_in_flight: usize,
-    /// Only events of these types (`transaction.succeeded`, ...); `None`: every type.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub types: Option<Vec<String>>,
-    /// Only events about these providers' transactions; `None`: every provider.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub providers: Option<Vec<String>>,
-    /// When first configured, also deliver the events already in the outbox (the
-    /// `default` destination always does, as the single-URL form always did).
-    pub backfill: bool,
-}
+impl DeliveryTiming {
+    /// What a destination gets when no timing key is set anywhere.
+    pub const DEFAULT: DeliveryTiming = DeliveryTiming {
+        timeout: DEFAULT_FORWARD_TIMEOUT,
+        retry_first_after: DEFAULT_FORWARD_RETRY_FIRST_AFTER,
+        retry_max_interval: DEFAULT_FORWARD_RETRY_MAX_INTERVAL,
+        retry_horizon: DEFAULT_FORWARD_RETRY_HORIZON,
+        max_in_flight: DEFAULT_FORWARD_MAX_IN_FLIGHT,
+    };
 
-impl DestinationConfig {
     /// The retry schedule these settings describe (doubling, 20 % jitter).
     pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
         crate::retry::RetryPolicy {
@@ -148,19 +155,6 @@ pub const DEFAULT_DESTINATION: &str = "default";
 /// Share of each retry delay that is randomised, so that a destination coming back is not
 /// hit by every event at once.
 pub const FORWARD_RETRY_JITTER: f64 = 0.2;
-
-impl ForwardConfig {
-    /// The retry schedule these settings describe (doubling, 20 % jitter).
-    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
-        crate::retry::RetryPolicy {
-            first: self.retry_first_after,
-            max_interval: self.retry_max_interval,
-            factor: 2,
-            jitter: FORWARD_RETRY_JITTER,
-            horizon: self.retry_horizon,
-        }
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,22 +188,13 @@ pub(crate) struct RawDestination {
     pub(crate) backfill: Option<bool>,
 }
 
-/// Timing keys of `[forward]` or of one destination, resolved.
-struct Timing {
-    timeout: Duration,
-    retry_first_after: Duration,
-    retry_max_interval: Duration,
-    retry_horizon: Duration,
-    max_in_flight: usize,
-}
-
 /// Parses and checks the timing keys under `prefix`, each defaulting to `defaults`'.
 fn timing(
     prefix: &str,
     raw: [Option<String>; 4],
     max_in_flight: Option<usize>,
-    defaults: &Timing,
-) -> Result<Timing, ConfigError> {
+    defaults: &DeliveryTiming,
+) -> Result<DeliveryTiming, ConfigError> {
     let [timeout, first, max_interval, horizon] = raw;
     let key = |k: &str| format!("{prefix}.{k}");
     let duration = |k: &str, value: Option<String>, default: Duration| match value {
@@ -246,7 +231,7 @@ fn timing(
     if !(1..=1024).contains(&max_in_flight) {
         return Err(invalid(&key("max_in_flight"), "must be between 1 and 1024"));
     }
-    Ok(Timing {
+    Ok(DeliveryTiming {
         timeout,
         retry_first_after,
         retry_max_interval,
@@ -353,13 +338,6 @@ fn filter(
 }
 
 pub(crate) fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig, ConfigError> {
-    let defaults = Timing {
-        timeout: DEFAULT_FORWARD_TIMEOUT,
-        retry_first_after: DEFAULT_FORWARD_RETRY_FIRST_AFTER,
-        retry_max_interval: DEFAULT_FORWARD_RETRY_MAX_INTERVAL,
-        retry_horizon: DEFAULT_FORWARD_RETRY_HORIZON,
-        max_in_flight: DEFAULT_FORWARD_MAX_IN_FLIGHT,
-    };
     let mut destinations = Vec::new();
     let (url, secrets) = if f.url.is_some() || f.destinations.is_empty() {
         let url = destination_url("forward", f.url.as_deref())?;
@@ -382,18 +360,14 @@ pub(crate) fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig
             f.retry_horizon,
         ],
         f.max_in_flight,
-        &defaults,
+        &DeliveryTiming::DEFAULT,
     )?;
     if let Some(url) = &url {
         destinations.push(DestinationConfig {
             name: DEFAULT_DESTINATION.to_string(),
             url: url.clone(),
             secrets: secrets.clone(),
-            timeout: top.timeout,
-            retry_first_after: top.retry_first_after,
-            retry_max_interval: top.retry_max_interval,
-            retry_horizon: top.retry_horizon,
-            max_in_flight: top.max_in_flight,
+            timing: top.clone(),
             types: None,
             providers: None,
             backfill: true,
@@ -406,11 +380,7 @@ pub(crate) fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig
     Ok(ForwardConfig {
         url,
         secrets,
-        timeout: top.timeout,
-        retry_first_after: top.retry_first_after,
-        retry_max_interval: top.retry_max_interval,
-        retry_horizon: top.retry_horizon,
-        max_in_flight: top.max_in_flight,
+        timing: top,
         destinations,
     })
 }
@@ -420,7 +390,7 @@ fn destination(
     i: usize,
     d: RawDestination,
     base: &Path,
-    top: &Timing,
+    top: &DeliveryTiming,
     taken: &[DestinationConfig],
 ) -> Result<DestinationConfig, ConfigError> {
     let prefix = format!("forward.destinations[{i}]");
@@ -433,7 +403,7 @@ fn destination(
     }
     let url = destination_url(&prefix, d.url.as_deref())?;
     let secrets = destination_secrets(&prefix, d.secrets, d.secrets_file, base)?;
-    let t = timing(
+    let timing = timing(
         &prefix,
         [
             d.timeout,
@@ -454,11 +424,7 @@ fn destination(
         name,
         url,
         secrets,
-        timeout: t.timeout,
-        retry_first_after: t.retry_first_after,
-        retry_max_interval: t.retry_max_interval,
-        retry_horizon: t.retry_horizon,
-        max_in_flight: t.max_in_flight,
+        timing,
         types,
         providers,
         backfill: d.backfill.unwrap_or(false),
@@ -527,12 +493,12 @@ mod tests {
         )
         .unwrap();
         let f = c.forward.unwrap();
-        assert_eq!(f.timeout, Duration::from_secs(10));
-        assert!(f.retry_horizon >= Duration::from_secs(3 * 24 * 3600));
-        assert_eq!(f.max_in_flight, DEFAULT_FORWARD_MAX_IN_FLIGHT);
-        let p = f.retry_policy();
+        assert_eq!(f.timing.timeout, Duration::from_secs(10));
+        assert!(f.timing.retry_horizon >= Duration::from_secs(3 * 24 * 3600));
+        assert_eq!(f.timing.max_in_flight, DEFAULT_FORWARD_MAX_IN_FLIGHT);
+        let p = f.timing.retry_policy();
         assert_eq!(p.first, Duration::from_secs(30));
-        assert_eq!(p.horizon, f.retry_horizon);
+        assert_eq!(p.horizon, f.timing.retry_horizon);
     }
 
     #[test]
@@ -640,9 +606,9 @@ mod tests {
         assert_eq!(names, ["default", "ledger-2"]);
         let (def, ledger) = (&f.destinations[0], &f.destinations[1]);
         assert!(def.backfill && def.types.is_none());
-        assert_eq!(ledger.timeout, Duration::from_secs(5));
-        assert_eq!(ledger.retry_horizon, Duration::from_secs(86_400));
-        assert_eq!(def.retry_horizon, DEFAULT_FORWARD_RETRY_HORIZON);
+        assert_eq!(ledger.timing.timeout, Duration::from_secs(5));
+        assert_eq!(ledger.timing.retry_horizon, Duration::from_secs(86_400));
+        assert_eq!(def.timing.retry_horizon, DEFAULT_FORWARD_RETRY_HORIZON);
         assert_eq!(
             ledger.types.as_deref(),
             Some(&["transaction.failed".to_string()][..])

@@ -59,9 +59,9 @@ impl Destination {
             .map_err(|(i, e)| ForwardError::Secret(cfg.name.clone(), i, e))?;
         Ok(Destination {
             ctx: ctx.clone(),
-            policy: cfg.retry_policy(),
+            policy: cfg.timing.retry_policy(),
             sub: subscription(&cfg),
-            slots: Arc::new(Semaphore::new(cfg.max_in_flight)),
+            slots: Arc::new(Semaphore::new(cfg.timing.max_in_flight)),
             cfg,
             signer,
             failing: AtomicBool::new(false),
@@ -70,7 +70,7 @@ impl Destination {
     }
 
     fn lease_until(&self, now_ms: i64) -> i64 {
-        now_ms.saturating_add(clock::ms(self.cfg.timeout + LEASE_MARGIN))
+        now_ms.saturating_add(clock::ms(self.cfg.timing.timeout + LEASE_MARGIN))
     }
 
     /// `Some((since, reason))` while its URL is disabled by a 410.
@@ -198,7 +198,7 @@ impl Destination {
             Ok(req) => {
                 self.ctx
                     .client
-                    .send(req, self.cfg.timeout, MAX_ANSWER_BYTES)
+                    .send(req, self.cfg.timing.timeout, MAX_ANSWER_BYTES)
                     .await
             }
             Err(e) => Err(ClientError::Request(format!(

@@ -198,9 +198,9 @@ pub async fn run(ctx: Ctx, shutdown: Shutdown) {
         tracing::info!(
             destination = %d.cfg.name,
             url = %d.cfg.url.redacted(),
-            max_in_flight = d.cfg.max_in_flight,
-            timeout = ?d.cfg.timeout,
-            horizon = ?d.cfg.retry_horizon,
+            max_in_flight = d.cfg.timing.max_in_flight,
+            timeout = ?d.cfg.timing.timeout,
+            horizon = ?d.cfg.timing.retry_horizon,
             "forwarder started"
         );
     }
