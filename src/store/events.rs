@@ -93,6 +93,23 @@ pub(super) struct Snapshot<'a> {
     pub(super) unconfirmed: Option<&'a str>,
 }
 
+/// The transaction row's values an event states, as read back by [`emit`]; a [`Snapshot`]
+/// borrows them.
+struct StoredRow {
+    provider: String,
+    provider_ref: String,
+    kind: String,
+    status: String,
+    reason: Option<String>,
+    amount_minor: Option<i64>,
+    currency: Option<String>,
+    merchant_ref: Option<String>,
+    msisdn: Option<String>,
+    receipt: Option<String>,
+    confirmed: bool,
+    unconfirmed: Option<String>,
+}
+
 /// [`emit_snapshot`] for a transaction whose values are read back from its row (an
 /// update: the row holds what the UPDATE's CASEs made of the old values and the plan).
 pub(super) fn emit(
@@ -103,56 +120,44 @@ pub(super) fn emit(
     previous: Option<Status>,
     reported: Option<Status>,
 ) -> Result<String, StoreError> {
-    type Row = (
-        (String, String, String, String, Option<String>, Option<i64>),
-        (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        ),
-        (bool, Option<String>),
-    );
-    let row: Row = conn
+    let row = conn
         .prepare_cached(
             "SELECT provider, provider_ref, kind, status, reason, amount_minor, currency,
                     merchant_ref, msisdn, receipt, status_confirmed, unconfirmed_details
                FROM transactions WHERE id = ?1",
         )?
         .query_row([txn], |r| {
-            Ok((
-                (
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ),
-                (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?),
-                (r.get(10)?, r.get(11)?),
-            ))
+            Ok(StoredRow {
+                provider: r.get(0)?,
+                provider_ref: r.get(1)?,
+                kind: r.get(2)?,
+                status: r.get(3)?,
+                reason: r.get(4)?,
+                amount_minor: r.get(5)?,
+                currency: r.get(6)?,
+                merchant_ref: r.get(7)?,
+                msisdn: r.get(8)?,
+                receipt: r.get(9)?,
+                confirmed: r.get(10)?,
+                unconfirmed: r.get(11)?,
+            })
         })?;
-    let (
-        (provider, provider_ref, kind, status, reason, amount_minor),
-        (currency, merchant_ref, msisdn, receipt),
-        (confirmed, unconfirmed),
-    ) = row;
     let snapshot = Snapshot {
-        provider: provider
+        provider: row
+            .provider
             .parse()
             .map_err(|e: crate::domain::UnknownProvider| StoreError::Refused(e.to_string()))?,
-        provider_ref: &provider_ref,
-        kind: &kind,
-        status: &status,
-        reason: reason.as_deref(),
-        amount_minor,
-        currency: currency.as_deref(),
-        merchant_ref: merchant_ref.as_deref(),
-        msisdn: msisdn.as_deref(),
-        receipt: receipt.as_deref(),
-        confirmed,
-        unconfirmed: unconfirmed.as_deref(),
+        provider_ref: &row.provider_ref,
+        kind: &row.kind,
+        status: &row.status,
+        reason: row.reason.as_deref(),
+        amount_minor: row.amount_minor,
+        currency: row.currency.as_deref(),
+        merchant_ref: row.merchant_ref.as_deref(),
+        msisdn: row.msisdn.as_deref(),
+        receipt: row.receipt.as_deref(),
+        confirmed: row.confirmed,
+        unconfirmed: row.unconfirmed.as_deref(),
     };
     emit_snapshot(conn, txn, t, now_ms, previous, reported, &snapshot)
 }
