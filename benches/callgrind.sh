@@ -47,7 +47,7 @@ for _ in $(seq 1 240); do
         cat "$out/serve.log" >&2
         exit 1
     fi
-    if curl -fs -o /dev/null "http://127.0.0.1:$port/healthz"; then
+    if curl -fs --max-time 5 -o /dev/null "http://127.0.0.1:$port/healthz"; then
         up=1
         break
     fi
@@ -60,8 +60,13 @@ fi
 # One wrk thread, few connections: valgrind runs the daemon's threads one at a time.
 wrk -t1 -c8 -d"${seconds}s" -s "$here/ingest.lua" "http://127.0.0.1:$port" \
     -- ordered bench-zengapay-secret > "$out/wrk.txt"
-kill -TERM "$daemon"
-wait "$daemon" || true
+if ! kill -TERM "$daemon" 2>/dev/null; then
+    echo "the daemon exited during the load; see $out/serve.log" >&2
+    exit 1
+fi
+if ! wait "$daemon"; then
+    echo "warning: the daemon exited with an error at shutdown; its callgrind files may be incomplete" >&2
+fi
 trap - EXIT
 n=$(sqlite3 "$out/payhook.db" "SELECT count(*) FROM callbacks")
 if [ "$n" -eq 0 ]; then
@@ -71,13 +76,13 @@ fi
 echo "$n callbacks stored"
 # callgrind_annotate merges the code inlined into a function with the function's own entry
 # (the one naming its object file) only when it prints the sources' paths whole, which it
-# does not from a directory above them: so it runs from an empty directory of its own.
-annotate_in=$(mktemp -d)
+# does not from a directory above them: so it runs from OUT_DIR, new or empty, never above
+# the sources.
 # Each thread's file is told by the functions it ran: the writer, or a request thread
 # (tokio's workers, and the blocking-pool threads that stand in for them). The request
 # threads are summed.
 for f in "$out"/cg.*-*; do
-    annotated=$(cd "$annotate_in" && callgrind_annotate --inclusive=yes --threshold=99.9 "$f")
+    annotated=$(cd "$out" && callgrind_annotate --inclusive=yes --threshold=99.9 "$f")
     role=
     if grep -q 'store::writer::writer_loop \[' <<<"$annotated"; then
         role=writer
@@ -105,4 +110,3 @@ done | awk -v n="$n" '
             close("sort -rn | head -n 20")
         }
     }'
-rmdir "$annotate_in"

@@ -12,7 +12,7 @@
 use crate::domain::ProviderId;
 use crate::forward::config::{forward_config, operator_destinations, RawForward};
 pub use crate::forward::config::{
-    DestinationConfig, DestinationUrl, ForwardConfig, DEFAULT_DESTINATION,
+    DeliveryTiming, DestinationConfig, DestinationUrl, ForwardConfig, DEFAULT_DESTINATION,
     DEFAULT_FORWARD_MAX_IN_FLIGHT, DEFAULT_FORWARD_RETRY_FIRST_AFTER,
     DEFAULT_FORWARD_RETRY_HORIZON, DEFAULT_FORWARD_RETRY_MAX_INTERVAL, DEFAULT_FORWARD_TIMEOUT,
     EVENT_TYPES, FORWARD_RETRY_JITTER,

@@ -384,6 +384,7 @@ pub(crate) fn forward_config(f: RawForward, base: &Path) -> Result<ForwardConfig
         destinations,
     })
 }
+
 /// `[[forward.destinations]]` number `i`, its timing defaulting to `top`'s; its name must
 /// not be one of `taken`.
 fn destination(
