@@ -263,14 +263,17 @@ fn series(name: &str, labels: &[(&str, &str)]) -> String {
             s.push(',');
         }
         // Written piece by piece: a callback's request task formats one series per
-        // increment, and `replace` allocated twice per label.
+        // increment, and `replace` allocated twice per label. The escapes are the three
+        // the Prometheus text format defines for label values.
         s.push_str(k);
         s.push_str("=\"");
         for c in v.chars() {
-            if c == '\\' || c == '"' {
-                s.push('\\');
+            match c {
+                '\\' => s.push_str("\\\\"),
+                '"' => s.push_str("\\\""),
+                '\n' => s.push_str("\\n"),
+                c => s.push(c),
             }
-            s.push(c);
         }
         s.push('"');
     }
@@ -511,12 +514,13 @@ mod tests {
     }
 
     #[test]
-    fn label_values_escape_backslashes_and_quotes() {
+    fn label_values_escape_backslashes_quotes_and_newlines() {
         assert_eq!(series("m", &[]), "m");
         assert_eq!(
             series("m", &[("a", "x"), ("b", r#"q"u\o"#)]),
             r#"m{a="x",b="q\"u\\o"}"#
         );
+        assert_eq!(series("m", &[("a", "two\nlines")]), r#"m{a="two\nlines"}"#);
     }
 
     #[test]
