@@ -430,10 +430,8 @@ mod tests {
         )
         .unwrap();
         // Every value of every row, column by column in the table's order.
-        let columns = strings(
-            &conn,
-            "SELECT name FROM pragma_table_info('events') ORDER BY cid",
-        );
+        let column_names = "SELECT name FROM pragma_table_info('events') ORDER BY cid";
+        let columns = strings(&conn, column_names);
         let values = columns
             .iter()
             .map(|c| format!("quote({c})"))
@@ -442,8 +440,11 @@ mod tests {
         let rows = format!("SELECT {values} FROM events ORDER BY seq");
         let before = strings(&conn, &rows);
         migrate(&mut conn).unwrap();
-        let after = "SELECT name FROM pragma_table_info('events') ORDER BY cid";
-        assert_eq!(strings(&conn, after), columns, "same columns, same order");
+        assert_eq!(
+            strings(&conn, column_names),
+            columns,
+            "same columns, same order"
+        );
         assert_eq!(strings(&conn, &rows), before, "same values");
         assert_eq!(
             strings(&conn, "SELECT rowid || '=' || seq FROM events ORDER BY seq"),
