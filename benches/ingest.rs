@@ -1003,8 +1003,9 @@ fn main() {
             ..o.clone()
         };
         // The bare server runs before and after payhook, and the ratio divides by the mean
-        // of the two: this machine's speed can change by a fifth within minutes, and a
-        // single bare run before payhook tilts the ratio by whatever changed meanwhile.
+        // of the two: this machine's speed can change by a fifth within minutes (or the
+        // order of the runs may matter), and a single bare run before payhook tilts the
+        // ratio by whatever changed meanwhile.
         let bare = run_bare(&gen, w, &bare_opts);
         line("bare", &bare);
         let ph = run_payhook(&gen, w, &o);
