@@ -54,6 +54,10 @@ CREATE TABLE callbacks (
     report_sha256    TEXT,                      -- hash of what the parsed body states (reference, status, amount, currency, merchant reference, phone, receipt); NULL when unparsed
     UNIQUE (provider, dedup_key)
 );
+-- A transaction's callbacks (`payhook show`). Partial: an unparsed callback has no
+-- transaction, and only the UPDATE that links a callback to its transaction writes it.
+CREATE INDEX callbacks_transaction ON callbacks (transaction_id)
+    WHERE transaction_id IS NOT NULL;
 
 -- Request nonces seen on signed callbacks (BitPesa/TransferZero), to refuse replays.
 -- The same nonce with the same body is a retry; with another body, a replay.

@@ -600,6 +600,12 @@ pub struct TxnStory {
     pub attempts: Vec<AttemptRow>,
 }
 
+/// A transaction's callbacks, oldest first: through the partial index
+/// `callbacks_transaction`, not a scan of every callback.
+const CALLBACKS_OF_SQL: &str =
+    "SELECT id, kind, auth, deliveries, first_seen_at_ms, parse_error, body
+   FROM callbacks WHERE transaction_id = ?1 ORDER BY id";
+
 /// The whole story of transaction `txn` (its `transactions.id`).
 pub fn transaction_story(conn: &Connection, txn: i64) -> Result<TxnStory, StoreError> {
     let transaction = conn
@@ -638,10 +644,7 @@ pub fn transaction_story(conn: &Connection, txn: i64) -> Result<TxnStory, StoreE
         })?
         .collect::<Result<_, _>>()?;
     let callbacks = conn
-        .prepare_cached(
-            "SELECT id, kind, auth, deliveries, first_seen_at_ms, parse_error, body
-               FROM callbacks WHERE transaction_id = ?1 ORDER BY id",
-        )?
+        .prepare_cached(CALLBACKS_OF_SQL)?
         .query_map([txn], |r| {
             Ok(CallbackRow {
                 id: r.get(0)?,
@@ -704,4 +707,31 @@ pub fn attempts(conn: &Connection, id: &str) -> Result<Vec<AttemptRow>, StoreErr
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `payhook show` reads a transaction's callbacks through their index, in id order,
+    /// without reading the table or sorting.
+    #[test]
+    fn a_transactions_callbacks_are_read_through_their_index() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrations::migrate(&mut c).unwrap();
+        let detail: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {CALLBACKS_OF_SQL}"))
+            .unwrap()
+            .query_map([1], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            detail
+                .iter()
+                .any(|d| d.contains("USING INDEX callbacks_transaction"))
+                && !detail.iter().any(|d| d.contains("TEMP B-TREE")),
+            "{detail:?}"
+        );
+    }
 }
