@@ -72,13 +72,20 @@ pub fn transaction(
         .optional()?)
 }
 
+/// The condition of [`transactions_by_any_ref`]. The reference is unique per provider
+/// (`UNIQUE (provider, provider_ref)`), and every row's provider is in `providers` (its
+/// triggers refuse any other): naming them lets each side of the OR search its own index,
+/// where `provider_ref = ?1` alone read every transaction.
+const BY_ANY_REF: &str =
+    "(provider IN (SELECT name FROM providers) AND provider_ref = ?1) OR merchant_ref = ?1";
+
 /// Transactions whose provider reference or merchant reference is `reference`.
 pub fn transactions_by_any_ref(
     conn: &Connection,
     reference: &str,
 ) -> Result<Vec<TxnRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {TXN_COLUMNS} FROM transactions WHERE provider_ref = ?1 OR merchant_ref = ?1 ORDER BY id"
+        "SELECT {TXN_COLUMNS} FROM transactions WHERE {BY_ANY_REF} ORDER BY id"
     ))?;
     let rows = stmt.query_map([reference], txn_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -733,5 +740,53 @@ mod tests {
                 && !detail.iter().any(|d| d.contains("TEMP B-TREE")),
             "{detail:?}"
         );
+    }
+
+    /// `payhook show REF` finds the transaction through the reference's index or the
+    /// merchant reference's, never by reading every transaction; and it still finds both.
+    #[test]
+    fn a_reference_is_looked_up_through_indexes() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrations::migrate(&mut c).unwrap();
+        let detail: Vec<String> = c
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT id FROM transactions WHERE {BY_ANY_REF}"
+            ))
+            .unwrap()
+            .query_map(["r"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            !detail.iter().any(|d| d.starts_with("SCAN"))
+                && detail
+                    .iter()
+                    .any(|d| d.contains("sqlite_autoindex_transactions_1"))
+                && detail
+                    .iter()
+                    .any(|d| d.contains("transactions_merchant_ref")),
+            "{detail:?}"
+        );
+        c.execute_batch(
+            "INSERT INTO transactions (provider, provider_ref, merchant_ref) VALUES
+                 ('zengapay', 'ZP-1', 'INV-1'), ('daraja', 'ws_CO_1', 'ZP-1'),
+                 ('jenga', 'J-1', NULL);",
+        )
+        .unwrap();
+        let found = |r: &str| -> Vec<(String, String)> {
+            transactions_by_any_ref(&c, r)
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.provider, t.provider_ref))
+                .collect()
+        };
+        let pair = |p: &str, r: &str| (p.to_string(), r.to_string());
+        assert_eq!(
+            found("ZP-1"),
+            [pair("zengapay", "ZP-1"), pair("daraja", "ws_CO_1")]
+        );
+        assert_eq!(found("INV-1"), [pair("zengapay", "ZP-1")]);
+        assert_eq!(found("J-1"), [pair("jenga", "J-1")]);
+        assert!(found("nothing").is_empty());
     }
 }
