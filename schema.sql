@@ -58,6 +58,10 @@ CREATE TABLE callbacks (
 -- transaction, and only the UPDATE that links a callback to its transaction writes it.
 CREATE INDEX callbacks_transaction ON callbacks (transaction_id)
     WHERE transaction_id IS NOT NULL;
+-- Unparsed callbacks, for the review queue (review_queue). Partial: a parsed callback adds
+-- nothing to it.
+CREATE INDEX callbacks_unparsed ON callbacks (first_seen_at_ms)
+    WHERE parse_error IS NOT NULL;
 
 -- Request nonces seen on signed callbacks (BitPesa/TransferZero), to refuse replays.
 -- The same nonce with the same body is a retry; with another body, a replay.
@@ -110,6 +114,9 @@ CREATE INDEX transactions_merchant_ref ON transactions (merchant_ref)
 CREATE INDEX transactions_held_due ON transactions (next_poll_at_ms)
     WHERE status = 'NEEDS_REVIEW' AND unconfirmed_status IS NOT NULL
       AND next_poll_at_ms IS NOT NULL;
+-- Transactions in review, for the review queue (review_queue).
+CREATE INDEX transactions_review ON transactions (updated_at_ms)
+    WHERE status = 'NEEDS_REVIEW';
 
 -- A provider name must be in providers, whoever writes the row (see providers). A new
 -- row's check FAILs rather than ABORTs, so that payhook's INSERT keeps no statement journal
@@ -147,6 +154,9 @@ CREATE TABLE transitions (
     at_ms          INTEGER NOT NULL,
     UNIQUE (transaction_id, seq)
 );
+-- Conflicts, for the review queue (review_queue).
+CREATE INDEX transitions_conflicts ON transitions (at_ms)
+    WHERE outcome = 'conflict';
 
 -- Every status query the reconciler made, successful or not.
 CREATE TABLE polls (

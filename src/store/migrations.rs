@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_provider_check_fails.sql"),
     include_str!("migrations/0012_events_seq_rowid.sql"),
     include_str!("migrations/0013_callbacks_transaction.sql"),
+    include_str!("migrations/0014_review_indexes.sql"),
 ];
 
 /// The schema version this binary writes.

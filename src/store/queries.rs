@@ -72,21 +72,32 @@ pub fn transaction(
         .optional()?)
 }
 
-/// The condition of [`transactions_by_any_ref`]. The reference is unique per provider
-/// (`UNIQUE (provider, provider_ref)`), and every row's provider is in `providers` (its
-/// triggers refuse any other): naming them lets each side of the OR search its own index,
-/// where `provider_ref = ?1` alone read every transaction.
-const BY_ANY_REF: &str =
-    "(provider IN (SELECT name FROM providers) AND provider_ref = ?1) OR merchant_ref = ?1";
+/// The statement of [`transactions_by_any_ref`]. `UNIQUE (provider, provider_ref)` is
+/// searchable only with the provider, and `provider_ref = ?1` alone read every transaction.
+/// So `p` first lists the providers the transactions hold, one index search each (the
+/// next name after the last), and each side of the OR then searches its own index. The
+/// names come from the rows themselves, not from the `providers` table, so that a row whose
+/// provider that table lost is still found.
+fn by_any_ref_sql() -> String {
+    format!(
+        "WITH RECURSIVE p(name) AS (
+             SELECT (SELECT MIN(provider) FROM transactions)
+             UNION ALL
+             SELECT (SELECT MIN(provider) FROM transactions WHERE provider > p.name)
+               FROM p WHERE p.name IS NOT NULL)
+         SELECT {TXN_COLUMNS} FROM transactions
+          WHERE (provider IN (SELECT name FROM p WHERE name IS NOT NULL) AND provider_ref = ?1)
+             OR merchant_ref = ?1
+          ORDER BY id"
+    )
+}
 
 /// Transactions whose provider reference or merchant reference is `reference`.
 pub fn transactions_by_any_ref(
     conn: &Connection,
     reference: &str,
 ) -> Result<Vec<TxnRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {TXN_COLUMNS} FROM transactions WHERE {BY_ANY_REF} ORDER BY id"
-    ))?;
+    let mut stmt = conn.prepare_cached(&by_any_ref_sql())?;
     let rows = stmt.query_map([reference], txn_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -724,8 +735,7 @@ mod tests {
     /// without reading the table or sorting.
     #[test]
     fn a_transactions_callbacks_are_read_through_their_index() {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrations::migrate(&mut c).unwrap();
+        let c = db();
         let detail: Vec<String> = c
             .prepare(&format!("EXPLAIN QUERY PLAN {CALLBACKS_OF_SQL}"))
             .unwrap()
@@ -742,26 +752,29 @@ mod tests {
         );
     }
 
-    /// `payhook show REF` finds the transaction through the reference's index or the
-    /// merchant reference's, never by reading every transaction; and it still finds both.
-    #[test]
-    fn a_reference_is_looked_up_through_indexes() {
+    fn db() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
         crate::store::migrations::migrate(&mut c).unwrap();
+        c
+    }
+
+    /// `payhook show REF` and `payhook resolve REF` find the transaction through the
+    /// reference's index or the merchant reference's, never by reading every transaction;
+    /// and they find every match, even one whose provider the `providers` table lost.
+    #[test]
+    fn a_reference_is_looked_up_through_indexes() {
+        let c = db();
         let detail: Vec<String> = c
-            .prepare(&format!(
-                "EXPLAIN QUERY PLAN SELECT id FROM transactions WHERE {BY_ANY_REF}"
-            ))
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", by_any_ref_sql()))
             .unwrap()
             .query_map(["r"], |r| r.get(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(
-            !detail.iter().any(|d| d.starts_with("SCAN"))
-                && detail
-                    .iter()
-                    .any(|d| d.contains("sqlite_autoindex_transactions_1"))
+            !detail.iter().any(|d| d.starts_with("SCAN transactions"))
+                && detail.iter().any(|d| d
+                    .contains("sqlite_autoindex_transactions_1 (provider=? AND provider_ref=?)"))
                 && detail
                     .iter()
                     .any(|d| d.contains("transactions_merchant_ref")),
@@ -770,7 +783,7 @@ mod tests {
         c.execute_batch(
             "INSERT INTO transactions (provider, provider_ref, merchant_ref) VALUES
                  ('zengapay', 'ZP-1', 'INV-1'), ('daraja', 'ws_CO_1', 'ZP-1'),
-                 ('jenga', 'J-1', NULL);",
+                 ('jenga', 'J-1', NULL), ('tujenge', 'ws_CO_1', NULL);",
         )
         .unwrap();
         let found = |r: &str| -> Vec<(String, String)> {
@@ -788,5 +801,48 @@ mod tests {
         assert_eq!(found("INV-1"), [pair("zengapay", "ZP-1")]);
         assert_eq!(found("J-1"), [pair("jenga", "J-1")]);
         assert!(found("nothing").is_empty());
+        // A name taken out of `providers` by hand: its rows are still found, so that an
+        // ambiguous reference stays ambiguous instead of resolving to the other row.
+        c.execute("DELETE FROM providers WHERE name = 'daraja'", [])
+            .unwrap();
+        assert_eq!(
+            found("ws_CO_1"),
+            [pair("daraja", "ws_CO_1"), pair("tujenge", "ws_CO_1")]
+        );
+    }
+
+    /// The review queue, which every metrics scrape counts, reads its three kinds of item
+    /// through their partial indexes, not by reading every transaction, transition and
+    /// callback.
+    #[test]
+    fn the_review_queue_reads_only_what_is_under_review() {
+        let c = db();
+        for query in [
+            "SELECT count(*) FROM review_queue",
+            "SELECT id FROM review_queue ORDER BY at_ms, id",
+        ] {
+            let detail: Vec<String> = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+                .unwrap()
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for index in [
+                "transactions_review",
+                "transitions_conflicts",
+                "callbacks_unparsed",
+            ] {
+                assert!(
+                    detail.iter().any(|d| d.contains(index)),
+                    "{query}: {detail:?}"
+                );
+            }
+            let scans = detail
+                .iter()
+                .filter(|d| d.starts_with("SCAN") && !d.contains("USING"))
+                .filter(|d| *d != "SCAN review_queue");
+            assert_eq!(scans.count(), 0, "{query}: {detail:?}");
+        }
     }
 }
