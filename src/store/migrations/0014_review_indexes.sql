@@ -2,8 +2,9 @@
 -- GET /metrics reads) selects NEEDS_REVIEW transactions, conflict transitions and unparsed
 -- callbacks, and had no index for any of the three: each read scanned the three tables, about
 -- 2 s on a store of a million payments, on every metrics scrape. Each index is partial and
--- holds only the rows under review, so a callback that settles a payment, the common case,
--- writes none of them; its insert only tests the index's condition.
+-- holds only the rows that were ever under review (a dismissed one stays), so a callback
+-- that settles a payment, the common case, writes none of them; its insert only tests the
+-- index's condition.
 CREATE INDEX transactions_review ON transactions (updated_at_ms)
     WHERE status = 'NEEDS_REVIEW';
 CREATE INDEX transitions_conflicts ON transitions (at_ms)
