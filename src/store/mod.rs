@@ -29,6 +29,30 @@ pub mod review;
 pub mod transactions;
 pub mod writer;
 
+/// What the store's unit tests share: a migrated database and a statement's query plan.
+#[cfg(test)]
+pub(crate) mod testing {
+    use rusqlite::{Connection, Params};
+
+    /// A migrated in-memory database.
+    pub(crate) fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::migrations::migrate(&mut c).unwrap();
+        c
+    }
+
+    /// The plan SQLite chooses for `sql` with `params`, one line per step (`EXPLAIN QUERY
+    /// PLAN`'s detail column).
+    pub(crate) fn query_plan(c: &Connection, sql: &str, params: impl Params) -> Vec<String> {
+        c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params, |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+}
+
 pub use checkpoint::{CATCH_UP_AT_FRAMES, CATCH_UP_AT_LEAST_EVERY_BATCHES};
 
 use checkpoint::checkpoint_loop;

@@ -441,12 +441,7 @@ pub fn next_due(conn: &Connection, provider: ProviderId) -> Result<Option<i64>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrations::migrate(&mut c).unwrap();
-        c
-    }
+    use crate::store::testing::{db, query_plan};
 
     fn insert(c: &Connection, reference: &str, next: Option<i64>, deadline: Option<i64>) -> i64 {
         c.query_row(
@@ -475,13 +470,7 @@ mod tests {
     #[test]
     fn the_due_query_walks_the_partial_index() {
         let c = db();
-        let detail: Vec<String> = c
-            .prepare(&format!("EXPLAIN QUERY PLAN {DUE_SQL}"))
-            .unwrap()
-            .query_map(params![0, "zengapay", 10], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let detail = query_plan(&c, DUE_SQL, params![0, "zengapay", 10]);
         assert!(
             detail.iter().any(|d| d.contains("transactions_due"))
                 && detail.iter().any(|d| d.contains("transactions_held_due"))

@@ -741,19 +741,14 @@ pub fn attempts(conn: &Connection, id: &str) -> Result<Vec<AttemptRow>, StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{db, query_plan};
 
     /// `payhook show` reads a transaction's callbacks through their index, in id order,
     /// without reading the table or sorting.
     #[test]
     fn a_transactions_callbacks_are_read_through_their_index() {
         let c = db();
-        let detail: Vec<String> = c
-            .prepare(&format!("EXPLAIN QUERY PLAN {CALLBACKS_OF_SQL}"))
-            .unwrap()
-            .query_map([1], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let detail = query_plan(&c, CALLBACKS_OF_SQL, [1]);
         assert!(
             detail
                 .iter()
@@ -763,25 +758,13 @@ mod tests {
         );
     }
 
-    fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrations::migrate(&mut c).unwrap();
-        c
-    }
-
     /// `payhook show REF` and `payhook resolve REF` find the transaction through the
     /// reference's index or the merchant reference's, never by reading every transaction;
     /// and they find every match, even one whose provider the `providers` table lost.
     #[test]
     fn a_reference_is_looked_up_through_indexes() {
         let c = db();
-        let detail: Vec<String> = c
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", by_any_ref_sql()))
-            .unwrap()
-            .query_map(["r"], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let detail = query_plan(&c, &by_any_ref_sql(), ["r"]);
         assert!(
             !detail.iter().any(|d| d.starts_with("SCAN transactions"))
                 && detail.iter().any(|d| d
@@ -822,16 +805,6 @@ mod tests {
         );
     }
 
-    /// The plan of `sql`, one line per step.
-    fn plan(c: &Connection, sql: &str) -> Vec<String> {
-        c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap()
-            .query_map([], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    }
-
     /// Steps that read a whole table (`SCAN t`, not `SCAN t USING INDEX i`), but for the
     /// view's own rows.
     fn full_scans(detail: &[String]) -> usize {
@@ -849,7 +822,7 @@ mod tests {
     fn the_review_queue_is_read_through_its_partial_indexes() {
         let c = db();
         for sql in [REVIEW_QUEUE_SQL, BACKLOG_SQL[1]] {
-            let detail = plan(&c, sql);
+            let detail = query_plan(&c, sql, []);
             for index in [
                 "transactions_review",
                 "transitions_conflicts",
@@ -872,7 +845,7 @@ mod tests {
         let expected: [&str; BACKLOG_SQL.len()] =
             ["events_due", "transactions_review", "transactions_due"];
         for (sql, index) in BACKLOG_SQL.iter().zip(expected) {
-            let detail = plan(&c, sql);
+            let detail = query_plan(&c, sql, []);
             assert!(
                 detail.iter().any(|d| d.contains(index)),
                 "{sql}: {detail:?}"
